@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         other => {
             eprintln!("pvbench-guest: unknown mode={other} (expected hello, exit, panic, hang)");
             2
-        },
+        }
     };
     exit(status)
 }

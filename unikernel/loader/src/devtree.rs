@@ -52,11 +52,14 @@ pub fn find_rsdp() -> Option<u64> {
     // before `paging::install`, while the boot tables still map page 0.
     let ebda = u64::from(unsafe { core::ptr::read_volatile(0x40e as *const u16) }) << 4;
     let ebda_window = (ebda > 0x400).then_some(ebda..ebda + 1024);
-    ebda_window.into_iter().chain(core::iter::once(0xE0000..0x100000)).find_map(|range| {
-        range.step_by(16).find(|&addr| {
-            // SAFETY: BIOS areas below 1 MiB, identity-mapped while we search.
-            let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, 20) };
-            &bytes[..8] == b"RSD PTR " && bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) == 0
+    ebda_window
+        .into_iter()
+        .chain(core::iter::once(0xE0000..0x100000))
+        .find_map(|range| {
+            range.step_by(16).find(|&addr| {
+                // SAFETY: BIOS areas below 1 MiB, identity-mapped while we search.
+                let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, 20) };
+                &bytes[..8] == b"RSD PTR " && bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) == 0
+            })
         })
-    })
 }

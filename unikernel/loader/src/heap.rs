@@ -33,7 +33,9 @@ unsafe impl GlobalAlloc for Bump {
                 Some(end) if end <= HEAP_SIZE => end,
                 _ => return ptr::null_mut(),
             };
-            match self.next.compare_exchange_weak(offset, end, Ordering::Relaxed, Ordering::Relaxed)
+            match self
+                .next
+                .compare_exchange_weak(offset, end, Ordering::Relaxed, Ordering::Relaxed)
             {
                 Ok(_) => return (base + start) as *mut u8,
                 Err(current) => offset = current,
@@ -45,4 +47,7 @@ unsafe impl GlobalAlloc for Bump {
 }
 
 #[global_allocator]
-static HEAP: Bump = Bump { arena: Arena(UnsafeCell::new([0; HEAP_SIZE])), next: AtomicUsize::new(0) };
+static HEAP: Bump = Bump {
+    arena: Arena(UnsafeCell::new([0; HEAP_SIZE])),
+    next: AtomicUsize::new(0),
+};

@@ -129,9 +129,7 @@ fn run(magic: u32, info_addr: u32) -> Result<Handoff, LoadError> {
         return Err(LoadError::NoRoom { start, size, ram_end });
     }
     // SAFETY: start..start+size is free, identity-mapped RAM above all boot data.
-    let memory = unsafe {
-        core::slice::from_raw_parts_mut(start as *mut MaybeUninit<u8>, size as usize)
-    };
+    let memory = unsafe { core::slice::from_raw_parts_mut(start as *mut MaybeUninit<u8>, size as usize) };
     let loaded = object.load_kernel(memory, start);
 
     let fdt = devtree::build(ram(), rsdp, command_line).map_err(LoadError::DeviceTree)?;
@@ -154,7 +152,11 @@ fn run(magic: u32, info_addr: u32) -> Result<Handoff, LoadError> {
         let slot = &mut *(&raw mut RAW_BOOT_INFO);
         slot.write(RawBootInfo::from(boot_info)) as *const RawBootInfo
     };
-    Ok(Handoff { entry: loaded.entry_point, boot_info, stack: &raw mut KERNEL_STACK })
+    Ok(Handoff {
+        entry: loaded.entry_point,
+        boot_info,
+        stack: &raw mut KERNEL_STACK,
+    })
 }
 
 /// Spins `2^log2` iterations, then exits: the host times this to tell whether an

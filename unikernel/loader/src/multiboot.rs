@@ -51,7 +51,10 @@ impl Info {
     pub unsafe fn new(addr: u32) -> Self {
         // SAFETY: per the caller's promise, a valid, identity-mapped structure.
         let raw = unsafe { &*(addr as usize as *const RawInfo) };
-        Self { raw, addr: u64::from(addr) }
+        Self {
+            raw,
+            addr: u64::from(addr),
+        }
     }
 
     pub fn addr(&self) -> u64 {
@@ -103,7 +106,10 @@ impl Info {
                 };
                 at += size as usize + 4;
                 if kind == MMAP_AVAILABLE && length > 0 {
-                    return Some(Region { start: base, end: base + length });
+                    return Some(Region {
+                        start: base,
+                        end: base + length,
+                    });
                 }
             }
             None

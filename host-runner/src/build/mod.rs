@@ -1,0 +1,368 @@
+//! `pvbench build`: the guest image (loader + application with the kernel linked
+//! in), built with the pinned nightly and cached by content hash.
+//!
+//! An image is a directory `target/pvbench/images/<id>/` holding `loader.elf32`,
+//! `app.elf` and `image.json`. `<id>` hashes every input: the guest sources, the
+//! lock file, the toolchain's version and the exact build commands. The directory
+//! appears atomically (built under a temporary name, then renamed), so a cached
+//! image is always complete.
+
+mod archive;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::layout::{image_files, Layout};
+use crate::toolchain::{self, Toolchain, ToolchainError};
+
+pub use archive::ArchiveError;
+
+/// Source trees the image is built from (relative to the project root).
+const SOURCE_DIRS: &[&str] = &["unikernel", "workloads"];
+const KERNEL_TARGET: &str = "x86_64-unknown-none";
+const APP_TARGET: &str = "x86_64-unknown-hermit";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Toolchain(#[from] ToolchainError),
+    #[error("building the {step} failed (cargo exit {code:?}); its last output:\n{tail}")]
+    Cargo {
+        step: &'static str,
+        code: Option<i32>,
+        tail: String,
+    },
+    #[error("processing the kernel archive: {0}")]
+    Archive(#[from] ArchiveError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find hermit-kernel's version in {0}")]
+    KernelVersion(PathBuf),
+    #[error("image manifest {path} is unreadable ({reason}): rebuild with `pvbench build --force`")]
+    Manifest { path: PathBuf, reason: String },
+}
+
+/// What `image.json` records about an image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub kernel: String,
+    pub toolchain: String,
+    pub built_unix: u64,
+    pub build_seconds: f64,
+    pub loader_bytes: u64,
+    pub app_bytes: u64,
+}
+
+/// A built guest image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Image {
+    pub fn loader(&self) -> PathBuf {
+        self.dir.join(image_files::LOADER)
+    }
+
+    pub fn app(&self) -> PathBuf {
+        self.dir.join(image_files::APP)
+    }
+
+    /// Reads an existing image directory.
+    pub fn open(dir: &Path) -> Result<Self, BuildError> {
+        let path = dir.join(image_files::MANIFEST);
+        let text = fs::read_to_string(&path).map_err(io_error(&path))?;
+        let manifest = serde_json::from_str(&text).map_err(|e| BuildError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Rebuild even if a cached image matches.
+    pub force: bool,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+/// One cargo invocation of the recipe.
+struct Step {
+    name: &'static str,
+    package: &'static str,
+    target: &'static str,
+    build_std: &'static str,
+    rustflags: &'static [&'static str],
+    /// Compile-time environment.
+    env: &'static [(&'static str, &'static str)],
+}
+
+impl Step {
+    fn describe(&self) -> String {
+        format!(
+            "{} {} {} {} {:?} {:?}",
+            self.name, self.package, self.target, self.build_std, self.rustflags, self.env
+        )
+    }
+}
+
+const KERNEL: Step = Step {
+    name: "kernel",
+    package: "pvbench-kernel",
+    target: KERNEL_TARGET,
+    build_std: "core,alloc",
+    // As upstream builds the kernel.
+    rustflags: &["-Zmutable-noalias=no"],
+    // Boot chatter costs serial time under TCG and buries the guest's own lines.
+    env: &[("HERMIT_LOG_LEVEL_FILTER", "warn"), ("NO_COLOR", "1")],
+};
+const APP: Step = Step {
+    name: "application",
+    package: "pvbench-guest",
+    target: APP_TARGET,
+    build_std: "std,panic_abort",
+    rustflags: &["-Dwarnings"],
+    env: &[],
+};
+const LOADER: Step = Step {
+    name: "loader",
+    package: "pvbench-loader",
+    target: KERNEL_TARGET,
+    build_std: "core,alloc",
+    // The 32-bit entry uses absolute addresses: link at a fixed address, not PIE.
+    rustflags: &["-Crelocation-model=static", "-Dwarnings"],
+    env: &[],
+};
+
+/// Builds the image, or returns the cached one.
+pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError> {
+    let toolchain = toolchain::ensure(options.quiet)?;
+    let id = image_id(layout, &toolchain)?;
+    let dir = layout.images_dir().join(&id);
+    if !options.force && dir.join(image_files::MANIFEST).is_file() {
+        return Image::open(&dir);
+    }
+
+    // One builder at a time (tests build concurrently); the loser finds the cache.
+    fs::create_dir_all(layout.images_dir()).map_err(io_error(&layout.images_dir()))?;
+    let lock_path = layout.state_dir().join("build.lock");
+    let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+    lock.lock().map_err(io_error(&lock_path))?;
+    if !options.force && dir.join(image_files::MANIFEST).is_file() {
+        return Image::open(&dir);
+    }
+
+    let started = Instant::now();
+    let staging = layout
+        .images_dir()
+        .join(format!(".staging-{id}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    let lib_dir = staging.join(image_files::KERNEL_LIB_DIR);
+    fs::create_dir_all(&lib_dir).map_err(io_error(&lib_dir))?;
+    let kernel_version = kernel_version(layout)?;
+    let say = |what: &str| {
+        if !options.quiet {
+            eprintln!("pvbench: {what}");
+        }
+    };
+
+    say(&format!("building guest image {id} (Hermit {kernel_version})"));
+    say("  kernel");
+    let kernel_dir = cargo_build(layout, &toolchain, &KERNEL, &[])?;
+    archive::process(
+        &toolchain.llvm_tool("llvm-nm"),
+        &toolchain.llvm_tool("llvm-objcopy"),
+        &kernel_dir.join("libpvbench_kernel.a"),
+        &lib_dir.join("libhermit.a"),
+    )?;
+
+    say("  application");
+    let lib_dir_env = lib_dir.display().to_string();
+    let app_dir = cargo_build(
+        layout,
+        &toolchain,
+        &APP,
+        &[
+            ("PVBENCH_KERNEL_LIB_DIR", &lib_dir_env),
+            ("PVBENCH_KERNEL_VERSION", &kernel_version),
+        ],
+    )?;
+    let app = staging.join(image_files::APP);
+    copy(&app_dir.join("pvbench-guest"), &app)?;
+
+    say("  loader");
+    let loader_dir = cargo_build(layout, &toolchain, &LOADER, &[])?;
+    let loader = staging.join(image_files::LOADER);
+    // QEMU's multiboot support only loads 32-bit ELF files.
+    let status = Command::new(toolchain.llvm_tool("llvm-objcopy"))
+        .args(["-O", "elf32-i386"])
+        .arg(loader_dir.join("pvbench-loader"))
+        .arg(&loader)
+        .status()
+        .map_err(io_error(&toolchain.llvm_tool("llvm-objcopy")))?;
+    if !status.success() {
+        return Err(BuildError::Cargo {
+            step: "loader (objcopy)",
+            code: status.code(),
+            tail: String::new(),
+        });
+    }
+
+    let manifest = Manifest {
+        id: id.clone(),
+        kernel: format!("hermit-kernel {kernel_version}"),
+        toolchain: toolchain.version.lines().next().unwrap_or_default().to_string(),
+        built_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        build_seconds: started.elapsed().as_secs_f64(),
+        loader_bytes: file_len(&loader)?,
+        app_bytes: file_len(&app)?,
+    };
+    let manifest_path = staging.join(image_files::MANIFEST);
+    let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
+    fs::write(&manifest_path, json).map_err(io_error(&manifest_path))?;
+
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+    }
+    fs::rename(&staging, &dir).map_err(io_error(&dir))?;
+    say(&format!(
+        "built guest image {id} in {:.1} s",
+        manifest.build_seconds
+    ));
+    Ok(Image { dir, manifest })
+}
+
+/// Runs one cargo step and returns the directory holding its artifacts.
+fn cargo_build(
+    layout: &Layout,
+    toolchain: &Toolchain,
+    step: &Step,
+    env: &[(&str, &str)],
+) -> Result<PathBuf, BuildError> {
+    let target_dir = layout.guest_target_dir(step.name);
+    let mut cmd = toolchain.cargo();
+    cmd.current_dir(layout.unikernel())
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            step.package,
+            "--target",
+            step.target,
+        ])
+        .arg(format!("-Zbuild-std={}", step.build_std))
+        .arg("-Zbuild-std-features=compiler-builtins-mem")
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", step.rustflags.join("\x1f"))
+        .envs(step.env.iter().copied())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let output = cmd.output().map_err(io_error(Path::new("rustup")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        return Err(BuildError::Cargo {
+            step: step.name,
+            code: output.status.code(),
+            tail,
+        });
+    }
+    Ok(target_dir.join(step.target).join("release"))
+}
+
+/// The cache key: a hash over every input of the image.
+fn image_id(layout: &Layout, toolchain: &Toolchain) -> Result<String, BuildError> {
+    let mut hasher = Sha256::new();
+    hasher.update(toolchain.version.as_bytes());
+    for step in [&KERNEL, &APP, &LOADER] {
+        hasher.update(step.describe().as_bytes());
+    }
+    for dir in SOURCE_DIRS {
+        let mut files = Vec::new();
+        collect_sources(&layout.root.join(dir), &mut files)?;
+        files.sort();
+        for file in files {
+            let relative = file.strip_prefix(&layout.root).unwrap_or(&file);
+            hasher.update(relative.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(fs::read(&file).map_err(io_error(&file))?);
+            hasher.update([0]);
+        }
+    }
+    let digest = hasher.finalize();
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Files under `dir`, skipping build output and hidden entries.
+fn collect_sources(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), BuildError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            collect_sources(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// hermit-kernel's version as locked in the guest workspace.
+fn kernel_version(layout: &Layout) -> Result<String, BuildError> {
+    let lock = layout.unikernel().join("Cargo.lock");
+    let text = fs::read_to_string(&lock).map_err(io_error(&lock))?;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"hermit-kernel\"" {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err(BuildError::KernelVersion(lock))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
+    fs::copy(from, to).map(|_| ()).map_err(io_error(from))
+}
+
+fn file_len(path: &Path) -> Result<u64, BuildError> {
+    Ok(fs::metadata(path).map_err(io_error(path))?.len())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

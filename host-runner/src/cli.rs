@@ -1,0 +1,95 @@
+//! Command-line options, parsed once into typed structs.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::accel::AccelChoice;
+use crate::guest::MAX_VCPUS;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pvbench",
+    version,
+    about = "How much do paravirtual spinlocks help, or cost, when vCPUs are overcommitted?",
+    long_about = "pvbench boots Hermit unikernel guests whose kernel ticket spinlocks are \
+                  paravirtual ticket spinlocks, under QEMU (KVM where it runs at speed, else TCG), \
+                  and measures base vs pv locks under 1x/2x/3x vCPU overcommit."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the guest image (installs the guest toolchain through rustup if missing).
+    Build(BuildArgs),
+    /// Boot one guest, stream its serial console and return its exit status.
+    Boot(BootArgs),
+    /// Run the default benchmark.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Rebuild even if a cached image matches the sources.
+    #[arg(long)]
+    pub force: bool,
+    /// Print nothing but errors and the image directory.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GuestArgs {
+    /// vCPUs of the guest.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
+    pub vcpus: u32,
+    /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=16384))]
+    pub memory: u32,
+    /// Seconds before a guest that has not ended is killed.
+    #[arg(long, default_value = "120", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Do not echo the serial console; show its last lines only if the guest fails.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Words for the guest application (`key=value`), after `--`.
+    #[arg(last = true)]
+    pub guest_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// quick: minutes, for CI and a first look; full: what a real study uses.
+    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    pub profile: Profile,
+    #[command(flatten)]
+    pub guest: GuestArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Quick,
+    Full,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{seconds} s is outside 0 < timeout <= 86400"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}

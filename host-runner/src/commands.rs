@@ -1,0 +1,129 @@
+//! What each subcommand does, on top of the modules that do the work.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::accel::{self, Resolved};
+use crate::build::{self, BuildError, BuildOptions, Image};
+use crate::cli::{BootArgs, BuildArgs, GuestArgs, RunArgs};
+use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
+use crate::layout::{self, Layout};
+use crate::qemu::{self, QemuError};
+use pvbench_wire::exit::GuestExit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Qemu(#[from] QemuError),
+    #[error(transparent)]
+    Accel(#[from] accel::AccelError),
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+}
+
+/// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
+const EXIT_TIMEOUT: u8 = 124;
+
+pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
+    let layout = Layout::new(layout::project_root());
+    let image = build::build(
+        &layout,
+        BuildOptions {
+            force: args.force,
+            quiet: args.quiet,
+        },
+    )?;
+    if !args.quiet {
+        eprintln!(
+            "pvbench: guest image {} ({}, {})",
+            image.manifest.id, image.manifest.kernel, image.manifest.toolchain
+        );
+    }
+    println!("{}", image.dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
+    let (qemu, image, resolved) = prepare(&args.guest, args.quiet)?;
+    let config = guest_config(&args.guest, &resolved, args.guest_args.clone());
+    let mut stdout = std::io::stdout();
+    let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
+    let outcome = guest::run(&qemu, &image, &config, echo)?;
+    report(&outcome, &config, args.quiet);
+    Ok(ExitCode::from(exit_status(&outcome)))
+}
+
+/// The default benchmark. Until the benchmark matrix lands this is the smoke run:
+/// build the image and boot one guest with as many vCPUs as the host has cores.
+pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
+    let (qemu, image, resolved) = prepare(&args.guest, false)?;
+    eprintln!(
+        "pvbench: profile {:?}: smoke run (the benchmark matrix is not built yet)",
+        args.profile
+    );
+    let config = guest_config(&args.guest, &resolved, Vec::new());
+    let outcome = guest::run(&qemu, &image, &config, None)?;
+    report(&outcome, &config, true);
+    Ok(ExitCode::from(exit_status(&outcome)))
+}
+
+/// QEMU, the image and the accelerator, each failing with one clear line.
+fn prepare(args: &GuestArgs, quiet: bool) -> Result<(std::path::PathBuf, Image, Resolved), CommandError> {
+    let qemu = qemu::find()?;
+    let layout = Layout::new(layout::project_root());
+    let image = build::build(&layout, BuildOptions { force: false, quiet })?;
+    let resolved = accel::resolve(args.accel, &qemu, &image.loader(), &layout.state_dir())?;
+    if let Some(note) = &resolved.note {
+        eprintln!("pvbench: {note}");
+    }
+    Ok((qemu, image, resolved))
+}
+
+fn guest_config(args: &GuestArgs, resolved: &Resolved, app_args: Vec<String>) -> GuestConfig {
+    GuestConfig {
+        vcpus: args.vcpus,
+        memory_mib: args.memory,
+        accel: resolved.accel,
+        kernel_args: Vec::new(),
+        app_args,
+        timeout: args.timeout,
+    }
+}
+
+fn report(outcome: &Outcome, config: &GuestConfig, show_tail_on_failure: bool) {
+    let first = outcome
+        .first_app_line
+        .map_or(String::from("no application output"), |t| {
+            format!("first guest line after {:.2} s", t.as_secs_f64())
+        });
+    eprintln!(
+        "pvbench: {} ({} vCPUs, {}, {:.2} s, {first})",
+        outcome.describe(),
+        config.vcpus,
+        config.accel.name(),
+        outcome.wall.as_secs_f64()
+    );
+    // A status the guest chose is an answer, not a crash: no tail for it.
+    if !outcome.succeeded() && !matches!(outcome.ended, Ended::Exited(GuestExit::Status(_))) {
+        if show_tail_on_failure && !outcome.serial_tail.is_empty() {
+            eprintln!("pvbench: last serial lines:");
+            for line in &outcome.serial_tail {
+                eprintln!("  | {line}");
+            }
+        }
+        if !outcome.qemu_stderr.trim().is_empty() {
+            eprintln!("pvbench: QEMU said: {}", outcome.qemu_stderr.trim());
+        }
+    }
+}
+
+fn exit_status(outcome: &Outcome) -> u8 {
+    match outcome.ended {
+        Ended::Exited(GuestExit::Status(status)) => status,
+        Ended::Exited(GuestExit::KernelSuccess) => 0,
+        Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_)) | Ended::Signaled => 1,
+        Ended::TimedOut => EXIT_TIMEOUT,
+    }
+}

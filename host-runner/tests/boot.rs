@@ -1,0 +1,158 @@
+//! `pvbench build` and `pvbench boot` with real guests under QEMU TCG.
+
+mod common;
+
+use std::path::Path;
+
+use common::{boot, image, pvbench, text};
+
+#[test]
+fn image_holds_loader_app_and_manifest() {
+    let dir = Path::new(image());
+    for file in ["loader.elf32", "app.elf", "image.json"] {
+        assert!(dir.join(file).is_file(), "{file} missing in {}", dir.display());
+    }
+    // QEMU's multiboot loader only takes 32-bit ELF files.
+    let loader = std::fs::read(dir.join("loader.elf32")).unwrap();
+    assert_eq!(&loader[..5], b"\x7fELF\x01", "loader is not ELF32");
+    let manifest = std::fs::read_to_string(dir.join("image.json")).unwrap();
+    assert!(manifest.contains("hermit-kernel 0.11.0"), "{manifest}");
+}
+
+#[test]
+fn cached_build_returns_the_same_image() {
+    let first = image();
+    let again = pvbench().args(["build", "--quiet"]).output().unwrap();
+    assert!(again.status.success());
+    assert_eq!(text(&again.stdout).trim(), first);
+}
+
+#[test]
+fn guest_reports_its_vcpus_and_kernel() {
+    for vcpus in [1, 2] {
+        let out = boot(vcpus, 60, &["mode=hello"]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "vcpus={vcpus}\n{stdout}\n{}",
+            text(&out.stderr)
+        );
+        let hello = format!("pvbench-guest: hello vcpus={vcpus} kernel=hermit-0.11.0");
+        // --quiet keeps the console off stdout; the report line is on stderr.
+        assert!(!stdout.contains(&hello), "quiet boot echoed the console");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("guest exited with status 0"), "{stderr}");
+        assert!(stderr.contains(&format!("({vcpus} vCPUs, tcg,")), "{stderr}");
+    }
+}
+
+#[test]
+fn console_is_streamed_without_quiet() {
+    image();
+    let out = pvbench()
+        .args([
+            "boot",
+            "--accel",
+            "tcg",
+            "--vcpus",
+            "2",
+            "--",
+            "mode=hello",
+            "probe=yes",
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("pvbench-guest: hello vcpus=2 kernel=hermit-0.11.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"args=["mode=hello", "probe=yes"]"#),
+        "guest args lost: {stdout}"
+    );
+}
+
+#[test]
+fn exact_exit_status_reaches_the_host() {
+    for status in [3, 42, 125] {
+        let out = boot(1, 60, &["mode=exit", &format!("status={status}")]);
+        assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn panicking_guest_fails_and_shows_its_last_lines() {
+    let out = boot(2, 60, &["mode=panic"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("guest kernel reported a failure"), "{stderr}");
+    assert!(
+        stderr.contains("mode=panic asked for a panic"),
+        "panic message not shown:\n{stderr}"
+    );
+}
+
+#[test]
+fn hanging_guest_is_killed_and_leaves_no_qemu() {
+    let out = boot(2, 3, &["mode=hang"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    let pid: u32 = stderr
+        .split("QEMU (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no QEMU pid in: {stderr}"));
+    // The PID may be reused by now, but never by a QEMU of this test.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(!text(&cmdline).contains("mode=hang"), "QEMU {pid} still runs");
+}
+
+#[test]
+fn bad_vcpus_are_rejected_before_booting() {
+    for bad in ["0", "65", "two"] {
+        let out = pvbench().args(["boot", "--vcpus", bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--vcpus {bad}");
+        assert!(text(&out.stderr).contains("--vcpus"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn unknown_guest_mode_is_a_guest_error() {
+    let out = boot(1, 60, &["mode=dance"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn missing_qemu_is_one_clear_line() {
+    let out = pvbench()
+        .args(["boot", "--accel", "tcg"])
+        .env("PATH", "/nonexistent")
+        .env_remove("PVBENCH_QEMU")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn auto_accelerator_boots() {
+    image();
+    let out = pvbench()
+        .args(["boot", "--quiet", "--vcpus", "1", "--", "mode=hello"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Either KVM passed the speed probe, or we were told why TCG was chosen.
+    assert!(
+        stderr.contains(", kvm,") || stderr.contains("using TCG:"),
+        "{stderr}"
+    );
+}

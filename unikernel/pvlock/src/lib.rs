@@ -1,0 +1,2 @@
+//! pv-ticketlocks: being written (issue "pv-ticketlocks").
+#![no_std]
