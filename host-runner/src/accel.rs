@@ -69,6 +69,9 @@ pub enum AccelError {
 pub struct Resolved {
     pub accel: Accel,
     pub note: Option<String>,
+    /// KVM that the probe saw run ring-0 code at native speed: hardware KVM,
+    /// where the guest may use the KVM_HC_KICK_CPU hypercall.
+    pub verified_hardware_kvm: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,12 +92,15 @@ pub fn resolve(
         AccelChoice::Tcg => Ok(Resolved {
             accel: Accel::Tcg,
             note: None,
+            verified_hardware_kvm: false,
         }),
         AccelChoice::Kvm => {
             kvm_usable().map_err(AccelError::NoKvm)?;
+            // Forced KVM is not probed, so not vouched for.
             Ok(Resolved {
                 accel: Accel::Kvm,
                 note: None,
+                verified_hardware_kvm: false,
             })
         }
         AccelChoice::Auto => {
@@ -102,6 +108,7 @@ pub fn resolve(
                 return Ok(Resolved {
                     accel: Accel::Tcg,
                     note: Some(format!("using TCG: no usable /dev/kvm ({why})")),
+                    verified_hardware_kvm: false,
                 });
             }
             let (at_speed, seconds) = probe_cached(qemu, loader, state_dir)?;
@@ -109,6 +116,7 @@ pub fn resolve(
                 Ok(Resolved {
                     accel: Accel::Kvm,
                     note: None,
+                    verified_hardware_kvm: true,
                 })
             } else {
                 let pvm = if Path::new("/sys/module/kvm_pvm").exists() {
@@ -121,6 +129,7 @@ pub fn resolve(
                     note: Some(format!(
                         "using TCG: /dev/kvm ran a 2^{PROBE_LOG2}-iteration ring-0 loop too slowly (>{seconds:.1} s, native ~0.03 s): a nested or paravirtual KVM{pvm}"
                     )),
+                    verified_hardware_kvm: false,
                 })
             }
         }

@@ -29,6 +29,9 @@ pub enum Command {
     Boot(BootArgs),
     /// Run the default benchmark.
     Run(RunArgs),
+    /// Compare data sets like ministat(1): distribution plot, summary table and
+    /// Student's t verdict (exit 1 if a difference is proven).
+    Ministat(crate::ministat::MinistatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +58,9 @@ pub struct GuestArgs {
     /// Seconds before a guest that has not ended is killed.
     #[arg(long, default_value = "120", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// Give the guest a virtio-net NIC on QEMU's user-mode network.
+    #[arg(long)]
+    pub network: bool,
 }
 
 #[derive(Debug, Args)]

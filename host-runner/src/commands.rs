@@ -81,7 +81,12 @@ fn prepare(args: &GuestArgs, quiet: bool) -> Result<(std::path::PathBuf, Image, 
     Ok((qemu, image, resolved))
 }
 
-fn guest_config(args: &GuestArgs, resolved: &Resolved, app_args: Vec<String>) -> GuestConfig {
+fn guest_config(args: &GuestArgs, resolved: &Resolved, mut app_args: Vec<String>) -> GuestConfig {
+    // Only a KVM the probe saw at native speed is vouched for: the guest may then
+    // use the KVM_HC_KICK_CPU hypercall (nested KVMs advertise it and hang).
+    if resolved.verified_hardware_kvm {
+        app_args.push(format!("{}=1", pvbench_wire::cmdline::PVLOCK_HW_KVM));
+    }
     GuestConfig {
         vcpus: args.vcpus,
         memory_mib: args.memory,
@@ -89,6 +94,7 @@ fn guest_config(args: &GuestArgs, resolved: &Resolved, app_args: Vec<String>) ->
         kernel_args: Vec::new(),
         app_args,
         timeout: args.timeout,
+        network: args.network,
     }
 }
 

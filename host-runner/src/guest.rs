@@ -32,6 +32,9 @@ pub struct GuestConfig {
     /// Words for the application (after `--`).
     pub app_args: Vec<String>,
     pub timeout: Duration,
+    /// A virtio-net NIC on QEMU's user-mode network, where the guest reaches the
+    /// host's loopback at `pvbench_wire::cmdline::HOST_ALIAS`.
+    pub network: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,9 @@ pub fn command(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Comma
         .arg(image.app())
         .arg("-append")
         .arg(append.join(" "));
+    if config.network {
+        cmd.args(qemu::network_args());
+    }
     Ok(cmd)
 }
 

@@ -42,6 +42,23 @@ impl Layout {
         self.root.join("target").join("guest").join(component)
     }
 
+    /// The unpacked, patched hermit-kernel; unikernel/Cargo.toml's
+    /// `[patch.crates-io]` points here.
+    pub fn kernel_source_dir(&self) -> PathBuf {
+        self.root
+            .join("target")
+            .join("guest")
+            .join("src")
+            .join("hermit-kernel-0.11.0")
+    }
+
+    pub fn kernel_patch(&self) -> PathBuf {
+        self.unikernel()
+            .join("kernel")
+            .join("patches")
+            .join("hermit-kernel-0.11.0.patch")
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.state_dir().join("images")
     }

@@ -1,19 +1,10 @@
-//! `pvbench`: parses the command line and dispatches; the modules do the work.
-
-mod accel;
-mod build;
-mod cli;
-mod commands;
-mod guest;
-mod layout;
-mod qemu;
-mod toolchain;
+//! `pvbench`: parses the command line and dispatches; the library does the work.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use pvbench::cli::{Cli, Command};
+use pvbench::{commands, ministat};
 
 /// Exit status for errors before or around the guest (bad input, missing tools).
 const EXIT_ERROR: u8 = 2;
@@ -24,6 +15,8 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build(args),
         Command::Boot(args) => commands::boot(args),
         Command::Run(args) => commands::run(args),
+        // ministat has its own exit statuses (0 no difference, 1 difference, 2 error).
+        Command::Ministat(args) => return ministat::run(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("pvbench: error: {err}");

@@ -65,3 +65,14 @@ pub fn common_args(vcpus: u32, memory_mib: u32, loader: &Path) -> Vec<String> {
     args.extend(["-kernel".into(), loader.display().to_string()]);
     args
 }
+
+/// A virtio-net-pci NIC on QEMU's user-mode network. Modern-only
+/// (`disable-legacy=on`): Hermit 0.11 skips transitional virtio devices.
+pub fn network_args() -> [&'static str; 4] {
+    [
+        "-netdev",
+        "user,id=net0",
+        "-device",
+        "virtio-net-pci,netdev=net0,disable-legacy=on",
+    ]
+}

@@ -8,6 +8,7 @@
 //! image is always complete.
 
 mod archive;
+mod kernel_source;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("preparing the kernel source: {0}")]
+    KernelSource(String),
     #[error("cannot find hermit-kernel's version in {0}")]
     KernelVersion(PathBuf),
     #[error("image manifest {path} is unreadable ({reason}): rebuild with `pvbench build --force`")]
@@ -184,6 +187,7 @@ pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError
 
     say(&format!("building guest image {id} (Hermit {kernel_version})"));
     say("  kernel");
+    kernel_source::prepare(layout, &toolchain)?;
     let kernel_dir = cargo_build(layout, &toolchain, &KERNEL, &[])?;
     archive::process(
         &toolchain.llvm_tool("llvm-nm"),
@@ -311,8 +315,7 @@ fn image_id(layout: &Layout, toolchain: &Toolchain) -> Result<String, BuildError
             hasher.update([0]);
         }
     }
-    let digest = hasher.finalize();
-    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(kernel_source::hex(&hasher.finalize()[..8]))
 }
 
 /// Files under `dir`, skipping build output and hidden entries.
@@ -360,7 +363,7 @@ fn file_len(path: &Path) -> Result<u64, BuildError> {
     Ok(fs::metadata(path).map_err(io_error(path))?.len())
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_path_buf(),
         source,

@@ -47,3 +47,20 @@ pub fn boot(vcpus: u32, timeout_s: u32, guest_args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// `pvbench boot` under TCG with a virtio-net NIC (for guests that stream metrics).
+pub fn boot_networked(vcpus: u32, timeout_s: u32, guest_args: &[String]) -> Output {
+    image();
+    pvbench()
+        .args(["boot", "--accel", "tcg", "--network"])
+        .args([
+            "--vcpus",
+            &vcpus.to_string(),
+            "--timeout",
+            &timeout_s.to_string(),
+            "--",
+        ])
+        .args(guest_args)
+        .output()
+        .expect("run pvbench boot --network")
+}

@@ -2,12 +2,22 @@
 //!
 //! Its arguments are the words after `--` on the kernel command line.
 //! `mode=hello` (the default) prints the hello line; `mode=exit status=N` ends
-//! with status N; `mode=panic` and `mode=hang` exist for the host's failure tests.
+//! with status N; `workload=kernbench|pgbench|cpuhog ...` runs a workload (its
+//! keys are the workloads crate's); `mode=lockstress threads=N rounds=M` hammers the kernel's
+//! locks and checks their data and the pv-lock counters; `mode=panic` and
+//! `mode=hang` exist for the host's failure tests; `mode=selftest` streams
+//! metrics to the host (see `metrics.rs`). `pvlock=on|off` and friends
+//! configure the kernel's pv-ticketlocks first (see `pvlock.rs`).
+
+mod lockstress;
+mod metrics;
+mod pvlock;
 
 use std::process::ExitCode;
 
 use pvbench_wire::cmdline;
 use pvbench_wire::exit::{DEBUG_EXIT_PORT, port_value};
+use pvbench_workloads as workloads;
 
 // std on Hermit calls the C math functions; this crate defines them.
 use pvbench_cmath as _;
@@ -23,8 +33,31 @@ fn main() -> ExitCode {
     let vcpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("pvbench-guest: hello vcpus={vcpus} kernel=hermit-{KERNEL_VERSION} args={args:?}");
 
-    let status = match cmdline::find(&line, cmdline::MODE).unwrap_or("hello") {
+    let pv_config = match pvlock::parse(&line) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("pvbench-guest: {message}");
+            exit(2)
+        }
+    };
+    match pvlock::configure(&pv_config) {
+        Ok(report) => println!("pvbench-guest: {}", pvlock::describe(&report)),
+        Err(report) => {
+            eprintln!("pvbench-guest: pv-lock configuration refused: {}", pvlock::describe(&report));
+            exit(2)
+        }
+    }
+
+    let default_mode = if cmdline::find(&line, workloads::params::keys::WORKLOAD).is_some() {
+        "workload"
+    } else {
+        "hello"
+    };
+    let status = match cmdline::find(&line, cmdline::MODE).unwrap_or(default_mode) {
         "hello" => 0,
+        "workload" => workload(&args),
+        "lockstress" => lockstress(&line, &pv_config),
+        "selftest" => metrics::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
             Some(Ok(status)) => status,
             _ => {
@@ -37,11 +70,87 @@ fn main() -> ExitCode {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
         other => {
-            eprintln!("pvbench-guest: unknown mode={other} (expected hello, exit, panic, hang)");
+            eprintln!("pvbench-guest: unknown mode={other} (expected hello, lockstress, selftest, exit, panic, hang)");
             2
         }
     };
+    println!("pvbench-guest: {}", pvlock::stats_line(&pvlock::report(&pv_config)));
     exit(status)
+}
+
+/// Runs the workload the `workload=` words describe; other words are ours.
+fn workload(args: &[String]) -> u8 {
+    let words = args.iter().filter(|word| {
+        word.split_once('=').is_some_and(|(key, _)| workloads::params::key_spec(key).is_some())
+    });
+    let config = match workloads::parse_args(words) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pvbench-guest: {e}");
+            return 2;
+        }
+    };
+    match workloads::run(&config, &mut workloads::NullObserver) {
+        Ok(summary) => {
+            println!("pvbench-guest: {}", summary.line());
+            0
+        }
+        Err(e) => {
+            eprintln!("pvbench-guest: workload FAILED: {e}");
+            3
+        }
+    }
+}
+
+/// Runs the lock stress test and checks the pv-lock counters afterwards.
+fn lockstress(line: &str, pv_config: &::pvlock::report::Config) -> u8 {
+    let number = |key: &str, default: usize| match cmdline::find(line, key) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| format!("{key}={v}: expected a number")),
+    };
+    let (threads, rounds) = match (number(cmdline::THREADS, 8), number(cmdline::ROUNDS, 200)) {
+        (Ok(t), Ok(r)) => (t, r),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("pvbench-guest: {e}");
+            return 2;
+        }
+    };
+    let started = std::time::Instant::now();
+    let summary = match lockstress::run(threads, rounds) {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("pvbench-guest: lockstress FAILED: {e}");
+            return 3;
+        }
+    };
+    let report = pvlock::report(pv_config);
+    let s = &report.stats;
+    let mut problems = Vec::new();
+    if report.waiting_cpus != 0 {
+        problems.push(format!("CPUs still in the waiting set: {:#x}", report.waiting_cpus));
+    }
+    if s.released_slow_kicked > s.released_slow {
+        problems.push("more kicks than slow releases".to_string());
+    }
+    if s.spurious_wakeups > s.halted || s.halted > s.taken_slow {
+        problems.push("wakeups, halts and slow entries do not add up".to_string());
+    }
+    if !report.active && (s.taken_slow != 0 || s.halted != 0 || s.released_slow != 0) {
+        problems.push("slow-path activity with pv-locks off".to_string());
+    }
+    println!(
+        "pvbench-guest: lockstress threads={threads} rounds={rounds} counter={} allocations={} spawned={} elapsed_s={:.3}",
+        summary.counter,
+        summary.allocations,
+        summary.spawned,
+        started.elapsed().as_secs_f64()
+    );
+    if problems.is_empty() {
+        0
+    } else {
+        eprintln!("pvbench-guest: lockstress counters inconsistent: {}", problems.join("; "));
+        3
+    }
 }
 
 /// Ends the VM with the exact status (see `pvbench_wire::exit`); Hermit's own

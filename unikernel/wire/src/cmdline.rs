@@ -17,6 +17,60 @@ pub const MODE: &str = "mode";
 /// Application word: the status `mode=exit` ends with.
 pub const STATUS: &str = "status";
 
+/// The host as the guest sees it on QEMU's user-mode network; QEMU maps
+/// connections to it onto the host's loopback.
+pub const HOST_ALIAS: &str = "10.0.2.2";
+
+/// Application word: where the guest streams its metrics frames
+/// (`metrics=10.0.2.2:PORT`; module `frames`, feature `std`). Without it nothing
+/// is streamed.
+pub const METRICS: &str = "metrics";
+
+/// Application word: the per-run token (32 hex digits) the host accepts a
+/// metrics connection with.
+pub const TOKEN: &str = "token";
+
+/// Application word: the run id the host knows the guest by (a file-name-safe word).
+pub const RUN: &str = "run";
+
+/// Application word: how many intervals the guest may hold for sending before it
+/// drops (and counts) new ones; the workload never waits for the network.
+pub const METRICS_QUEUE: &str = "metrics_queue";
+
+/// The words that configure streaming; a workload's own parser must skip them.
+pub const METRICS_KEYS: &[&str] = &[METRICS, TOKEN, RUN, METRICS_QUEUE];
+
+/// `mode=selftest` word: synthetic intervals to produce.
+pub const SELFTEST_INTERVALS: &str = "selftest_intervals";
+
+/// `mode=selftest` word: synthetic latency samples recorded per interval.
+pub const SELFTEST_SAMPLES: &str = "selftest_samples";
+
+/// `mode=selftest` word: milliseconds per synthetic interval (0: as fast as possible).
+pub const SELFTEST_MS: &str = "selftest_ms";
+
+/// `mode=selftest` word: run the workload this many times without streaming and
+/// as often with it, alternating, and print both timings.
+pub const COMPARE: &str = "compare";
+
+/// Application word: pv-ticketlocks `on` (the default, as in Linux) or `off`
+/// (plain ticket locks, like Linux's `nopvspin`).
+pub const PVLOCK: &str = "pvlock";
+
+/// Application word: spin iterations before a waiter halts.
+pub const PVLOCK_SPIN: &str = "pvlock.spin";
+
+/// Application word: kick backend, `auto`, `nmi` or `hypercall`.
+pub const PVLOCK_KICK: &str = "pvlock.kick";
+
+/// Application word the host adds when it knows it is hardware KVM (`1`): only
+/// then may the kernel use the KVM_HC_KICK_CPU hypercall.
+pub const PVLOCK_HW_KVM: &str = "pvlock.hwkvm";
+
+/// Application words of `mode=lockstress`: threads and rounds per thread.
+pub const THREADS: &str = "threads";
+pub const ROUNDS: &str = "rounds";
+
 /// Finds `key=value` among whitespace-separated words and returns `value`.
 pub fn find<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_ascii_whitespace().find_map(|word| {

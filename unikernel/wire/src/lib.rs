@@ -11,3 +11,5 @@ extern crate std;
 
 pub mod cmdline;
 pub mod exit;
+#[cfg(feature = "std")]
+pub mod frames;

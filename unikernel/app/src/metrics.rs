@@ -1,0 +1,761 @@
+//! Streams the workload's measurements to the host while it runs
+//! (`pvbench_wire::frames`), over TCP on the virtio-net NIC.
+//!
+//! The workload never waits for the network: [`Sink`] hands each interval to a
+//! sender thread through a bounded queue and, if the queue is full, drops the
+//! interval and counts it; `Done` tells the host what was dropped. The sender
+//! thread owns the socket: it connects, says Hello, serializes and writes
+//! intervals, and at the end waits for the host's Ack, because Hermit 0.11's
+//! `shutdown()` does nothing and the VM powers off right after `main` returns.
+//!
+//! ```ignore
+//! let target = metrics::Target::from_line(&line)?;          // None: metrics= not given
+//! let mut sink = metrics::Sink::connect(target.unwrap(), info)?;
+//! let outcome = pvbench_workloads::run(&config, &mut sink);  // Sink is an Observer
+//! sink.finish(outcome.map(|s| s.line()).map_err(|e| e.to_string()))?;
+//! ```
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use pvbench_wire::cmdline;
+use pvbench_wire::frames::{
+    self, Ack, Done, Frame, FrameError, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval,
+    LockMode, LockStats, Param, Reply, Token,
+};
+use pvbench_workloads::params::{key_spec, keys as workload_keys};
+use pvbench_workloads::report::new_latency_histogram;
+use pvbench_workloads::{IntervalReport, NullObserver, Observer, RunSummary};
+
+/// Intervals the sender may hold before new ones are dropped; at the workloads'
+/// default 250 ms interval, 16 s of network stall. Each holds a histogram of
+/// ~200 KB, so this also bounds the sink's memory.
+const DEFAULT_QUEUE: usize = 64;
+const MAX_QUEUE: usize = 4096;
+/// How long the guest keeps trying to reach the host (DHCP may still be running).
+const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
+/// How long the guest waits for the host's Welcome and, at the end, its Ack.
+const REPLY_DEADLINE: Duration = Duration::from_secs(30);
+
+const KERNEL_VERSION: &str = match option_env!("PVBENCH_KERNEL_VERSION") {
+    Some(version) => version,
+    None => "unknown",
+};
+const IMAGE_ID: &str = match option_env!("PVBENCH_IMAGE_ID") {
+    Some(id) => id,
+    None => "unknown",
+};
+
+/// Identifies this guest build in Hello.
+pub fn build_id() -> String {
+    format!("hermit-{KERNEL_VERSION}/image-{IMAGE_ID}")
+}
+
+#[derive(Debug)]
+pub enum MetricsError {
+    BadWord {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    MissingWord(&'static str),
+    Connect {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Rejected(String),
+    UnexpectedReply(String),
+    Frame(FrameError),
+    Write(io::Error),
+    Timeout(&'static str),
+    SenderGone,
+    Workload(String),
+}
+
+impl fmt::Display for MetricsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadWord { key, value, expected } => write!(f, "{key}={value}: expected {expected}"),
+            Self::MissingWord(key) => write!(f, "streaming needs {key}="),
+            Self::Connect { addr, source } => write!(f, "cannot reach the host at {addr}: {source}"),
+            Self::Rejected(why) => write!(f, "host refused the run: {why}"),
+            Self::UnexpectedReply(what) => write!(f, "unexpected reply from the host: {what}"),
+            Self::Frame(e) => write!(f, "metrics connection: {e}"),
+            Self::Write(e) => write!(f, "sending metrics: {e}"),
+            Self::Timeout(what) => write!(f, "no {what} from the host in time"),
+            Self::SenderGone => f.write_str("the metrics sender thread ended early"),
+            Self::Workload(e) => write!(f, "workload: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MetricsError {}
+
+/// Where and as whom to stream: the `metrics=`, `token=`, `run=` and
+/// `metrics_queue=` words.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub token: Token,
+    pub run: String,
+    pub queue: usize,
+}
+
+impl Target {
+    /// `None` if the line has no `metrics=` word (streaming off).
+    pub fn from_line(line: &str) -> Result<Option<Target>, MetricsError> {
+        let Some(addr) = cmdline::find(line, cmdline::METRICS) else {
+            return Ok(None);
+        };
+        let addr = addr.parse().map_err(|_| MetricsError::BadWord {
+            key: cmdline::METRICS,
+            value: addr.into(),
+            expected: "IP:PORT of the host, e.g. 10.0.2.2:4000",
+        })?;
+        let token = cmdline::find(line, cmdline::TOKEN).ok_or(MetricsError::MissingWord(cmdline::TOKEN))?;
+        let token = Token::parse(token).map_err(|_| MetricsError::BadWord {
+            key: cmdline::TOKEN,
+            value: token.into(),
+            expected: "32 hex digits",
+        })?;
+        let run = cmdline::find(line, cmdline::RUN).ok_or(MetricsError::MissingWord(cmdline::RUN))?;
+        let queue = match cmdline::find(line, cmdline::METRICS_QUEUE) {
+            None => DEFAULT_QUEUE,
+            Some(q) => {
+                q.parse()
+                    .ok()
+                    .filter(|q| (1..=MAX_QUEUE).contains(q))
+                    .ok_or(MetricsError::BadWord {
+                        key: cmdline::METRICS_QUEUE,
+                        value: q.into(),
+                        expected: "an integer in 1..=4096",
+                    })?
+            }
+        };
+        Ok(Some(Target {
+            addr,
+            token,
+            run: run.into(),
+            queue,
+        }))
+    }
+}
+
+/// What Hello says about the run, besides who the guest is.
+pub struct RunInfo {
+    pub workload: String,
+    pub params: Vec<Param>,
+    pub lock_requested: LockMode,
+    pub lock_effective: LockMode,
+    pub kick_backend: String,
+    /// Cumulative lock counters; each interval carries the change since the last.
+    pub lock_stats: Option<Box<dyn FnMut() -> LockStats + Send>>,
+}
+
+impl RunInfo {
+    /// A run without lock information; `params` are the line's `key=value` words
+    /// other than the streaming words.
+    pub fn new(workload: &str, line: &str) -> Self {
+        let params = line
+            .split_ascii_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .filter(|(k, _)| !cmdline::METRICS_KEYS.contains(k))
+            .map(|(k, v)| Param {
+                key: k.into(),
+                value: v.into(),
+            })
+            .collect();
+        Self {
+            workload: workload.into(),
+            params,
+            lock_requested: LockMode::Unknown,
+            lock_effective: LockMode::Unknown,
+            kick_backend: "unknown".into(),
+            lock_stats: None,
+        }
+    }
+}
+
+/// What the sender thread is asked to do, in order.
+enum Msg {
+    Interval(Pending),
+    Done(Done),
+    Error(String),
+}
+
+struct Pending {
+    seq: u64,
+    rep: u32,
+    start_ns: u64,
+    end_ns: u64,
+    ops: u64,
+    per_thread_ops: Vec<u64>,
+    histogram: Histogram<u64>,
+    lock: LockStats,
+}
+
+/// What the sender thread tells the sink.
+enum Event {
+    Connected,
+    Finished(Result<Option<Ack>, MetricsError>),
+}
+
+/// The sender thread's own costs, for the report line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SenderStats {
+    pub frames: u64,
+    pub bytes: u64,
+    /// CPU spent serializing (histograms and frames).
+    pub encode: Duration,
+    /// Time in `write` (includes waiting for the network).
+    pub write: Duration,
+}
+
+/// What [`Sink::finish`] reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    pub done: Option<Counts>,
+    pub ack: Option<Ack>,
+    pub sender: SenderStats,
+    /// Time the workload's threads spent inside the sink.
+    pub handoff: Duration,
+}
+
+/// The guest's own totals.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub intervals: u64,
+    pub ops: u64,
+    pub samples: u64,
+    pub intervals_dropped: u64,
+    pub ops_dropped: u64,
+    pub samples_dropped: u64,
+}
+
+/// Streams intervals to the host; an [`Observer`] for the workloads.
+pub struct Sink {
+    tx: SyncSender<Msg>,
+    events: Receiver<Event>,
+    sender: Option<JoinHandle<SenderStats>>,
+    t0: Instant,
+    counts: Counts,
+    result: Option<String>,
+    lock_stats: Option<Box<dyn FnMut() -> LockStats + Send>>,
+    lock_prev: LockStats,
+    handoff: Duration,
+}
+
+impl Sink {
+    /// Connects, says Hello and waits for the host's Welcome (before the
+    /// workload starts, so none of this is measured).
+    pub fn connect(target: Target, mut info: RunInfo) -> Result<Sink, MetricsError> {
+        let t0 = Instant::now();
+        let hello = Hello {
+            run: target.run.clone(),
+            token: target.token,
+            workload: info.workload.clone(),
+            params: std::mem::take(&mut info.params),
+            vcpus: thread::available_parallelism().map_or(0, |n| n.get() as u32),
+            lock_requested: info.lock_requested,
+            lock_effective: info.lock_effective,
+            kick_backend: info.kick_backend.clone(),
+            build_id: build_id(),
+        };
+        let (tx, rx) = mpsc::sync_channel(target.queue);
+        let (events_tx, events) = mpsc::channel();
+        let addr = target.addr;
+        let sender = thread::Builder::new()
+            .name("pvbench-metrics".into())
+            .spawn(move || sender_main(addr, hello, rx, events_tx))
+            .map_err(MetricsError::Write)?;
+        match events.recv_timeout(CONNECT_DEADLINE + REPLY_DEADLINE) {
+            Ok(Event::Connected) => {}
+            Ok(Event::Finished(Err(e))) => return Err(e),
+            Ok(Event::Finished(Ok(_))) => return Err(MetricsError::SenderGone),
+            Err(RecvTimeoutError::Timeout) => return Err(MetricsError::Timeout("welcome")),
+            Err(RecvTimeoutError::Disconnected) => return Err(MetricsError::SenderGone),
+        }
+        let mut lock_stats = info.lock_stats.take();
+        let lock_prev = lock_stats.as_mut().map(|f| f()).unwrap_or_default();
+        Ok(Sink {
+            tx,
+            events,
+            sender: Some(sender),
+            t0,
+            counts: Counts::default(),
+            result: None,
+            lock_stats,
+            lock_prev,
+            handoff: Duration::ZERO,
+        })
+    }
+
+    /// Queues one interval that ended now and lasted `span`; never blocks.
+    pub fn record(
+        &mut self,
+        rep: u32,
+        span: Duration,
+        ops: u64,
+        per_thread_ops: Vec<u64>,
+        histogram: Histogram<u64>,
+    ) {
+        let entered = Instant::now();
+        let end_ns = nanos(entered - self.t0);
+        let lock = match self.lock_stats.as_mut() {
+            Some(f) => {
+                let now = f();
+                let delta = now.since(&self.lock_prev);
+                self.lock_prev = now;
+                delta
+            }
+            None => LockStats::default(),
+        };
+        let samples = histogram.len();
+        let seq = self.counts.intervals;
+        self.counts.intervals += 1;
+        self.counts.ops += ops;
+        self.counts.samples += samples;
+        let pending = Pending {
+            seq,
+            rep,
+            start_ns: end_ns.saturating_sub(nanos(span)),
+            end_ns,
+            ops,
+            per_thread_ops,
+            histogram,
+            lock,
+        };
+        match self.tx.try_send(Msg::Interval(pending)) {
+            Ok(()) => {}
+            // A dead sender is reported by `finish`; its intervals count as dropped too.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counts.intervals_dropped += 1;
+                self.counts.ops_dropped += ops;
+                self.counts.samples_dropped += samples;
+            }
+        }
+        self.handoff += entered.elapsed();
+    }
+
+    /// Ends the stream: `Done` with the totals (and `result`, the workload's
+    /// verdict) or `Error` with the failure; waits for the sender to write
+    /// everything and, after `Done`, for the host's Ack.
+    pub fn finish(mut self, outcome: Result<String, String>) -> Result<Finished, MetricsError> {
+        let c = self.counts;
+        let (msg, done) = match outcome {
+            Ok(result) => (
+                Msg::Done(Done {
+                    ops: c.ops,
+                    samples: c.samples,
+                    intervals_sent: c.intervals - c.intervals_dropped,
+                    intervals_dropped: c.intervals_dropped,
+                    ops_dropped: c.ops_dropped,
+                    samples_dropped: c.samples_dropped,
+                    result: self.result.take().unwrap_or(result),
+                    elapsed_ns: nanos(self.t0.elapsed()),
+                }),
+                Some(c),
+            ),
+            Err(message) => (Msg::Error(message), None),
+        };
+        // Blocking is fine now that the workload is over, but not forever.
+        let deadline = Instant::now() + REPLY_DEADLINE;
+        let mut msg = msg;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    msg = m;
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => return Err(MetricsError::Timeout("room in the send queue")),
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        let ack = match self.events.recv_timeout(REPLY_DEADLINE + Duration::from_secs(30)) {
+            Ok(Event::Finished(result)) => result?,
+            Ok(Event::Connected) => return Err(MetricsError::SenderGone),
+            Err(RecvTimeoutError::Timeout) => return Err(MetricsError::Timeout("acknowledgement")),
+            Err(RecvTimeoutError::Disconnected) => return Err(MetricsError::SenderGone),
+        };
+        let sender = self.sender.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        Ok(Finished {
+            done,
+            ack,
+            sender,
+            handoff: self.handoff,
+        })
+    }
+}
+
+impl Observer for Sink {
+    fn interval(&mut self, report: IntervalReport) {
+        self.record(
+            report.rep,
+            report.span,
+            report.ops,
+            report.per_thread_ops,
+            report.histogram,
+        );
+    }
+
+    fn done(&mut self, summary: &RunSummary) {
+        self.result = Some(summary.line());
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The sender thread: owns the socket from connect to Ack.
+fn sender_main(
+    addr: SocketAddr,
+    hello: Hello,
+    rx: Receiver<Msg>,
+    events: mpsc::Sender<Event>,
+) -> SenderStats {
+    let mut stats = SenderStats::default();
+    let mut conn = match Conn::open(addr, &hello, &mut stats) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = events.send(Event::Finished(Err(e)));
+            return stats;
+        }
+    };
+    let _ = events.send(Event::Connected);
+    // After a write error the stream is unusable: keep draining the queue so the
+    // workload never blocks, and report the error at the end.
+    let mut failed: Option<MetricsError> = None;
+    while let Ok(msg) = rx.recv() {
+        let result = match msg {
+            Msg::Interval(p) if failed.is_none() => conn.send_interval(p, &mut stats),
+            Msg::Interval(_) => Ok(()),
+            Msg::Done(done) => {
+                let result = match failed.take() {
+                    Some(e) => Err(e),
+                    None => conn
+                        .send(&Frame::Done(done), &mut stats)
+                        .and_then(|()| conn.ack()),
+                };
+                let _ = events.send(Event::Finished(result.map(Some)));
+                return stats;
+            }
+            Msg::Error(message) => {
+                let result = match failed.take() {
+                    Some(e) => Err(e),
+                    None => conn.send(&Frame::Error(GuestFailure { message }), &mut stats),
+                };
+                let _ = events.send(Event::Finished(result.map(|()| None)));
+                return stats;
+            }
+        };
+        if let Err(e) = result {
+            failed.get_or_insert(e);
+        }
+    }
+    stats
+}
+
+struct Conn {
+    stream: TcpStream,
+    replies: FrameReader<TcpStream>,
+    encoder: HistogramEncoder,
+    frame: Vec<u8>,
+    hist: Vec<u8>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr, hello: &Hello, stats: &mut SenderStats) -> Result<Conn, MetricsError> {
+        let stream = connect(addr)?;
+        // Frames are written whole; Nagle would only delay them.
+        let _ = stream.set_nodelay(true);
+        let replies = FrameReader::new(
+            stream
+                .try_clone()
+                .map_err(|source| MetricsError::Connect { addr, source })?,
+        );
+        let mut conn = Conn {
+            stream,
+            replies,
+            encoder: HistogramEncoder::new(),
+            frame: Vec::new(),
+            hist: Vec::new(),
+        };
+        conn.send(&Frame::Hello(hello.clone()), stats)?;
+        match conn.reply()? {
+            Reply::Welcome => Ok(conn),
+            Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
+            other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+
+    fn send_interval(&mut self, p: Pending, stats: &mut SenderStats) -> Result<(), MetricsError> {
+        let started = Instant::now();
+        self.hist.clear();
+        self.encoder
+            .encode(&p.histogram, &mut self.hist)
+            .map_err(|e| MetricsError::Workload(e.to_string()))?;
+        // The histogram is freed here, on the sender, not on the workload's thread.
+        drop(p.histogram);
+        let frame = Frame::Interval(Interval {
+            seq: p.seq,
+            rep: p.rep,
+            start_ns: p.start_ns,
+            end_ns: p.end_ns,
+            ops: p.ops,
+            per_thread_ops: p.per_thread_ops,
+            histogram: std::mem::take(&mut self.hist),
+            lock: p.lock,
+        });
+        stats.encode += started.elapsed();
+        let result = self.send(&frame, stats);
+        if let Frame::Interval(i) = frame {
+            self.hist = i.histogram;
+        }
+        result
+    }
+
+    fn send(&mut self, frame: &Frame, stats: &mut SenderStats) -> Result<(), MetricsError> {
+        let started = Instant::now();
+        self.frame.clear();
+        frames::encode_into(frame, &mut self.frame).map_err(MetricsError::Frame)?;
+        let written = Instant::now();
+        stats.encode += written - started;
+        self.stream.write_all(&self.frame).map_err(MetricsError::Write)?;
+        stats.write += written.elapsed();
+        stats.frames += 1;
+        stats.bytes += self.frame.len() as u64;
+        Ok(())
+    }
+
+    fn reply(&mut self) -> Result<Reply, MetricsError> {
+        match self.replies.read::<Reply>() {
+            Ok(Some(reply)) => Ok(reply),
+            Ok(None) => Err(MetricsError::UnexpectedReply("connection closed".into())),
+            Err(e) => Err(MetricsError::Frame(e)),
+        }
+    }
+
+    fn ack(&mut self) -> Result<Ack, MetricsError> {
+        match self.reply()? {
+            Reply::Ack(ack) => Ok(ack),
+            Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
+            other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+}
+
+/// Connects, retrying while the NIC comes up (DHCP) or the host is not listening yet.
+fn connect(addr: SocketAddr) -> Result<TcpStream, MetricsError> {
+    let deadline = Instant::now() + CONNECT_DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match TcpStream::connect_timeout(&addr, left.max(Duration::from_millis(1))) {
+            Ok(stream) => return Ok(stream),
+            Err(source) if Instant::now() >= deadline => return Err(MetricsError::Connect { addr, source }),
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// `mode=selftest`: runs a workload with streaming (if `metrics=` is given) and,
+/// with `compare=N`, N more times without, alternating, printing both timings.
+/// The workload is the real one named by `workload=`, else a synthetic one that
+/// records `selftest_samples` latencies per interval for `selftest_intervals`
+/// intervals of `selftest_ms` each. Returns the guest's exit status.
+pub fn selftest(line: &str) -> u8 {
+    match run_selftest(line) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pvbench-guest: selftest failed: {e}");
+            1
+        }
+    }
+}
+
+fn run_selftest(line: &str) -> Result<(), MetricsError> {
+    let work = Work::from_line(line)?;
+    let compare = word_u64(line, cmdline::COMPARE, 0, 1000)?;
+    let target = Target::from_line(line)?;
+    let mut sink = match target {
+        Some(t) => Some(Sink::connect(t, RunInfo::new(work.name(), line))?),
+        None => None,
+    };
+    let mut result = String::new();
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for round in 0..compare.max(1) {
+        if compare > 0 {
+            let (elapsed, _) = work.run(None)?;
+            off.push(elapsed);
+            println!(
+                "pvbench-guest: selftest round={round} streaming=off elapsed_s={:.4}",
+                elapsed.as_secs_f64()
+            );
+        }
+        let (elapsed, line) = work.run(sink.as_mut())?;
+        on.push(elapsed);
+        result = line;
+        let streaming = if sink.is_some() { "on" } else { "off" };
+        println!(
+            "pvbench-guest: selftest round={round} streaming={streaming} elapsed_s={:.4}",
+            elapsed.as_secs_f64()
+        );
+    }
+    println!("pvbench-guest: selftest result: {result}");
+    if compare > 0 {
+        let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
+        let (on_s, off_s) = (mean(&on), mean(&off));
+        println!(
+            "pvbench-guest: selftest compare rounds={compare} on_s={on_s:.4} off_s={off_s:.4} slowdown_pct={:.2}",
+            (on_s / off_s - 1.0) * 100.0
+        );
+    }
+    if let Some(sink) = sink {
+        let f = sink.finish(Ok(result))?;
+        let c = f.done.unwrap_or_default();
+        let per_sample = |d: Duration| d.as_nanos() as f64 / c.samples.max(1) as f64;
+        println!(
+            "pvbench-guest: metrics intervals={} dropped={} ops={} samples={} frames={} bytes={} \
+             handoff_ns_per_sample={:.1} encode_ns_per_sample={:.1} write_ms={:.1}",
+            c.intervals,
+            c.intervals_dropped,
+            c.ops,
+            c.samples,
+            f.sender.frames,
+            f.sender.bytes,
+            per_sample(f.handoff),
+            per_sample(f.sender.encode),
+            f.sender.write.as_secs_f64() * 1e3,
+        );
+        if let Some(ack) = f.ack {
+            println!(
+                "pvbench-guest: metrics host acknowledged intervals={} ops={} samples={}",
+                ack.intervals, ack.ops, ack.samples
+            );
+            let sent = (
+                c.intervals - c.intervals_dropped,
+                c.ops - c.ops_dropped,
+                c.samples - c.samples_dropped,
+            );
+            if (ack.intervals, ack.ops, ack.samples) != sent {
+                return Err(MetricsError::UnexpectedReply(format!(
+                    "host counted {ack:?}, guest sent intervals/ops/samples {sent:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `mode=selftest` runs.
+enum Work {
+    Synthetic {
+        intervals: u64,
+        samples: u64,
+        interval: Duration,
+    },
+    Workload(pvbench_workloads::WorkloadConfig),
+}
+
+impl Work {
+    fn from_line(line: &str) -> Result<Work, MetricsError> {
+        if cmdline::find(line, workload_keys::WORKLOAD).is_some() {
+            // The workload parser refuses words that are not its own.
+            let words = line
+                .split_ascii_whitespace()
+                .filter(|w| w.split_once('=').is_some_and(|(k, _)| key_spec(k).is_some()));
+            let config =
+                pvbench_workloads::parse_args(words).map_err(|e| MetricsError::Workload(e.to_string()))?;
+            return Ok(Work::Workload(config));
+        }
+        Ok(Work::Synthetic {
+            intervals: word_u64(line, cmdline::SELFTEST_INTERVALS, 20, 1_000_000)?,
+            samples: word_u64(line, cmdline::SELFTEST_SAMPLES, 1000, 100_000_000)?,
+            interval: Duration::from_millis(word_u64(line, cmdline::SELFTEST_MS, 50, 60_000)?),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Work::Synthetic { .. } => "selftest",
+            Work::Workload(c) => c.kind().name(),
+        }
+    }
+
+    /// Runs once; returns the time taken and the workload's verdict line.
+    fn run(&self, sink: Option<&mut Sink>) -> Result<(Duration, String), MetricsError> {
+        let started = Instant::now();
+        let line = match self {
+            Work::Synthetic {
+                intervals,
+                samples,
+                interval,
+            } => synthetic(*intervals, *samples, *interval, sink)?,
+            Work::Workload(config) => {
+                let summary = match sink {
+                    Some(sink) => pvbench_workloads::run(config, sink),
+                    None => pvbench_workloads::run(config, &mut NullObserver),
+                };
+                summary.map_err(|e| MetricsError::Workload(e.to_string()))?.line()
+            }
+        };
+        Ok((started.elapsed(), line))
+    }
+}
+
+/// Records pseudo-random latencies (a body around 100-1100 us, one in a thousand
+/// a thousand times longer) and hands each interval to the sink.
+fn synthetic(
+    intervals: u64,
+    samples: u64,
+    interval: Duration,
+    mut sink: Option<&mut Sink>,
+) -> Result<String, MetricsError> {
+    let template = new_latency_histogram().map_err(|e| MetricsError::Workload(e.to_string()))?;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut checksum = 0u64;
+    let mut total = 0u64;
+    for _ in 0..intervals {
+        let started = Instant::now();
+        let mut h = Histogram::new_from(&template);
+        for _ in 0..samples {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut us = 100 + rng % 1000;
+            if rng % 1000 == 0 {
+                us *= 1000;
+            }
+            h.saturating_record(us);
+            checksum = checksum.wrapping_add(us);
+        }
+        total += samples;
+        if let Some(rest) = interval.checked_sub(started.elapsed()) {
+            thread::sleep(rest);
+        }
+        if let Some(sink) = sink.as_deref_mut() {
+            sink.record(1, started.elapsed(), samples, vec![samples], h);
+        }
+    }
+    Ok(format!(
+        "selftest: intervals={intervals} samples={total} checksum={checksum:#018x}"
+    ))
+}
+
+fn word_u64(line: &str, key: &'static str, default: u64, max: u64) -> Result<u64, MetricsError> {
+    match cmdline::find(line, key) {
+        None => Ok(default),
+        Some(v) => v.parse().ok().filter(|n| *n <= max).ok_or(MetricsError::BadWord {
+            key,
+            value: v.into(),
+            expected: "a non-negative integer in range",
+        }),
+    }
+}

@@ -1,0 +1,113 @@
+//! What the kernel's pv-lock glue and the application exchange.
+//!
+//! The kernel and the application are compiled separately and meet only through
+//! `sys_pvlock_configure` / `sys_pvlock_report`, so these types have C layout
+//! and a version number.
+
+use crate::stats::PvLockStats;
+
+/// Bumped whenever a type below changes layout.
+pub const VERSION: u32 = 1;
+
+/// How an unlocker wakes a halted waiter.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// No slow path (pv-locks off, or not configured yet).
+    None = 0,
+    /// Let the kernel choose: the hypercall where it is known to work, else NMIs.
+    Auto = 1,
+    /// An NMI IPI to the waiter's APIC ID (works under TCG and KVM).
+    Nmi = 2,
+    /// KVM_HC_KICK_CPU with the waiter's APIC ID (hardware KVM only).
+    Hypercall = 3,
+}
+
+impl Backend {
+    /// Decodes a stored discriminant; unknown values read as `None`.
+    pub const fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Backend::Auto,
+            2 => Backend::Nmi,
+            3 => Backend::Hypercall,
+            _ => Backend::None,
+        }
+    }
+
+    /// Lower-case name, as on the command line and in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Auto => "auto",
+            Backend::Nmi => "nmi",
+            Backend::Hypercall => "hypercall",
+        }
+    }
+}
+
+/// What the application asks for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// [`VERSION`] of the caller.
+    pub version: u32,
+    /// Spin iterations before a waiter halts.
+    pub spin_threshold: u32,
+    /// pv-locks on (`pvlock=on`) or plain ticket locks (`pvlock=off`).
+    pub enabled: bool,
+    /// Requested kick backend.
+    pub backend: Backend,
+    /// The host runner vouches that this is hardware KVM, where the hypercall
+    /// works (CPUID alone is not trusted: some nested KVMs advertise PV_UNHALT
+    /// and hang on the hypercall).
+    pub host_is_hardware_kvm: bool,
+}
+
+/// What is in force, and the statistics since the last configuration.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Report {
+    /// [`VERSION`] of the kernel.
+    pub version: u32,
+    /// CPUs the kernel knows the APIC ID of.
+    pub cpus: u32,
+    /// Spin threshold in force.
+    pub spin_threshold: u32,
+    /// The configuration asked for.
+    pub requested: Config,
+    /// Whether waiters may halt now.
+    pub active: bool,
+    /// Kick backend in force.
+    pub backend: Backend,
+    /// Whether CPUID shows KVM with PV_UNHALT (informational).
+    pub kvm_pv_unhalt_cpuid: bool,
+    /// CPUs in the waiting set when the report was taken (a bitmask).
+    pub waiting_cpus: u64,
+    /// Slow-path statistics.
+    pub stats: PvLockStats,
+}
+
+impl Report {
+    /// Assembles a report (the kernel side).
+    pub fn new(
+        requested: Config,
+        active: bool,
+        backend: Backend,
+        spin_threshold: u32,
+        cpus: u32,
+        kvm_pv_unhalt_cpuid: bool,
+        stats: PvLockStats,
+    ) -> Self {
+        Self {
+            version: VERSION,
+            cpus,
+            spin_threshold,
+            requested,
+            active,
+            backend: if active { backend } else { Backend::None },
+            kvm_pv_unhalt_cpuid,
+            waiting_cpus: crate::waiting_cpus(),
+            stats,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Metrics frames: what a guest streams to the host while its workload runs.
+//!
+//! One TCP connection per guest run. Every message is a frame:
+//!
+//! ```text
+//! u32 LE   payload length (version + body), at most MAX_FRAME_LEN
+//! u16 LE   protocol version (VERSION)
+//! ...      postcard body: a Frame (guest -> host) or a Reply (host -> guest)
+//! ```
+//!
+//! The version sits outside the postcard body so that a peer speaking another
+//! version is told so instead of failing on a body it cannot parse.
+//!
+//! The guest sends [`Frame::Hello`] (run id and token), waits for
+//! [`Reply::Welcome`], then streams [`Frame::Interval`]s numbered from 0 and
+//! ends with [`Frame::Done`] (or [`Frame::Error`]); the host answers `Done`
+//! with [`Reply::Ack`] so the guest knows its data arrived before it powers off
+//! (Hermit 0.11's `shutdown()` does nothing, so the host cannot wait for EOF).
+
+mod codec;
+mod histogram;
+mod token;
+
+use std::string::String;
+use std::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+pub use codec::{decode, encode, encode_into, FrameError, FrameReader};
+pub use histogram::{counts_len, decode_histogram, HistogramEncoder, HistogramError, HistogramView};
+pub use token::{Token, TokenError};
+
+/// Protocol version; bump on any change to the frame layout or the types below.
+pub const VERSION: u16 = 1;
+
+/// Bytes of the length prefix.
+pub const LEN_PREFIX_BYTES: usize = 4;
+
+/// Bytes of the version that starts every payload.
+pub const VERSION_BYTES: usize = 2;
+
+/// Largest payload (version + body). An interval's histogram serializes to at
+/// most ~9 bytes per counter of a workload histogram (24,576 counters), so this
+/// leaves room for the worst case while bounding what a peer can make us buffer.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Most counters a histogram in a frame may need (8 MiB of `u64`s). Checked
+/// before the histogram is allocated, so a 40-byte header cannot ask for gigabytes.
+pub const MAX_HISTOGRAM_COUNTS: usize = 1 << 20;
+
+/// Most samples one histogram in a frame may hold (~2.8e14: no interval comes
+/// near it). Bounding counts keeps every sum over them, even across thousands of
+/// merged intervals, far from overflowing a u64.
+pub const MAX_HISTOGRAM_SAMPLES: u64 = 1 << 48;
+
+/// Guest -> host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    Hello(Hello),
+    Interval(Interval),
+    Done(Done),
+    /// A guest-side failure (workload error, sink error); ends the run.
+    Error(GuestFailure),
+}
+
+/// Host -> guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The Hello was accepted: stream.
+    Welcome,
+    /// The Hello was refused (unknown run, wrong token, run already connected);
+    /// the host closes the connection.
+    Rejected(String),
+    /// Answer to `Done`: what the host counted, so the guest can say whether it matches.
+    Ack(Ack),
+}
+
+/// First frame of a connection: who the guest is and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub run: String,
+    pub token: Token,
+    pub workload: String,
+    /// The run's `key=value` parameters, in command-line order.
+    pub params: Vec<Param>,
+    pub vcpus: u32,
+    pub lock_requested: LockMode,
+    pub lock_effective: LockMode,
+    /// How a pv-lock waiter is woken (`unknown` until the kernel integration reports it).
+    pub kick_backend: String,
+    /// Identifies the guest image (kernel version and image id).
+    pub build_id: String,
+}
+
+/// One `key=value` parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Param {
+    pub key: String,
+    pub value: String,
+}
+
+/// The kernel's spinlock flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Not reported (the kernel integration does not tell yet).
+    #[default]
+    Unknown,
+    /// Plain ticket spinlocks.
+    Base,
+    /// Paravirtual ticket spinlocks.
+    Pv,
+}
+
+/// One reporting interval of the workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Numbered from 0 over the whole connection, dropped intervals included,
+    /// so the host can tell which ones it did not get.
+    pub seq: u64,
+    /// The workload's repetition (from 1; 0 if it has none).
+    pub rep: u32,
+    /// Guest monotonic clock (TSC-based on Hermit), nanoseconds since the guest's
+    /// sink started.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Operations completed in the interval.
+    pub ops: u64,
+    /// `ops` per recording thread.
+    pub per_thread_ops: Vec<u64>,
+    /// The interval's latency histogram, HdrHistogram V2 serialization
+    /// (uncompressed; see [`decode_histogram`]).
+    pub histogram: Vec<u8>,
+    /// Lock statistics accumulated during the interval.
+    pub lock: LockStats,
+}
+
+/// Slow-path counters of the pv-lock (deltas per interval; zero until the kernel
+/// integration reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LockStats {
+    pub taken_slow: u64,
+    pub taken_slow_pickup: u64,
+    pub released_slow: u64,
+    pub released_slow_kicked: u64,
+    pub spurious_wakeups: u64,
+    pub blocked_cycles: u64,
+}
+
+impl LockStats {
+    /// What happened between `earlier` and `self` (two snapshots of cumulative
+    /// counters). Saturates: a counter reset in between yields 0, not a wrap.
+    pub fn since(&self, earlier: &LockStats) -> LockStats {
+        LockStats {
+            taken_slow: self.taken_slow.saturating_sub(earlier.taken_slow),
+            taken_slow_pickup: self.taken_slow_pickup.saturating_sub(earlier.taken_slow_pickup),
+            released_slow: self.released_slow.saturating_sub(earlier.released_slow),
+            released_slow_kicked: self
+                .released_slow_kicked
+                .saturating_sub(earlier.released_slow_kicked),
+            spurious_wakeups: self.spurious_wakeups.saturating_sub(earlier.spurious_wakeups),
+            blocked_cycles: self.blocked_cycles.saturating_sub(earlier.blocked_cycles),
+        }
+    }
+
+    /// Adds `other` (saturating).
+    pub fn accumulate(&mut self, other: &LockStats) {
+        self.taken_slow = self.taken_slow.saturating_add(other.taken_slow);
+        self.taken_slow_pickup = self.taken_slow_pickup.saturating_add(other.taken_slow_pickup);
+        self.released_slow = self.released_slow.saturating_add(other.released_slow);
+        self.released_slow_kicked = self
+            .released_slow_kicked
+            .saturating_add(other.released_slow_kicked);
+        self.spurious_wakeups = self.spurious_wakeups.saturating_add(other.spurious_wakeups);
+        self.blocked_cycles = self.blocked_cycles.saturating_add(other.blocked_cycles);
+    }
+}
+
+/// Last frame of a successful run: the guest's own totals, which the host checks
+/// against what it received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// Operations over all intervals the workload reported (sent or dropped).
+    pub ops: u64,
+    /// Latency samples over all intervals (sent or dropped).
+    pub samples: u64,
+    /// Intervals queued for sending (all of them written before this frame).
+    pub intervals_sent: u64,
+    /// Intervals the guest dropped because its send queue was full.
+    pub intervals_dropped: u64,
+    /// Of `ops` and `samples`, those in dropped intervals.
+    pub ops_dropped: u64,
+    pub samples_dropped: u64,
+    /// The workload's own verdict: checksum or invariant line.
+    pub result: String,
+    /// Guest time from the sink's start to this frame.
+    pub elapsed_ns: u64,
+}
+
+/// A failure on the guest side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestFailure {
+    pub message: String,
+}
+
+/// What the host received, in answer to `Done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub intervals: u64,
+    pub ops: u64,
+    pub samples: u64,
+}
+
+#[cfg(test)]
+mod tests;

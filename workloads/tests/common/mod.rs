@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pvbench_workloads::{IntervalReport, Observer, RunSummary};
+
+/// A per-test root directory, removed when dropped.
+pub struct TestRoot(PathBuf);
+
+impl TestRoot {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "pvbench-wl-test-{}-{name}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        std::fs::read_dir(&self.0).unwrap().next().is_none()
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Keeps what an observer is told (without the histograms' bulk, except their counts).
+#[derive(Default)]
+pub struct Recording {
+    pub intervals: Vec<Seen>,
+    pub done: Option<RunSummary>,
+    /// Ask to stop after this many intervals.
+    pub stop_after: Option<usize>,
+}
+
+pub struct Seen {
+    pub rep: u32,
+    pub seq: u64,
+    pub ops: u64,
+    pub per_thread_ops: Vec<u64>,
+    pub histogram_count: u64,
+    pub span_s: f64,
+    pub last: bool,
+}
+
+impl Observer for Recording {
+    fn interval(&mut self, r: IntervalReport) {
+        self.intervals.push(Seen {
+            rep: r.rep,
+            seq: r.seq,
+            ops: r.ops,
+            per_thread_ops: r.per_thread_ops,
+            histogram_count: r.histogram.len(),
+            span_s: r.span.as_secs_f64(),
+            last: r.last,
+        });
+    }
+
+    fn done(&mut self, summary: &RunSummary) {
+        self.done = Some(summary.clone());
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.stop_after.is_some_and(|n| self.intervals.len() >= n)
+    }
+}
+
+impl Recording {
+    pub fn ops_of_rep(&self, rep: u32) -> u64 {
+        self.intervals
+            .iter()
+            .filter(|i| i.rep == rep)
+            .map(|i| i.ops)
+            .sum()
+    }
+
+    /// Each repetition's reports are numbered 0.. and end with exactly one `last`.
+    pub fn assert_well_formed(&self, reps: u32) {
+        for rep in 1..=reps {
+            let of_rep: Vec<&Seen> = self.intervals.iter().filter(|i| i.rep == rep).collect();
+            assert!(!of_rep.is_empty(), "no reports for rep {rep}");
+            for (k, i) in of_rep.iter().enumerate() {
+                assert_eq!(i.seq, k as u64);
+                assert_eq!(i.last, k + 1 == of_rep.len());
+                assert_eq!(i.per_thread_ops.iter().sum::<u64>(), i.ops);
+            }
+        }
+    }
+}
