@@ -77,11 +77,34 @@ pub struct BootArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// quick: minutes, for CI and a first look; full: what a real study uses.
+    /// Built-in matrix: quick (at most 10 minutes on 2 cores under TCG, for CI and
+    /// a first look) or full (what a study uses).
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
     pub profile: Profile,
-    #[command(flatten)]
-    pub guest: GuestArgs,
+    /// A matrix TOML file instead of the profile (see `pvbench run --print-matrix`).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<std::path::PathBuf>,
+    /// Print the matrix that would run (TOML) and exit.
+    #[arg(long)]
+    pub print_matrix: bool,
+    /// Results directory (default: results/runs/<profile>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Continue an interrupted run in --out: finished cells are kept, the rest run.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// vCPUs per guest (default: the matrix's, else the host's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
+    pub vcpus: Option<u32>,
+    /// No progress bar; only the report (or JSON) at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the results summary as JSON on stdout instead of the report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

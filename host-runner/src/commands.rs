@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use crate::accel::{self, Resolved};
 use crate::build::{self, BuildError, BuildOptions, Image};
-use crate::cli::{BootArgs, BuildArgs, GuestArgs, RunArgs};
+use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs};
 use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
 use crate::layout::{self, Layout};
+use crate::matrix::{self, MatrixError, MatrixSpec, RunOptions};
 use crate::qemu::{self, QemuError};
+use crate::results::{LockMode, Results};
 use pvbench_wire::exit::GuestExit;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,8 @@ pub enum CommandError {
     Accel(#[from] accel::AccelError),
     #[error(transparent)]
     Guest(#[from] GuestError),
+    #[error(transparent)]
+    Matrix(#[from] MatrixError),
 }
 
 /// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
@@ -55,18 +59,75 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::from(exit_status(&outcome)))
 }
 
-/// The default benchmark. Until the benchmark matrix lands this is the smoke run:
-/// build the image and boot one guest with as many vCPUs as the host has cores.
+/// The benchmark matrix (a profile or a TOML file), then its summary.
 pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
-    let (qemu, image, resolved) = prepare(&args.guest, false)?;
-    eprintln!(
-        "pvbench: profile {:?}: smoke run (the benchmark matrix is not built yet)",
-        args.profile
-    );
-    let config = guest_config(&args.guest, &resolved, Vec::new());
-    let outcome = guest::run(&qemu, &image, &config, None)?;
-    report(&outcome, &config, true);
-    Ok(ExitCode::from(exit_status(&outcome)))
+    let layout = Layout::new(layout::project_root());
+    let mut spec = match &args.matrix {
+        Some(path) => MatrixSpec::load(path)?,
+        None => MatrixSpec::profile(args.profile),
+    };
+    if let Some(vcpus) = args.vcpus {
+        spec.vcpus = Some(vcpus);
+    }
+    if args.print_matrix {
+        print!("{}", toml::to_string(&spec).expect("spec serializes"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = match (&args.matrix, args.profile) {
+        (Some(_), _) => "matrix",
+        (None, Profile::Quick) => "quick",
+        (None, Profile::Full) => "full",
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| matrix::default_out(&layout, name));
+    let results = matrix::run(
+        &layout,
+        RunOptions {
+            spec,
+            out: out.clone(),
+            resume: args.resume,
+            accel: args.accel,
+            quiet: args.quiet,
+        },
+    )?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results.cells).expect("results serialize")
+        );
+    } else {
+        print_summary(&results);
+    }
+    eprintln!("pvbench: results in {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per cell group: base and pv figures side by side.
+fn print_summary(results: &Results) {
+    let mut groups: Vec<_> = results.cells.iter().map(|c| c.key.group()).collect();
+    groups.dedup();
+    groups.sort();
+    groups.dedup();
+    println!("{:<28} {:<40} {:<40}", "cell", "base", "pv");
+    for group in groups {
+        let arm = |lock: LockMode| {
+            results
+                .cells
+                .iter()
+                .filter(|c| c.key.group() == group && c.key.lock == lock)
+                .map(matrix::describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{:<28} {:<40} {:<40}",
+            group.to_string(),
+            arm(LockMode::Base),
+            arm(LockMode::Pv)
+        );
+    }
 }
 
 /// QEMU, the image and the accelerator, each failing with one clear line.
@@ -129,7 +190,9 @@ fn exit_status(outcome: &Outcome) -> u8 {
     match outcome.ended {
         Ended::Exited(GuestExit::Status(status)) => status,
         Ended::Exited(GuestExit::KernelSuccess) => 0,
-        Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_)) | Ended::Signaled => 1,
+        Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_))
+        | Ended::Signaled
+        | Ended::Killed => 1,
         Ended::TimedOut => EXIT_TIMEOUT,
     }
 }

@@ -1,12 +1,16 @@
-//! Running one guest under QEMU: spawn, stream its serial console, enforce a
-//! timeout, decode how it ended. No QEMU process outlives `run`.
+//! Running guests under QEMU: spawn, stream the serial console, sample the QEMU
+//! process's CPU time, enforce a timeout, decode how it ended.
+//!
+//! No QEMU outlives pvbench: `Running` kills its QEMU when dropped, and every
+//! QEMU gets SIGKILL from the kernel if pvbench itself dies (PR_SET_PDEATHSIG).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use pvbench_wire::cmdline::APP_ARGS_SEPARATOR;
@@ -21,6 +25,17 @@ const TAIL_LINES: usize = 30;
 /// Lines the guest application prints start with this.
 pub const APP_LINE_PREFIX: &str = "pvbench-guest:";
 pub const MAX_VCPUS: u32 = 64;
+/// Set (from a SIGINT handler) to make every waiting guest stop: `wait` kills
+/// its QEMU and reports `Ended::Killed`.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    // Relaxed: a flag polled every few milliseconds; nothing else is published with it.
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How often the QEMU process's CPU time is sampled while it runs.
+const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
@@ -65,6 +80,8 @@ pub enum Ended {
     Exited(GuestExit),
     /// Killed after the timeout.
     TimedOut,
+    /// Killed by pvbench (`Running::kill`).
+    Killed,
     /// QEMU died from a signal (not ours).
     Signaled,
 }
@@ -74,9 +91,13 @@ pub struct Outcome {
     pub ended: Ended,
     pub pid: u32,
     pub wall: Duration,
+    /// CPU seconds (user + system) of the QEMU process, last sample.
+    pub cpu_s: f64,
     /// From spawning QEMU to the application's first line.
     pub first_app_line: Option<Duration>,
     pub serial_tail: Vec<String>,
+    /// Every line that started with a prefix given to `Running::capture`.
+    pub captured: Vec<String>,
     pub qemu_stderr: String,
 }
 
@@ -97,6 +118,7 @@ impl Outcome {
                 format!("QEMU exited with code {code} without a report from the guest")
             }
             Ended::TimedOut => format!("guest did not finish in time; QEMU (pid {}) was killed", self.pid),
+            Ended::Killed => format!("QEMU (pid {}) was stopped by pvbench", self.pid),
             Ended::Signaled => "QEMU was killed by a signal".into(),
         }
     }
@@ -135,27 +157,47 @@ pub fn command(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Comma
     Ok(cmd)
 }
 
-/// Boots a guest and waits for it; serial lines go to `echo` as they arrive.
-pub fn run(
-    qemu: &Path,
-    image: &Image,
-    config: &GuestConfig,
-    mut echo: Option<&mut (dyn Write + Send)>,
-) -> Result<Outcome, GuestError> {
+/// A guest that is running.
+pub struct Running {
+    child: Option<Child>,
+    pid: u32,
+    started: Instant,
+    timeout: Duration,
+    lines: Receiver<(Duration, String)>,
+    reader: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<String>>,
+    tail: VecDeque<String>,
+    first_app_line: Option<Duration>,
+    capture_prefixes: Vec<String>,
+    captured: Vec<String>,
+    cpu_s: f64,
+    last_cpu_sample: Option<Instant>,
+}
+
+/// Starts a guest; its console is read in the background.
+pub fn spawn(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Running, GuestError> {
     let mut cmd = command(qemu, image, config)?;
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| GuestError::Spawn {
-            qemu: qemu.display().to_string(),
-            source,
-        })?;
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // the async-signal-safe prctl system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|source| GuestError::Spawn {
+        qemu: qemu.display().to_string(),
+        source,
+    })?;
     let pid = child.id();
 
-    let (lines_tx, lines_rx) = mpsc::channel();
+    let (lines_tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout is piped");
     let reader = thread::spawn(move || {
         let mut stdout = BufReader::new(stdout);
@@ -171,69 +213,232 @@ pub fn run(
             buf.clear();
         }
     });
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_reader = thread::spawn(move || {
+    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr = thread::spawn(move || {
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
+        let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
+    Ok(Running {
+        child: Some(child),
+        pid,
+        started,
+        timeout: config.timeout,
+        lines,
+        reader: Some(reader),
+        stderr: Some(stderr),
+        tail: VecDeque::with_capacity(TAIL_LINES),
+        first_app_line: None,
+        capture_prefixes: Vec::new(),
+        captured: Vec::new(),
+        cpu_s: 0.0,
+        last_cpu_sample: None,
+    })
+}
 
-    let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let mut first_app_line = None;
-    let mut handle_line = |(at, line): (Duration, String)| {
-        if first_app_line.is_none() && line.starts_with(APP_LINE_PREFIX) {
-            first_app_line = Some(at);
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// From now on the guest has `limit` before it is killed as timed out.
+    pub fn set_deadline_from_now(&mut self, limit: Duration) {
+        self.timeout = self.started.elapsed().saturating_add(limit);
+    }
+
+    /// Time since QEMU was started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Keep every line starting with `prefix` (in `Outcome::captured`).
+    pub fn capture(&mut self, prefix: &str) {
+        self.capture_prefixes.push(prefix.to_string());
+    }
+
+    /// CPU seconds the QEMU process has used so far.
+    pub fn cpu_seconds(&mut self) -> f64 {
+        self.sample_cpu();
+        self.cpu_s
+    }
+
+    /// Waits until a serial line starts with `prefix`; false if the guest ended,
+    /// `timeout` passed or pvbench was interrupted first.
+    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration, mut echo: Echo<'_>) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || interrupted() {
+                return false;
+            }
+            match self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(line) => {
+                    let hit = line.1.starts_with(prefix);
+                    self.take_line(line, &mut echo);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+                    {
+                        return false;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Waits for the guest to end (or kills it at its timeout).
+    pub fn wait(mut self, mut echo: Echo<'_>) -> Result<Outcome, GuestError> {
+        let ended = loop {
+            match self.lines.recv_timeout(Duration::from_millis(5)) {
+                Ok(line) => self.take_line(line, &mut echo),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+            }
+            self.sample_cpu_every(CPU_SAMPLE_EVERY);
+            let child = self.child.as_mut().expect("child until finish");
+            let pid = self.pid;
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|source| GuestError::Wait { pid, source })?
+            {
+                break match status.code() {
+                    Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
+                    None => Ended::Signaled,
+                };
+            }
+            if self.started.elapsed() >= self.timeout {
+                self.kill_child()?;
+                break Ended::TimedOut;
+            }
+            if interrupted() {
+                self.kill_child()?;
+                break Ended::Killed;
+            }
+        };
+        Ok(self.finish(ended, echo))
+    }
+
+    /// Stops the guest now.
+    pub fn kill(mut self) -> Result<Outcome, GuestError> {
+        self.sample_cpu();
+        self.kill_child()?;
+        Ok(self.finish(Ended::Killed, None))
+    }
+
+    fn kill_child(&mut self) -> Result<(), GuestError> {
+        // SIGKILL: a hung guest cannot be asked nicely, and nothing of it is kept.
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let pid = self.pid;
+            child.wait().map_err(|source| GuestError::Wait { pid, source })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, ended: Ended, mut echo: Echo<'_>) -> Outcome {
+        let wall = self.started.elapsed();
+        self.child = None;
+        // QEMU is gone, so the pipes close and the readers finish.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        while let Ok(line) = self.lines.try_recv() {
+            self.take_line(line, &mut echo);
+        }
+        let qemu_stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        Outcome {
+            ended,
+            pid: self.pid,
+            wall,
+            cpu_s: self.cpu_s,
+            first_app_line: self.first_app_line,
+            serial_tail: std::mem::take(&mut self.tail).into(),
+            captured: std::mem::take(&mut self.captured),
+            qemu_stderr,
+        }
+    }
+
+    fn take_line(&mut self, (at, line): (Duration, String), echo: &mut Echo<'_>) {
+        if self.first_app_line.is_none() && line.starts_with(APP_LINE_PREFIX) {
+            self.first_app_line = Some(at);
         }
         if let Some(out) = echo.as_deref_mut() {
             let _ = writeln!(out, "{line}");
         }
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
+        if self.capture_prefixes.iter().any(|p| line.starts_with(p.as_str())) {
+            self.captured.push(line.clone());
         }
-        tail.push_back(line);
-    };
-
-    let ended = loop {
-        match lines_rx.recv_timeout(Duration::from_millis(5)) {
-            Ok(line) => handle_line(line),
-            Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {}
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
         }
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|source| GuestError::Wait { pid, source })?
-        {
-            break match status.code() {
-                Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
-                None => Ended::Signaled,
-            };
-        }
-        if started.elapsed() >= config.timeout {
-            kill(&mut child, pid)?;
-            break Ended::TimedOut;
-        }
-    };
-    let wall = started.elapsed();
-    // QEMU is gone, so the pipes close and the readers finish.
-    let _ = reader.join();
-    for line in lines_rx.try_iter() {
-        handle_line(line);
+        self.tail.push_back(line);
     }
-    let qemu_stderr = stderr_reader.join().unwrap_or_default();
-    Ok(Outcome {
-        ended,
-        pid,
-        wall,
-        first_app_line,
-        serial_tail: tail.into(),
-        qemu_stderr,
-    })
+
+    fn sample_cpu_every(&mut self, every: Duration) {
+        if self.last_cpu_sample.is_none_or(|t| t.elapsed() >= every) {
+            self.sample_cpu();
+        }
+    }
+
+    /// Reads utime + stime from /proc; the zombie keeps them until reaped, so the
+    /// last sample before `try_wait` reaps is (nearly) the final figure.
+    fn sample_cpu(&mut self) {
+        self.last_cpu_sample = Some(Instant::now());
+        if let Some(cpu) = process_cpu_seconds(self.pid) {
+            self.cpu_s = cpu;
+        }
+    }
 }
 
-fn kill(child: &mut Child, pid: u32) -> Result<(), GuestError> {
-    // SIGKILL: a hung guest cannot be asked nicely, and nothing of it is kept.
-    let _ = child.kill();
-    child
-        .wait()
-        .map(drop)
-        .map_err(|source| GuestError::Wait { pid, source })
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.kill_child();
+    }
+}
+
+/// Where serial lines are echoed as they arrive, if anywhere.
+pub type Echo<'a> = Option<&'a mut (dyn Write + Send)>;
+
+/// Boots a guest and waits for it; serial lines go to `echo` as they arrive.
+pub fn run(qemu: &Path, image: &Image, config: &GuestConfig, echo: Echo<'_>) -> Result<Outcome, GuestError> {
+    spawn(qemu, image, config)?.wait(echo)
+}
+
+/// User + system CPU seconds of a process, from /proc/PID/stat.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is parenthesised and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_of_a_busy_process_grow() {
+        let me = std::process::id();
+        let before = process_cpu_seconds(me).expect("own /proc stat");
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let after = process_cpu_seconds(me).unwrap();
+        assert!(after > before, "{before} -> {after}");
+        assert_eq!(process_cpu_seconds(u32::MAX), None);
+    }
 }

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     };
     let status = match cmdline::find(&line, cmdline::MODE).unwrap_or(default_mode) {
         "hello" => 0,
-        "workload" => workload(&args),
+        "workload" => workload(&args, &line, &pv_config),
         "lockstress" => lockstress(&line, &pv_config),
         "selftest" => metrics::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
@@ -78,8 +78,11 @@ fn main() -> ExitCode {
     exit(status)
 }
 
-/// Runs the workload the `workload=` words describe; other words are ours.
-fn workload(args: &[String]) -> u8 {
+/// Runs the workload the `workload=` words describe (other words are ours),
+/// streaming its intervals to the host when `metrics=` is given. Prints
+/// `pvbench-guest: workload started` when the measured work begins and a
+/// `pvbench-result: {json}` line at the end (the host's matrix reads both).
+fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -> u8 {
     let words = args.iter().filter(|word| {
         word.split_once('=').is_some_and(|(key, _)| workloads::params::key_spec(key).is_some())
     });
@@ -90,16 +93,85 @@ fn workload(args: &[String]) -> u8 {
             return 2;
         }
     };
-    match workloads::run(&config, &mut workloads::NullObserver) {
+    let kind = cmdline::find(line, workloads::params::keys::WORKLOAD).unwrap_or("?");
+    let mut sink = match metrics::Target::from_line(line) {
+        Err(e) => {
+            eprintln!("pvbench-guest: {e}");
+            return 2;
+        }
+        Ok(None) => None,
+        Ok(Some(target)) => match metrics::Sink::connect(target, run_info(kind, line, pv_config)) {
+            Ok(sink) => Some(sink),
+            Err(e) => {
+                eprintln!("pvbench-guest: cannot stream metrics: {e}");
+                return 4;
+            }
+        },
+    };
+    println!("{STARTED_LINE} {kind}");
+    let result = match sink.as_mut() {
+        Some(sink) => workloads::run(&config, sink),
+        None => workloads::run(&config, &mut workloads::NullObserver),
+    };
+    let (status, outcome) = match &result {
         Ok(summary) => {
             println!("pvbench-guest: {}", summary.line());
-            0
+            println!("pvbench-result: {}", result_json(summary));
+            (0, Ok(summary.line()))
         }
         Err(e) => {
             eprintln!("pvbench-guest: workload FAILED: {e}");
-            3
+            (3, Err(e.to_string()))
+        }
+    };
+    if let Some(sink) = sink {
+        if let Err(e) = sink.finish(outcome) {
+            eprintln!("pvbench-guest: metrics stream incomplete: {e}");
+            return if status == 0 { 4 } else { status };
         }
     }
+    status
+}
+
+/// The line the host waits for before it starts the run's clock.
+const STARTED_LINE: &str = "pvbench-guest: workload started";
+
+/// What Hello tells the host about the run, lock counters included.
+fn run_info(kind: &str, line: &str, pv_config: &::pvlock::report::Config) -> metrics::RunInfo {
+    use pvbench_wire::frames::{LockMode, LockStats};
+    let mut info = metrics::RunInfo::new(kind, line);
+    let report = pvlock::report(pv_config);
+    let mode = |on: bool| if on { LockMode::Pv } else { LockMode::Base };
+    info.lock_requested = mode(report.requested.enabled);
+    info.lock_effective = mode(report.active);
+    info.kick_backend = report.backend.name().into();
+    let config = *pv_config;
+    info.lock_stats = Some(Box::new(move || {
+        let s = pvlock::report(&config).stats;
+        LockStats {
+            taken_slow: s.taken_slow,
+            taken_slow_pickup: s.taken_slow_pickup,
+            released_slow: s.released_slow,
+            released_slow_kicked: s.released_slow_kicked,
+            spurious_wakeups: s.spurious_wakeups,
+            blocked_cycles: s.time_blocked,
+        }
+    }));
+    info
+}
+
+/// `{"workload":..,"elapsed_s":..,"ops":..,"tps":..}` for the host.
+fn result_json(summary: &workloads::RunSummary) -> String {
+    let (workload, elapsed_s, ops, tps) = match summary {
+        workloads::RunSummary::Kernbench(k) => ("kernbench", k.elapsed_s.mean, k.jobs_done, None),
+        workloads::RunSummary::Pgbench(p) => {
+            let elapsed: f64 = p.reps.iter().map(|r| r.elapsed_s).sum();
+            ("pgbench", elapsed, p.transactions, Some(p.tps.mean))
+        }
+        workloads::RunSummary::Cpuhog(c) => ("cpuhog", c.elapsed_s, c.iterations, None),
+    };
+    let tps = tps.map_or("null".to_string(), |t: f64| format!("{t}"));
+    format!(r#"{{"workload":"{workload}","elapsed_s":{elapsed_s},"ops":{ops},"tps":{tps}}}"#)
 }
 
 /// Runs the lock stress test and checks the pv-lock counters afterwards.

@@ -73,8 +73,7 @@ pub mod host;
 
 pub use lock::{LockState, RawPvTicketLock};
 pub use pv::{
-    is_active, register_ops, set_enabled, set_spin_threshold, spin_threshold, PvOps,
-    DEFAULT_SPIN_THRESHOLD,
+    is_active, register_ops, set_enabled, set_spin_threshold, spin_threshold, PvOps, DEFAULT_SPIN_THRESHOLD,
 };
 pub use stats::PvLockStats;
 

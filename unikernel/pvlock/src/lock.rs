@@ -130,9 +130,7 @@ impl RawPvTicketLock {
         // and waiting bit published above are visible to that unlocker.
         // Acquire: on pickup this RMW is the acquisition; pairs with the
         // Release RMW in `unlock`.
-        let seen = self
-            .word
-            .fetch_or(u32::from(SLOWPATH), Ordering::AcqRel);
+        let seen = self.word.fetch_or(u32::from(SLOWPATH), Ordering::AcqRel);
         let picked_up = owner(seen) == want;
         if picked_up {
             stats::TAKEN_SLOW_PICKUP.inc();
@@ -176,12 +174,9 @@ impl RawPvTicketLock {
         // Relaxed: we own the lock already; this only drops a hint bit, and
         // the compare fails if anybody took a ticket since we looked, so a
         // flag a queued waiter set is never lost (its ticket moved the tail).
-        let _ = self.word.compare_exchange(
-            flagged,
-            pack(me, next(me)),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        let _ = self
+            .word
+            .compare_exchange(flagged, pack(me, next(me)), Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Acquires the lock if nobody holds it; never waits.
@@ -223,8 +218,7 @@ impl RawPvTicketLock {
         // RMW or load; publishes our critical section.
         let old = if me == LAST_TICKET {
             // Wraps the head to 0 without a carry into the tail.
-            self.word
-                .fetch_sub(u32::from(LAST_TICKET), Ordering::Release)
+            self.word.fetch_sub(u32::from(LAST_TICKET), Ordering::Release)
         } else {
             self.word.fetch_add(u32::from(TICKET_INC), Ordering::Release)
         };
@@ -258,7 +252,6 @@ impl RawPvTicketLock {
     }
 }
 
-#[cfg(not(loom))]
 impl Default for RawPvTicketLock {
     fn default() -> Self {
         Self::new()
@@ -267,9 +260,7 @@ impl Default for RawPvTicketLock {
 
 impl core::fmt::Debug for RawPvTicketLock {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_tuple("RawPvTicketLock")
-            .field(&self.state())
-            .finish()
+        f.debug_tuple("RawPvTicketLock").field(&self.state()).finish()
     }
 }
 

@@ -99,8 +99,7 @@ pub(crate) static SPURIOUS_WAKEUPS: Counter = Counter::new();
 pub(crate) static RELEASED_SLOW: Counter = Counter::new();
 pub(crate) static RELEASED_SLOW_KICKED: Counter = Counter::new();
 static TIME_BLOCKED: Counter = Counter::new();
-static TIME_BLOCKED_HISTOGRAM: [Counter; BLOCKED_BUCKETS] =
-    [const { Counter::new() }; BLOCKED_BUCKETS];
+static TIME_BLOCKED_HISTOGRAM: [Counter; BLOCKED_BUCKETS] = [const { Counter::new() }; BLOCKED_BUCKETS];
 
 /// The histogram bucket of a halt that lasted `cycles`.
 pub(crate) fn bucket(cycles: u64) -> usize {

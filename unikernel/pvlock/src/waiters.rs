@@ -91,9 +91,7 @@ impl Waiters {
         // an unneeded kick, which the waiter takes as a spurious wakeup.
         self.waiting.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
         // Relaxed: as above.
-        self.records[cpu as usize]
-            .lock
-            .store(NO_LOCK, Ordering::Relaxed);
+        self.records[cpu as usize].lock.store(NO_LOCK, Ordering::Relaxed);
     }
 
     /// The CPU waiting for ticket `want` of the lock at `lock`, if any.

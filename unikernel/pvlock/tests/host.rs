@@ -57,10 +57,7 @@ impl Protected {
     /// The critical section: a read-modify-write of `counter` with a window
     /// in which another holder would be noticed.
     fn critical(&self, cpu: u32, preempt: Option<Duration>) {
-        assert!(
-            !self.inside.swap(true, Ordering::Relaxed),
-            "two holders at once"
-        );
+        assert!(!self.inside.swap(true, Ordering::Relaxed), "two holders at once");
         // SAFETY: the caller holds `lock`.
         let before = unsafe { *self.counter.get() };
         match preempt {
@@ -122,21 +119,14 @@ fn check_consistent(lock: &RawPvTicketLock) -> stats::PvLockStats {
     // Every kick came from an unlock that saw the flag and found its waiter;
     // a kick that found its waiter already gone may still be pending.
     assert_eq!(s.released_slow_kicked, h.kicks, "{detail}");
-    assert!(
-        h.tokens_consumed + host::pending_tokens() <= h.kicks,
-        "{detail}"
-    );
+    assert!(h.tokens_consumed + host::pending_tokens() <= h.kicks, "{detail}");
     // Every released_slow either kicked a waiter or found none.
     assert_eq!(
         s.released_slow,
         s.released_slow_kicked + s.released_slow_unkicked(),
         "{detail}"
     );
-    assert_eq!(
-        s.time_blocked_histogram.iter().sum::<u64>(),
-        s.halted,
-        "{detail}"
-    );
+    assert_eq!(s.time_blocked_histogram.iter().sum::<u64>(), s.halted, "{detail}");
     // Nobody left halted or registered as waiting; no stale flag.
     assert_eq!(host::halted_cpus(), 0, "{detail}");
     assert_eq!(pvlock::waiting_cpus(), 0, "{detail}");

@@ -124,10 +124,7 @@ enum Halt {
 fn check(halt: Halt, cpus: u32, rounds: u32, preemption_bound: Option<usize>) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = preemption_bound;
-    let (executions, halts) = (
-        EXECUTIONS.load(Ordering::Relaxed),
-        HALTS.load(Ordering::Relaxed),
-    );
+    let (executions, halts) = (EXECUTIONS.load(Ordering::Relaxed), HALTS.load(Ordering::Relaxed));
     builder.check(move || {
         EXECUTIONS.fetch_add(1, Ordering::Relaxed);
         pvlock::register_ops(match halt {
@@ -185,13 +182,19 @@ fn spin_two_cpus_two_rounds_each() {
 
 #[test]
 fn park_two_cpus_two_rounds_each() {
-    check(Halt::Park, 2, 2, None);
+    check(Halt::Park, 2, 2, Some(4));
 }
 
 #[test]
 fn park_three_cpus_one_round_each() {
-    // A waiter behind a waiter: the kick must go to the next ticket only.
-    check(Halt::Park, 3, 1, None);
+    // A waiter behind a waiter: the kick must go to the next ticket only,
+    // and the flag must survive the middle owner.
+    check(Halt::Park, 3, 1, Some(3));
+}
+
+#[test]
+fn park_three_cpus_two_rounds_each() {
+    check(Halt::Park, 3, 2, Some(2));
 }
 
 /// For sizing runs: `PVLOCK_LOOM=spin|park,cpus,rounds[,bound]` with

@@ -1,0 +1,905 @@
+//! `pvbench run`: the benchmark matrix, one cell at a time.
+//!
+//! A cell is (workload, overcommit, clients, lock mode, repetition). For each:
+//! start the hog guests (cpuhog, one thread per vCPU) and wait until they hog,
+//! start the bench guest with a NIC and the metrics words, collect its metrics,
+//! stop every guest, write the cell's result atomically. Arms are interleaved
+//! (base, pv in one repetition; pv, base in the next) so drift hits both alike.
+//!
+//! A bench run that reaches its time cap is *censored*: it is stopped, and its
+//! elapsed time is recorded as a lower bound with the work it completed. It is
+//! data, not a failure. A guest that crashes, or hangs before its workload starts,
+//! fails its cell; its serial log is kept and the matrix goes on.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::accel::{self, Accel, AccelChoice};
+use crate::build::{self, BuildOptions, Image};
+use crate::cli::Profile;
+use crate::collect::{self, Collector};
+use crate::guest::{self, Ended, GuestConfig, Running};
+use crate::layout::Layout;
+use crate::qemu;
+use crate::results::{
+    self, CellKey, CellResult, CellStatus, GuestCpu, GuestRole, LockMode, LockStats, Overcommit, Percentiles,
+    Provenance, Results, RunManifest, Workload,
+};
+use pvbench_wire::cmdline;
+use pvbench_wire::exit::GuestExit;
+
+/// The line a guest prints when its workload starts (hogs: when they hog).
+pub const STARTED_PREFIX: &str = "pvbench-guest: workload started";
+/// The line carrying a workload's machine-readable result.
+pub const RESULT_PREFIX: &str = "pvbench-result: ";
+/// Default for `start_timeout_s`: booting a guest up to its workload's start line.
+const BOOT_ALLOWANCE: Duration = Duration::from_secs(30);
+/// What the budget check charges per guest start (measured: ~0.3 s under TCG).
+const START_COST_S: f64 = 1.0;
+
+pub const QUICK: &str = include_str!("../matrices/quick.toml");
+pub const FULL: &str = include_str!("../matrices/full.toml");
+
+/// A matrix as written in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// Lock modes of the bench guest.
+    pub locks: Vec<LockMode>,
+    /// Overcommit levels for kernbench (pgbench has its own list).
+    pub overcommit: Vec<Overcommit>,
+    pub reps: u32,
+    /// vCPUs per guest; absent: the host's cores, so 1x/2x/3x keep their meaning.
+    pub vcpus: Option<u32>,
+    pub memory_mib: u32,
+    /// Refuse to start a matrix whose worst case (every run at its cap) exceeds
+    /// this many seconds.
+    pub budget_s: Option<f64>,
+    /// pv spin threshold under TCG; under KVM the kernel's default (2^15, Linux's)
+    /// applies. See the README for the measurement behind the TCG value.
+    pub spin_tcg: u32,
+    /// Seconds a guest may take from QEMU's start to its workload's start line
+    /// before its cell fails (default 30).
+    pub start_timeout_s: Option<f64>,
+    pub kernbench: Option<KernbenchSpec>,
+    pub pgbench: Option<PgbenchSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernbenchSpec {
+    pub scale: u32,
+    /// Seconds the build may take before the run is censored.
+    pub cap_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbenchSpec {
+    pub clients: Vec<u32>,
+    pub overcommit: Vec<Overcommit>,
+    pub scale: u32,
+    pub duration_s: f64,
+    pub cap_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("{path}: {reason}")]
+    BadFile { path: String, reason: String },
+    #[error("matrix: {0}")]
+    Invalid(String),
+    #[error(
+        "matrix: its worst case (every run at its cap) is {worst_s:.0} s, over its budget of {budget_s:.0} s: lower the caps, reps or cells, or raise budget_s"
+    )]
+    OverBudget { worst_s: f64, budget_s: f64 },
+    #[error("{0} already holds results: pass --resume to continue it, or choose another --out")]
+    OutExists(PathBuf),
+    #[error("cannot resume {dir}: its results come from a different {what} ({theirs} there, {ours} now); use another --out")]
+    Mismatch {
+        dir: PathBuf,
+        what: &'static str,
+        theirs: String,
+        ours: String,
+    },
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    #[error(transparent)]
+    Qemu(#[from] qemu::QemuError),
+    #[error(transparent)]
+    Accel(#[from] accel::AccelError),
+    #[error(transparent)]
+    Guest(#[from] guest::GuestError),
+    #[error(transparent)]
+    Collect(#[from] collect::CollectError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted: {done} of {total} cells are in {dir}; continue with --resume --out {dir}")]
+    Interrupted { done: usize, total: usize, dir: PathBuf },
+}
+
+impl MatrixSpec {
+    pub fn profile(profile: Profile) -> Self {
+        let text = match profile {
+            Profile::Quick => QUICK,
+            Profile::Full => FULL,
+        };
+        Self::parse(text, "built-in profile").expect("built-in profiles are valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, MatrixError> {
+        let text = fs::read_to_string(path).map_err(|e| MatrixError::BadFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Self, MatrixError> {
+        let spec: MatrixSpec = toml::from_str(text).map_err(|e| MatrixError::BadFile {
+            path: origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Refuses matrices that cannot run, before any guest starts.
+    pub fn validate(&self) -> Result<(), MatrixError> {
+        let bad = |why: &str| Err(MatrixError::Invalid(why.to_string()));
+        if self.locks.is_empty() {
+            return bad("`locks` is empty: give base, pv or both");
+        }
+        if self.reps == 0 {
+            return bad("`reps` must be at least 1");
+        }
+        if self.vcpus == Some(0) || self.vcpus.is_some_and(|v| v > guest::MAX_VCPUS) {
+            return bad("`vcpus` must be 1 to 64");
+        }
+        if self.start_timeout_s.is_some_and(|t| !positive(t)) {
+            return bad("`start_timeout_s` must be above 0");
+        }
+        if !(64..=16384).contains(&self.memory_mib) {
+            return bad("`memory_mib` must be 64 to 16384");
+        }
+        if self.kernbench.is_none() && self.pgbench.is_none() {
+            return bad("no workload: add a [kernbench] or [pgbench] table");
+        }
+        if self.kernbench.is_some() && self.overcommit.is_empty() {
+            return bad("`overcommit` is empty but [kernbench] is present");
+        }
+        if let Some(k) = &self.kernbench {
+            if k.scale == 0 || !positive(k.cap_s) {
+                return bad("[kernbench] needs scale >= 1 and cap_s > 0");
+            }
+        }
+        if let Some(p) = &self.pgbench {
+            if p.clients.is_empty() || p.clients.contains(&0) {
+                return bad("[pgbench] `clients` must list client counts >= 1");
+            }
+            if p.overcommit.is_empty() {
+                return bad("[pgbench] `overcommit` is empty");
+            }
+            if p.scale == 0 || !positive(p.duration_s) || !positive(p.cap_s - p.duration_s) {
+                return bad("[pgbench] needs scale >= 1, duration_s > 0 and cap_s > duration_s");
+            }
+        }
+        if let Some(budget_s) = self.budget_s {
+            let worst_s = self.worst_case_s();
+            if worst_s > budget_s {
+                return Err(MatrixError::OverBudget { worst_s, budget_s });
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds the matrix takes if every run reaches its cap.
+    pub fn worst_case_s(&self) -> f64 {
+        self.plan()
+            .iter()
+            .map(|key| self.cap_s(key.workload) + START_COST_S * key.overcommit.factor() as f64)
+            .sum()
+    }
+
+    fn cap_s(&self, workload: Workload) -> f64 {
+        match workload {
+            Workload::Kernbench => self.kernbench.as_ref().map_or(0.0, |k| k.cap_s),
+            Workload::Pgbench => self.pgbench.as_ref().map_or(0.0, |p| p.cap_s),
+        }
+    }
+
+    /// Every cell, in run order: repetitions outermost, and inside each group the
+    /// lock modes alternate their order from one repetition to the next.
+    pub fn plan(&self) -> Vec<CellKey> {
+        let mut groups = Vec::new();
+        if self.kernbench.is_some() {
+            for &overcommit in &self.overcommit {
+                groups.push((Workload::Kernbench, overcommit, None));
+            }
+        }
+        if let Some(p) = &self.pgbench {
+            for &overcommit in &p.overcommit {
+                for &clients in &p.clients {
+                    groups.push((Workload::Pgbench, overcommit, Some(clients)));
+                }
+            }
+        }
+        let mut cells = Vec::new();
+        for rep in 1..=self.reps {
+            for &(workload, overcommit, clients) in &groups {
+                let mut locks = self.locks.clone();
+                if rep % 2 == 0 {
+                    locks.reverse();
+                }
+                for lock in locks {
+                    cells.push(CellKey {
+                        workload,
+                        overcommit,
+                        clients,
+                        lock,
+                        rep,
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    /// Hash of the matrix as it will run (host-dependent defaults resolved).
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_string(self).expect("spec serializes");
+        hash_hex(json.as_bytes())
+    }
+}
+
+/// Options of one `pvbench run`.
+pub struct RunOptions {
+    pub spec: MatrixSpec,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub accel: AccelChoice,
+    pub quiet: bool,
+}
+
+/// Runs (or resumes) the matrix; returns the results directory's contents.
+pub fn run(layout: &Layout, mut options: RunOptions) -> Result<Results, MatrixError> {
+    let qemu = qemu::find()?;
+    let image = build::build(
+        layout,
+        BuildOptions {
+            force: false,
+            quiet: options.quiet,
+        },
+    )?;
+    let resolved = accel::resolve(options.accel, &qemu, &image.loader(), &layout.state_dir())?;
+    if let Some(note) = &resolved.note {
+        eprintln!("pvbench: {note}");
+    }
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    options.spec.vcpus.get_or_insert(host_cores);
+    let spec = options.spec;
+    let plan = spec.plan();
+    let provenance = provenance(&qemu, &image, resolved.accel, &spec, layout);
+    let manifest = RunManifest {
+        provenance,
+        matrix: serde_json::to_value(&spec).expect("spec serializes"),
+        cells: plan.clone(),
+    };
+    prepare_out(&options.out, &manifest, options.resume)?;
+    install_interrupt_handler();
+
+    let ctx = CellContext {
+        qemu,
+        image,
+        accel: resolved.accel,
+        hardware_kvm: resolved.verified_hardware_kvm,
+        spec: &spec,
+        out: &options.out,
+    };
+    let progress = Progress::new(plan.len(), options.quiet);
+    for (index, key) in plan.iter().enumerate() {
+        if results::cell_path(&options.out, key).is_file() {
+            progress.skip(index, key);
+            continue;
+        }
+        progress.start(index, key);
+        let result = run_cell(&ctx, key)?;
+        let Some(result) = result else {
+            let done = plan
+                .iter()
+                .filter(|k| results::cell_path(&options.out, k).is_file())
+                .count();
+            return Err(MatrixError::Interrupted {
+                done,
+                total: plan.len(),
+                dir: options.out.clone(),
+            });
+        };
+        results::write_json_atomic(&results::cell_path(&options.out, key), &result)?;
+        progress.finish_cell(&result);
+    }
+    progress.done();
+    Ok(Results::load(&options.out)?)
+}
+
+struct CellContext<'a> {
+    qemu: PathBuf,
+    image: Image,
+    accel: Accel,
+    hardware_kvm: bool,
+    spec: &'a MatrixSpec,
+    out: &'a Path,
+}
+
+impl CellContext<'_> {
+    fn vcpus(&self) -> u32 {
+        self.spec.vcpus.expect("resolved in run()")
+    }
+
+    fn start_timeout(&self) -> Duration {
+        self.spec
+            .start_timeout_s
+            .map_or(BOOT_ALLOWANCE, Duration::from_secs_f64)
+    }
+
+    fn guest(&self, app_args: Vec<String>, timeout: Duration, network: bool) -> GuestConfig {
+        GuestConfig {
+            vcpus: self.vcpus(),
+            memory_mib: self.spec.memory_mib,
+            accel: self.accel,
+            kernel_args: Vec::new(),
+            app_args,
+            timeout,
+            network,
+        }
+    }
+
+    /// Application words selecting the lock mode (and, under TCG, the measured
+    /// spin threshold; the host vouches for hardware KVM when it verified it).
+    fn lock_words(&self, lock: LockMode) -> Vec<String> {
+        let mut words = vec![format!(
+            "{}={}",
+            cmdline::PVLOCK,
+            match lock {
+                LockMode::Base => "off",
+                LockMode::Pv => "on",
+            }
+        )];
+        if self.accel == Accel::Tcg {
+            words.push(format!("{}={}", cmdline::PVLOCK_SPIN, self.spec.spin_tcg));
+        }
+        if self.hardware_kvm {
+            words.push(format!("{}=1", cmdline::PVLOCK_HW_KVM));
+        }
+        words
+    }
+
+    fn workload_words(&self, key: &CellKey) -> (Vec<String>, f64) {
+        let vcpus = self.vcpus();
+        match key.workload {
+            Workload::Kernbench => {
+                let k = self
+                    .spec
+                    .kernbench
+                    .as_ref()
+                    .expect("kernbench cells need [kernbench]");
+                (
+                    vec![
+                        "workload=kernbench".into(),
+                        format!("scale={}", k.scale),
+                        "reps=1".into(),
+                        format!("vcpus={vcpus}"),
+                    ],
+                    k.cap_s,
+                )
+            }
+            Workload::Pgbench => {
+                let p = self.spec.pgbench.as_ref().expect("pgbench cells need [pgbench]");
+                (
+                    vec![
+                        "workload=pgbench".into(),
+                        format!("scale={}", p.scale),
+                        format!("clients={}", key.clients.unwrap_or(1)),
+                        format!("duration_s={}", p.duration_s),
+                        "reps=1".into(),
+                        format!("vcpus={vcpus}"),
+                    ],
+                    p.cap_s,
+                )
+            }
+        }
+    }
+}
+
+/// Runs one cell; `None` if pvbench was interrupted meanwhile.
+fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, MatrixError> {
+    let cell_dir = results::cell_dir(ctx.out, key);
+    fs::create_dir_all(&cell_dir).map_err(|source| MatrixError::Io {
+        path: cell_dir.clone(),
+        source,
+    })?;
+    let vcpus = ctx.vcpus();
+
+    // Hogs first, and only once they hog does the bench guest start.
+    let mut hogs: Vec<Running> = Vec::new();
+    for i in 0..key.overcommit.hog_guests() {
+        let words = vec![
+            "workload=cpuhog".into(),
+            format!("threads={vcpus}"),
+            format!("vcpus={vcpus}"),
+        ];
+        let mut hog = guest::spawn(&ctx.qemu, &ctx.image, &ctx.guest(words, Duration::MAX, false))?;
+        if !hog.wait_for_line(STARTED_PREFIX, ctx.start_timeout(), None) {
+            if interrupted() {
+                return Ok(None);
+            }
+            let outcome = hog.kill()?;
+            save_log(&cell_dir, &format!("hog{i}"), &outcome.serial_tail)?;
+            return Ok(Some(failed(
+                key,
+                format!("hog guest {i} did not start hogging: {}", outcome.describe()),
+            )));
+        }
+        hogs.push(hog);
+    }
+    let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
+
+    let collector = Collector::start([key.id()])?;
+    let (workload_words, cap_s) = ctx.workload_words(key);
+    let mut app_args = ctx.lock_words(key.lock);
+    app_args.extend(workload_words);
+    app_args.extend(collector.guest_words(&key.id()).expect("run registered above"));
+    let cap = Duration::from_secs_f64(cap_s);
+    let start_timeout = ctx.start_timeout();
+    let mut bench = guest::spawn(
+        &ctx.qemu,
+        &ctx.image,
+        &ctx.guest(app_args, cap + start_timeout, true),
+    )?;
+    bench.capture(RESULT_PREFIX);
+    bench.capture("pvbench-guest: pvlock stats");
+    let bench_started = bench.elapsed();
+    let started = bench.wait_for_line(STARTED_PREFIX, start_timeout, None);
+    let work_start = bench.elapsed();
+    let outcome = if started {
+        // The cap counts from the start of the measured work.
+        bench.set_deadline_from_now(cap);
+        bench.wait(None)?
+    } else {
+        bench.kill()?
+    };
+    let bench_wall = outcome.wall.saturating_sub(bench_started);
+    let hogs_cpu: Vec<GuestCpu> = hogs
+        .iter_mut()
+        .zip(&hog_cpu_before)
+        .map(|(hog, before)| GuestCpu {
+            role: GuestRole::Hog,
+            vcpus,
+            cpu_s: hog.cpu_seconds() - before,
+            wall_s: bench_wall.as_secs_f64(),
+        })
+        .collect();
+    for hog in hogs {
+        hog.kill()?;
+    }
+    if interrupted() {
+        return Ok(None);
+    }
+
+    let report = collector.finish(Duration::from_secs(3));
+    let metrics = report.run(&key.id());
+    if let Some(run) = metrics {
+        collect::write_run_files(run, &cell_dir)?;
+    }
+    save_log(&cell_dir, "bench", &outcome.serial_tail)?;
+
+    let mut guests = vec![GuestCpu {
+        role: GuestRole::Bench,
+        vcpus,
+        cpu_s: outcome.cpu_s,
+        wall_s: bench_wall.as_secs_f64(),
+    }];
+    guests.extend(hogs_cpu);
+
+    let parsed = outcome
+        .captured
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix(RESULT_PREFIX))
+        .map(parse_result);
+    let pvlock = outcome.captured.iter().rev().find_map(|l| parse_pvlock_stats(l));
+    let latency_us = metrics.filter(|m| m.received.samples > 0).map(|m| Percentiles {
+        count: m.latency.count,
+        mean: m.latency.mean,
+        p50: m.latency.p50,
+        p90: m.latency.p90,
+        p99: m.latency.p99,
+        p999: m.latency.p99_9,
+        p9999: m.latency.p99_99,
+        max: m.latency.max,
+    });
+    let received_ops = metrics.map_or(0, |m| m.received.ops);
+
+    let mut result = CellResult {
+        key: *key,
+        status: CellStatus::Completed,
+        elapsed_s: 0.0,
+        cap_s,
+        ops: received_ops,
+        tps: None,
+        latency_us,
+        pvlock,
+        guests,
+    };
+    if !started {
+        result.status = CellStatus::Failed {
+            reason: format!("the workload never started: {}", outcome.describe()),
+        };
+        return Ok(Some(result));
+    }
+    match (outcome.ended, parsed) {
+        (Ended::Exited(GuestExit::Status(0)), Some(Ok(figures))) => {
+            result.elapsed_s = figures.elapsed_s;
+            result.ops = figures.ops;
+            result.tps = figures.tps;
+        }
+        (Ended::TimedOut, _) => {
+            // Censored: the work ran at least from its start line to the kill.
+            let ran = (outcome.wall.saturating_sub(work_start)).as_secs_f64();
+            result.status = CellStatus::Censored;
+            result.elapsed_s = ran.max(cap_s);
+            if key.workload == Workload::Pgbench {
+                // An upper bound: at most what arrived, over at least `ran`.
+                result.tps = Some(received_ops as f64 / ran.max(f64::MIN_POSITIVE));
+            }
+        }
+        (_, parsed) => {
+            let reason = match parsed {
+                Some(Err(e)) => format!("unreadable result line: {e}"),
+                _ => outcome.describe(),
+            };
+            result.status = CellStatus::Failed { reason };
+        }
+    }
+    Ok(Some(result))
+}
+
+/// A finite number above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+fn failed(key: &CellKey, reason: String) -> CellResult {
+    CellResult {
+        key: *key,
+        status: CellStatus::Failed { reason },
+        elapsed_s: 0.0,
+        cap_s: 0.0,
+        ops: 0,
+        tps: None,
+        latency_us: None,
+        pvlock: None,
+        guests: Vec::new(),
+    }
+}
+
+/// The figures of a `pvbench-result:` line.
+struct Figures {
+    elapsed_s: f64,
+    ops: u64,
+    tps: Option<f64>,
+}
+
+/// `pvbench-result: {"workload":"kernbench","elapsed_s":..,"ops":..,"tps":null}`
+fn parse_result(json: &str) -> Result<Figures, String> {
+    #[derive(Deserialize)]
+    struct Line {
+        elapsed_s: f64,
+        ops: u64,
+        tps: Option<f64>,
+    }
+    let line: Line = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    if !line.elapsed_s.is_finite() || line.elapsed_s < 0.0 {
+        return Err(format!("elapsed_s {} is not a duration", line.elapsed_s));
+    }
+    Ok(Figures {
+        elapsed_s: line.elapsed_s,
+        ops: line.ops,
+        tps: line.tps,
+    })
+}
+
+/// The guest's `pvlock stats key=value ...` line.
+fn parse_pvlock_stats(line: &str) -> Option<LockStats> {
+    let rest = line.split("pvlock stats ").nth(1)?;
+    let get = |key: &str| -> u64 {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(LockStats {
+        taken_slow: get("taken_slow"),
+        taken_slow_pickup: get("taken_slow_pickup"),
+        halted: get("halted"),
+        spurious_wakeups: get("spurious_wakeups"),
+        released_slow: get("released_slow"),
+        released_slow_kicked: get("released_slow_kicked"),
+        time_blocked_cycles: get("time_blocked_cycles"),
+    })
+}
+
+fn save_log(dir: &Path, name: &str, lines: &[String]) -> Result<(), MatrixError> {
+    let path = dir.join(format!("{name}.serial.log"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(&path, text).map_err(|source| MatrixError::Io { path, source })
+}
+
+/// Creates the results directory, or checks that a resumed one is the same run.
+fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), MatrixError> {
+    let manifest_path = dir.join(results::MANIFEST_FILE);
+    if manifest_path.is_file() {
+        if !resume {
+            return Err(MatrixError::OutExists(dir.to_path_buf()));
+        }
+        let theirs: RunManifest = results::read_json(&manifest_path)?;
+        let (t, o) = (&theirs.provenance, &manifest.provenance);
+        for (what, theirs, ours) in [
+            ("matrix", &t.matrix_hash, &o.matrix_hash),
+            ("guest image", &t.image_id, &o.image_id),
+            ("accelerator", &t.accel, &o.accel),
+        ] {
+            if theirs != ours {
+                return Err(MatrixError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    what,
+                    theirs: theirs.clone(),
+                    ours: ours.clone(),
+                });
+            }
+        }
+        return Ok(());
+    }
+    results::write_json_atomic(&manifest_path, manifest)?;
+    Ok(())
+}
+
+fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layout: &Layout) -> Provenance {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let host_cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .map_or("unknown".into(), |s| s.trim().to_string());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(&layout.root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut git_revision = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+        git_revision.push_str("-dirty");
+    }
+    Provenance {
+        host_cpu,
+        host_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        host_kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        qemu: qemu::version(qemu),
+        accel: accel.name().to_string(),
+        image_id: image.manifest.id.clone(),
+        git_revision,
+        matrix_hash: spec.hash(),
+        pvbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+fn interrupted() -> bool {
+    guest::INTERRUPTED.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Async-signal-safe: one atomic store. Relaxed: polled, publishes nothing.
+    guest::INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C stops the running cell's guests and keeps the finished cells.
+fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+/// The live progress line (an indicatif bar on a terminal, plain lines otherwise).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Self {
+        if quiet {
+            return Self {
+                bar: None,
+                plain: false,
+                total,
+            };
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar: None,
+                plain: true,
+                total,
+            };
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cells  ETA {eta}  {msg}")
+                .expect("valid template"),
+        );
+        Self {
+            bar: Some(bar),
+            plain: false,
+            total,
+        }
+    }
+
+    fn skip(&self, index: usize, key: &CellKey) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(index as u64 + 1);
+        } else if self.plain {
+            eprintln!(
+                "pvbench: [{}/{}] {} (kept from before)",
+                index + 1,
+                self.total,
+                key.id()
+            );
+        }
+    }
+
+    fn start(&self, index: usize, key: &CellKey) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(index as u64);
+            bar.set_message(format!("running {}", key.id()));
+        } else if self.plain {
+            eprint!("pvbench: [{}/{}] {} ... ", index + 1, self.total, key.id());
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn finish_cell(&self, result: &CellResult) {
+        let figure = describe(result);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("last: {} {figure}", result.key.id()));
+        } else if self.plain {
+            eprintln!("{figure}");
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One cell's figure for humans: `12.3 s`, `>= 60.0 s (censored)`, `1234 tps`.
+pub fn describe(result: &CellResult) -> String {
+    match (&result.status, result.key.workload) {
+        (CellStatus::Failed { reason }, _) => format!("FAILED: {reason}"),
+        (CellStatus::Completed, Workload::Kernbench) => format!("{:.2} s", result.elapsed_s),
+        (CellStatus::Censored, Workload::Kernbench) => format!(">= {:.1} s (censored)", result.elapsed_s),
+        (CellStatus::Completed, Workload::Pgbench) => format!("{:.1} tps", result.tps.unwrap_or(0.0)),
+        (CellStatus::Censored, Workload::Pgbench) => {
+            format!("<= {:.1} tps (censored)", result.tps.unwrap_or(0.0))
+        }
+    }
+}
+
+/// Default results directory: results/runs/<profile>-<unix time>.
+pub fn default_out(layout: &Layout, name: &str) -> PathBuf {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    layout
+        .root
+        .join("results")
+        .join("runs")
+        .join(format!("{name}-{now}"))
+}
+
+/// A hash helper shared with the image cache.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_and_quick_fits_its_budget() {
+        let quick = MatrixSpec::profile(Profile::Quick);
+        assert!(quick.worst_case_s() <= quick.budget_s.unwrap());
+        let full = MatrixSpec::profile(Profile::Full);
+        assert!(full.plan().len() > quick.plan().len());
+    }
+
+    #[test]
+    fn arms_are_interleaved() {
+        let quick = MatrixSpec::profile(Profile::Quick);
+        let plan = quick.plan();
+        let first = &plan[..2];
+        assert_eq!(first[0].group(), first[1].group());
+        assert_ne!(first[0].lock, first[1].lock);
+        // The next repetition of the same group starts with the other arm.
+        let again: Vec<_> = plan
+            .iter()
+            .filter(|k| k.group() == first[0].group() && k.rep == 2)
+            .collect();
+        assert_eq!(again[0].lock, first[1].lock);
+    }
+
+    #[test]
+    fn bad_matrices_are_refused_with_the_reason() {
+        let quick = QUICK.to_string();
+        for (edit, expect) in [
+            (
+                quick.replace("locks = [\"base\", \"pv\"]", "locks = []"),
+                "`locks` is empty",
+            ),
+            (quick.replace("reps = ", "reps = 0 #"), "`reps` must be"),
+            (format!("vcpus = 0\n{quick}"), "`vcpus` must be"),
+            (quick.replace("[kernbench]", "[kernbanch]"), "unknown field"),
+            (quick.replace("clients = [", "clients = [0, "), "client counts"),
+            (quick.replace("budget_s = ", "budget_s = 1 #"), "over its budget"),
+        ] {
+            let err = MatrixSpec::parse(&edit, "test").unwrap_err().to_string();
+            assert!(err.contains(expect), "{expect:?} not in {err:?}");
+        }
+    }
+
+    #[test]
+    fn result_and_stats_lines_parse() {
+        let f = parse_result(r#"{"workload":"kernbench","elapsed_s":2.5,"ops":17,"tps":null}"#).unwrap();
+        assert_eq!((f.elapsed_s, f.ops, f.tps), (2.5, 17, None));
+        assert!(parse_result("{garbage").is_err());
+        assert!(parse_result(r#"{"elapsed_s":-1,"ops":0,"tps":null}"#).is_err());
+        let s =
+            parse_pvlock_stats("pvbench-guest: pvlock stats taken_slow=3 halted=2 released_slow_kicked=2")
+                .unwrap();
+        assert_eq!((s.taken_slow, s.halted, s.released_slow_kicked), (3, 2, 2));
+    }
+}

@@ -1,0 +1,267 @@
+//! `pvbench run` with real guests under TCG: a tiny matrix end to end, Ctrl-C
+//! and --resume, a guest that never starts its workload, bad matrix files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{image, pvbench, text};
+use pvbench::results::{CellStatus, LockMode, Results, Workload};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pvbench-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A matrix small enough for a test; `extra` is prepended (top-level keys).
+fn write_matrix(dir: &Path, extra: &str, memory_mib: u32) -> PathBuf {
+    let path = dir.join("matrix.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{extra}
+locks = ["base", "pv"]
+overcommit = ["1x", "2x"]
+reps = 1
+vcpus = 2
+memory_mib = {memory_mib}
+spin_tcg = 256
+[kernbench]
+scale = 1
+cap_s = 12
+[pgbench]
+clients = [2]
+overcommit = ["1x"]
+scale = 1
+duration_s = 1
+cap_s = 8
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(matrix: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    image();
+    pvbench()
+        .args(["run", "--accel", "tcg", "--quiet", "--matrix"])
+        .arg(matrix)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// QEMU processes whose command line carries this test's memory size.
+fn qemus_with_memory(memory_mib: u32) -> Vec<u32> {
+    let marker = format!("{memory_mib}M");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = text(&cmd);
+            cmd.contains("qemu-system") && cmd.split('\0').any(|w| w == marker)
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_matrix_runs_every_cell() {
+    let dir = scratch("tiny");
+    let out = dir.join("out");
+    let output = run(&write_matrix(&dir, "", 500), &out, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let results = Results::load(&out).unwrap();
+    assert_eq!(results.manifest.cells.len(), 6);
+    assert_eq!(results.cells.len(), 6, "every cell has a result");
+    assert_eq!(results.manifest.provenance.accel, "tcg");
+    for cell in &results.cells {
+        let id = cell.key.id();
+        assert!(
+            !matches!(cell.status, CellStatus::Failed { .. }),
+            "{id} failed: {:?}",
+            cell.status
+        );
+        assert!(
+            cell.guests.len() == cell.key.overcommit.factor() as usize,
+            "{id}: {:?}",
+            cell.guests
+        );
+        if cell.status == CellStatus::Completed {
+            let (value, bound) = cell.value().unwrap();
+            assert!(value > 0.0 && !bound, "{id}: {value}");
+            let latency = cell.latency_us.expect("latency from the metrics stream");
+            assert_eq!(latency.count, cell.ops, "{id}: every operation's latency arrived");
+            if cell.key.workload == Workload::Kernbench {
+                assert_eq!(cell.ops, 17, "{id}: 16 compile jobs and the link");
+            }
+        }
+        // Finished guests report the slow-path counters; base cells have none.
+        // (A censored guest is stopped before it prints them.)
+        if cell.status == CellStatus::Completed {
+            let pv = cell.pvlock.expect("stats line");
+            if cell.key.lock == LockMode::Base {
+                assert_eq!(pv.taken_slow, 0, "{id}");
+            }
+        }
+        let files = results::cell_files(&out, &id);
+        assert!(files.iter().any(|f| f.ends_with(".hlog")), "{id}: {files:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+mod results {
+    use std::path::Path;
+
+    pub fn cell_files(out: &Path, id: &str) -> Vec<String> {
+        std::fs::read_dir(out.join("cells").join(id))
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn interrupted_matrix_resumes_and_leaves_no_qemu() {
+    let dir = scratch("resume");
+    let out = dir.join("out");
+    let matrix = write_matrix(&dir, "", 501);
+    image();
+    let child = pvbench()
+        .args(["run", "--accel", "tcg", "--quiet", "--matrix"])
+        .arg(&matrix)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = out.join("cells").join("kernbench-1x-base-r1.json");
+    let t = Instant::now();
+    while !first.is_file() {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no cell finished in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ctrl-C (SIGINT) while the second cell runs.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert!(
+        qemus_with_memory(501).is_empty(),
+        "QEMU left running after Ctrl-C"
+    );
+    let kept = std::fs::read(&first).unwrap();
+
+    // Without --resume the directory is refused; with it the rest runs.
+    let refused = run(&matrix, &out, &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("--resume"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let resumed = run(&matrix, &out, &["--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert_eq!(Results::load(&out).unwrap().cells.len(), 6);
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        kept,
+        "a finished cell was rewritten"
+    );
+
+    // A different matrix in the same directory is never mixed in.
+    let other = write_matrix(&dir, "", 502);
+    let mixed = run(&other, &out, &["--resume"]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(
+        text(&mixed.stderr).contains("different matrix"),
+        "{}",
+        text(&mixed.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn guest_that_never_starts_fails_its_cell_and_the_matrix_goes_on() {
+    let dir = scratch("hang");
+    let out = dir.join("out");
+    // No guest gets from QEMU's start to its workload in 50 ms under TCG.
+    let output = run(&write_matrix(&dir, "start_timeout_s = 0.05", 503), &out, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let results = Results::load(&out).unwrap();
+    assert_eq!(results.cells.len(), 6, "the matrix went on after failed cells");
+    for cell in &results.cells {
+        match &cell.status {
+            CellStatus::Failed { reason } => assert!(
+                reason.contains("never started") || reason.contains("did not start hogging"),
+                "{reason}"
+            ),
+            other => panic!("{}: {other:?}", cell.key.id()),
+        }
+        let log = out.join("cells").join(cell.key.id());
+        assert!(std::fs::read_dir(&log)
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(".serial.log") }));
+    }
+    assert!(qemus_with_memory(503).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_matrix_files_are_refused_before_any_guest_starts() {
+    let dir = scratch("bad");
+    let good = std::fs::read_to_string(write_matrix(&dir, "", 504)).unwrap();
+    for (name, body, expect) in [
+        (
+            "unknown-workload",
+            good.replace("[pgbench]", "[sysbench]"),
+            "unknown field",
+        ),
+        (
+            "empty-locks",
+            good.replace(r#"locks = ["base", "pv"]"#, "locks = []"),
+            "`locks` is empty",
+        ),
+        (
+            "zero-vcpus",
+            good.replace("vcpus = 2", "vcpus = 0"),
+            "`vcpus` must be",
+        ),
+        ("over-budget", format!("budget_s = 5\n{good}"), "over its budget"),
+        ("not-toml", "locks = [".to_string(), "not-toml.toml"),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, body).unwrap();
+        let started = Instant::now();
+        let output = pvbench()
+            .args(["run", "--accel", "tcg", "--matrix"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expect), "{name}: {expect:?} not in {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: took long enough to boot"
+        );
+    }
+    assert!(qemus_with_memory(504).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
