@@ -70,6 +70,10 @@ pub struct BootArgs {
     /// Do not echo the serial console; show its last lines only if the guest fails.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stream the guest workload's metrics over virtio-net and write the run's
+    /// JSON summary, .hgrm distribution and interval log into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub metrics: Option<std::path::PathBuf>,
     /// Words for the guest application (`key=value`), after `--`.
     #[arg(last = true)]
     pub guest_args: Vec<String>,

@@ -2,10 +2,12 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::accel::{self, Resolved};
 use crate::build::{self, BuildError, BuildOptions, Image};
 use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs};
+use crate::collect::{self, Collector};
 use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
 use crate::layout::{self, Layout};
 use crate::matrix::{self, MatrixError, MatrixSpec, RunOptions};
@@ -25,6 +27,8 @@ pub enum CommandError {
     Guest(#[from] GuestError),
     #[error(transparent)]
     Matrix(#[from] MatrixError),
+    #[error(transparent)]
+    Collect(#[from] collect::CollectError),
 }
 
 /// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
@@ -51,13 +55,44 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
 
 pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
     let (qemu, image, resolved) = prepare(&args.guest, args.quiet)?;
-    let config = guest_config(&args.guest, &resolved, args.guest_args.clone());
+    let collector = args
+        .metrics
+        .as_ref()
+        .map(|_| Collector::start([BOOT_RUN]))
+        .transpose()?;
+    let mut app_args = args.guest_args.clone();
+    if let Some(collector) = &collector {
+        app_args.extend(collector.guest_words(BOOT_RUN).expect("run registered above"));
+    }
+    let mut config = guest_config(&args.guest, &resolved, app_args);
+    config.network |= collector.is_some();
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
     let outcome = guest::run(&qemu, &image, &config, echo)?;
     report(&outcome, &config, args.quiet);
+    if let (Some(collector), Some(dir)) = (collector, &args.metrics) {
+        for run in &collector.finish(Duration::from_secs(3)).runs {
+            let files = collect::write_run_files(run, dir)?;
+            let l = &run.latency;
+            eprintln!(
+                "pvbench: metrics {:?}: {} intervals, {} samples, p50 {} us, p99 {} us -> {}",
+                run.status,
+                run.received.intervals,
+                l.count,
+                l.p50,
+                l.p99,
+                files.summary.display()
+            );
+            for error in &run.errors {
+                eprintln!("pvbench: metrics: {error}");
+            }
+        }
+    }
     Ok(ExitCode::from(exit_status(&outcome)))
 }
+
+/// The metrics run name of `pvbench boot --metrics`.
+const BOOT_RUN: &str = "boot";
 
 /// The benchmark matrix (a profile or a TOML file), then its summary.
 pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {

@@ -3,32 +3,14 @@
 
 mod common;
 
-// The collector is part of the `pvbench` binary; compile its parts in here (not
-// its mod.rs, whose unit tests the binary already runs). They refer to each
-// other as `super::run` etc., which resolves at this crate's root.
-#[path = "../src/collect/output.rs"]
-#[allow(dead_code)]
-mod output;
-#[path = "../src/collect/run.rs"]
-#[allow(dead_code)]
-mod run;
-#[path = "../src/collect/server.rs"]
-#[allow(dead_code)]
-mod server;
-mod collect {
-    pub use super::output::write_run_files;
-    pub use super::run::{RunError, RunResult};
-    pub use super::server::Collector;
-}
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use collect::{write_run_files, Collector, RunError, RunResult};
 use common::{boot_networked, text};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
+use pvbench::collect::{write_run_files, Collector, RunError, RunResult};
 
 /// The guest has exited when `boot` returns, so its data is in (or lost).
 const FINISH: Duration = Duration::from_secs(5);

@@ -41,21 +41,7 @@ fn stress(vcpus: u32, pv: &str) {
 
 /// Boots with the console streamed to stdout, where the guest's report lines are.
 fn streamed(vcpus: u32, args: &[&str]) -> String {
-    common::image();
-    let out = common::pvbench()
-        .args([
-            "boot",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "300",
-            "--vcpus",
-            &vcpus.to_string(),
-            "--",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = common::boot_with(&[], vcpus, 300, args);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -62,22 +62,13 @@ pub fn process(llvm_nm: &Path, llvm_objcopy: &Path, input: &Path, output: &Path)
     let map = output.with_extension("redefine-syms");
     fs::write(&map, renames).map_err(io_error(&map))?;
 
-    let result = Command::new(llvm_objcopy)
-        .arg(format!("--redefine-syms={}", map.display()))
-        .arg(input)
-        .arg(output)
-        .output()
-        .map_err(|source| ArchiveError::Spawn {
-            tool: llvm_objcopy.display().to_string(),
-            source,
-        })?;
-    if !result.status.success() {
-        return Err(ArchiveError::Tool {
-            tool: "llvm-objcopy".into(),
-            path: input.display().to_string(),
-            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-        });
-    }
+    run_tool(
+        Command::new(llvm_objcopy)
+            .arg(format!("--redefine-syms={}", map.display()))
+            .arg(input)
+            .arg(output),
+        input,
+    )?;
     fs::remove_file(&map).map_err(io_error(&map))?;
 
     let mut bytes = fs::read(output).map_err(io_error(output))?;
@@ -89,22 +80,13 @@ pub fn process(llvm_nm: &Path, llvm_objcopy: &Path, input: &Path, output: &Path)
 }
 
 fn defined_globals(llvm_nm: &Path, archive: &Path) -> Result<Vec<String>, ArchiveError> {
-    let result = Command::new(llvm_nm)
-        .args(["--defined-only", "--extern-only", "--format=just-symbols"])
-        .arg(archive)
-        .output()
-        .map_err(|source| ArchiveError::Spawn {
-            tool: llvm_nm.display().to_string(),
-            source,
-        })?;
-    if !result.status.success() {
-        return Err(ArchiveError::Tool {
-            tool: "llvm-nm".into(),
-            path: archive.display().to_string(),
-            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-        });
-    }
-    let mut symbols: Vec<String> = String::from_utf8_lossy(&result.stdout)
+    let stdout = run_tool(
+        Command::new(llvm_nm)
+            .args(["--defined-only", "--extern-only", "--format=just-symbols"])
+            .arg(archive),
+        archive,
+    )?;
+    let mut symbols: Vec<String> = String::from_utf8_lossy(&stdout)
         .lines()
         // llvm-nm separates members with blank lines and "member.o:" headers.
         .filter(|line| !line.is_empty() && !line.ends_with(':'))
@@ -113,6 +95,23 @@ fn defined_globals(llvm_nm: &Path, archive: &Path) -> Result<Vec<String>, Archiv
     symbols.sort_unstable();
     symbols.dedup();
     Ok(symbols)
+}
+
+/// Runs an LLVM tool on `path`; its stdout, or an error naming the tool.
+fn run_tool(cmd: &mut Command, path: &Path) -> Result<Vec<u8>, ArchiveError> {
+    let tool = cmd.get_program().to_string_lossy().into_owned();
+    let result = cmd.output().map_err(|source| ArchiveError::Spawn {
+        tool: tool.clone(),
+        source,
+    })?;
+    if !result.status.success() {
+        return Err(ArchiveError::Tool {
+            tool,
+            path: path.display().to_string(),
+            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+        });
+    }
+    Ok(result.stdout)
 }
 
 /// Sets EI_OSABI to standalone in every ELF member, in place.

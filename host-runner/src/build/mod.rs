@@ -205,6 +205,8 @@ pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError
         &[
             ("PVBENCH_KERNEL_LIB_DIR", &lib_dir_env),
             ("PVBENCH_KERNEL_VERSION", &kernel_version),
+            // The guest names its image in the metrics Hello.
+            ("PVBENCH_IMAGE_ID", &id),
         ],
     )?;
     let app = staging.join(image_files::APP);

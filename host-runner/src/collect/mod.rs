@@ -19,10 +19,6 @@
 //! }
 //! ```
 
-// Nothing in the CLI calls the collector yet (`pvbench boot --metrics` and the
-// matrix will); remove this once they do.
-#![allow(dead_code, unused_imports)]
-
 mod output;
 mod run;
 mod server;

@@ -27,11 +27,18 @@ pub fn image() -> &'static str {
     })
 }
 
-/// `pvbench boot` under TCG (tests never depend on the host's KVM).
-pub fn boot(vcpus: u32, timeout_s: u32, guest_args: &[&str]) -> Output {
+/// `pvbench boot` under TCG (tests never depend on the host's KVM) with extra
+/// `flags` before the guest's words.
+pub fn boot_with<S: AsRef<std::ffi::OsStr>>(
+    flags: &[&str],
+    vcpus: u32,
+    timeout_s: u32,
+    guest_args: &[S],
+) -> Output {
     image();
     pvbench()
-        .args(["boot", "--accel", "tcg", "--quiet"])
+        .args(["boot", "--accel", "tcg"])
+        .args(flags)
         .args([
             "--vcpus",
             &vcpus.to_string(),
@@ -44,23 +51,16 @@ pub fn boot(vcpus: u32, timeout_s: u32, guest_args: &[&str]) -> Output {
         .expect("run pvbench boot")
 }
 
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `pvbench boot --quiet`: the guest's console only shows up on failure.
+pub fn boot(vcpus: u32, timeout_s: u32, guest_args: &[&str]) -> Output {
+    boot_with(&["--quiet"], vcpus, timeout_s, guest_args)
 }
 
-/// `pvbench boot` under TCG with a virtio-net NIC (for guests that stream metrics).
+/// `pvbench boot` with a virtio-net NIC (for guests that stream metrics).
 pub fn boot_networked(vcpus: u32, timeout_s: u32, guest_args: &[String]) -> Output {
-    image();
-    pvbench()
-        .args(["boot", "--accel", "tcg", "--network"])
-        .args([
-            "--vcpus",
-            &vcpus.to_string(),
-            "--timeout",
-            &timeout_s.to_string(),
-            "--",
-        ])
-        .args(guest_args)
-        .output()
-        .expect("run pvbench boot --network")
+    boot_with(&["--network"], vcpus, timeout_s, guest_args)
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
