@@ -105,13 +105,14 @@ pub fn set_kick_hook(hook: Option<fn(u32)>) {
     *KICK_HOOK.lock().unwrap_or_else(PoisonError::into_inner) = hook;
 }
 
-/// The CPUs whose thread is inside `halt` now, as a bitmask.
+/// The CPUs whose thread is inside `halt` now, as a bitmask. Seeing a CPU
+/// here orders the caller after that CPU's publication of its wait record.
 pub fn halted_cpus() -> u64 {
     SLOTS
         .iter()
         .enumerate()
-        // Relaxed: a diagnostic snapshot.
-        .filter(|(_, slot)| slot.halted.load(Ordering::Relaxed))
+        // Acquire: pairs with the Release store in `halt`.
+        .filter(|(_, slot)| slot.halted.load(Ordering::Acquire))
         .fold(0, |mask, (cpu, _)| mask | 1 << cpu)
 }
 
@@ -171,8 +172,9 @@ fn halt(irqs_were_enabled: bool) {
     if !irqs_were_enabled {
         HALTS_IRQS_DISABLED.fetch_add(1, Ordering::Relaxed);
     }
-    // Relaxed: a diagnostic flag.
-    slot.halted.store(true, Ordering::Relaxed);
+    // Release: pairs with the Acquire in `halted_cpus`; whoever sees this
+    // CPU halted also sees its wait record and waiting bit.
+    slot.halted.store(true, Ordering::Release);
     // Acquire: pairs with the Release store in `kick` (the kicker's writes
     // before the kick are visible after the halt, as with a real IPI).
     while !slot.token.swap(false, Ordering::Acquire) {

@@ -1,12 +1,13 @@
 //! The paravirtual ticket lock.
 
-use crate::pv::{self, SlowPath};
+use crate::pv::{self, PvOps};
 use crate::stats;
 use crate::sync::{fence, spin_loop, AtomicU32, Ordering};
 use crate::waiters::waiters;
 use crate::word::{
     head, next, owner, pack, slowpath, tail, Ticket, LAST_TICKET, SLOWPATH, TAIL_INC, TICKET_INC,
 };
+use crate::MAX_CPUS;
 
 /// A raw ticket spinlock whose waiters halt their CPU after spinning for a
 /// while, and whose unlocker kicks the next waiter if one halted.
@@ -102,8 +103,8 @@ impl RawPvTicketLock {
                 budget -= 1;
                 spin_loop();
             }
-            if let Some(slow) = pv::slow_path() {
-                if let Some(seen) = self.halt_until_kicked(slow, me) {
+            if let Some(ops) = pv::slow_path() {
+                if let Some(seen) = self.halt_until_kicked(ops, me) {
                     self.clear_slowpath(me, seen);
                     return;
                 }
@@ -112,14 +113,19 @@ impl RawPvTicketLock {
     }
 
     /// One round of the slow path. Returns the lock word that made the lock
-    /// ours, or `None` if we should spin again (spurious wakeup).
-    fn halt_until_kicked(&self, slow: SlowPath, want: Ticket) -> Option<u32> {
-        let SlowPath { ops, cpu } = slow;
+    /// ours, or `None` if we should spin again (spurious wakeup, or a CPU
+    /// that cannot halt).
+    fn halt_until_kicked(&self, ops: &PvOps, want: Ticket) -> Option<u32> {
         let waiters = waiters();
         // Interrupts stay off from publishing the record to halting: a
         // handler that waited for another lock in between would overwrite
         // the record, and our kick would go nowhere.
         let irqs_were_enabled = (ops.irq_save)();
+        let cpu = (ops.cpu_id)();
+        if cpu >= MAX_CPUS as u32 {
+            (ops.irq_restore)(irqs_were_enabled);
+            return None;
+        }
         stats::TAKEN_SLOW.inc();
         waiters.publish(cpu, self.addr(), want);
         // The handshake with the unlocker. Flag and head share one word, so
@@ -201,7 +207,7 @@ impl RawPvTicketLock {
     /// next owner may free it at once (the use-after-free of the older
     /// tail-flag layout, fixed in Linux 4.0). The kick uses only the value
     /// that RMW returned and the lock's address, compared but never
-    /// dereferenced, in [`kick_next`] which takes no reference to the lock.
+    /// dereferenced, in `kick_next`, which takes no reference to the lock.
     ///
     /// # Safety
     ///

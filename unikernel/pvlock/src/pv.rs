@@ -8,8 +8,6 @@
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
-use crate::MAX_CPUS;
-
 /// Spin iterations before a waiter halts, unless changed with
 /// [`set_spin_threshold`]. Linux's `SPIN_THRESHOLD` (2^15 `pause`s).
 pub const DEFAULT_SPIN_THRESHOLD: u32 = 1 << 15;
@@ -21,9 +19,9 @@ pub const DEFAULT_SPIN_THRESHOLD: u32 = 1 << 15;
 /// take a spinlock themselves and must not block except as described.
 #[derive(Clone, Copy, Debug)]
 pub struct PvOps {
-    /// Index of the calling CPU. Ids at or above [`MAX_CPUS`] never take the
-    /// slow path (they spin). The id must not change between a waiter's
-    /// `irq_save` and its matching `irq_restore` (no migration in `halt`).
+    /// Index of the calling CPU. Ids at or above [`MAX_CPUS`](crate::MAX_CPUS) never take the
+    /// slow path (they spin). Called with interrupts disabled; the id must
+    /// not change until the matching `irq_restore` (no migration in `halt`).
     pub cpu_id: fn() -> u32,
     /// Disables interrupts on this CPU and returns whether they were enabled.
     /// The slow path keeps them off from publishing its wait record to
@@ -106,21 +104,13 @@ pub(crate) fn ops() -> Option<&'static PvOps> {
     unsafe { ops.as_ref() }
 }
 
-/// What a waiter needs to halt: the table and its own CPU index.
-#[derive(Clone, Copy)]
-pub(crate) struct SlowPath {
-    pub(crate) ops: &'static PvOps,
-    pub(crate) cpu: u32,
-}
-
-/// The slow path for the calling CPU, or `None` if waiters must just spin.
+/// The table, if waiters may halt (registered and enabled).
 #[inline]
-pub(crate) fn slow_path() -> Option<SlowPath> {
+pub(crate) fn slow_path() -> Option<&'static PvOps> {
     // Relaxed: see `set_enabled`.
-    if !ENABLED.load(Ordering::Relaxed) {
-        return None;
+    if ENABLED.load(Ordering::Relaxed) {
+        ops()
+    } else {
+        None
     }
-    let ops = ops()?;
-    let cpu = (ops.cpu_id)();
-    (cpu < MAX_CPUS as u32).then_some(SlowPath { ops, cpu })
 }

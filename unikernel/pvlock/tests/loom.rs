@@ -120,8 +120,12 @@ enum Halt {
     Park,
 }
 
+/// The registered `PvOps` are process-wide: one model at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `cpus` CPUs each take the lock `rounds` times.
 fn check(halt: Halt, cpus: u32, rounds: u32, preemption_bound: Option<usize>) {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = preemption_bound;
     let (executions, halts) = (EXECUTIONS.load(Ordering::Relaxed), HALTS.load(Ordering::Relaxed));
