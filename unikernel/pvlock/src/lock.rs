@@ -5,7 +5,7 @@ use crate::stats;
 use crate::sync::{fence, spin_loop, AtomicU32, Ordering};
 use crate::waiters::waiters;
 use crate::word::{
-    head, next, owner, pack, slowpath, tail, Ticket, LAST_TICKET, SLOWPATH, TAIL_INC, TICKET_INC,
+    head, next, owner, pack, slowpath, tail, Ticket, SLOWPATH, TAIL_INC, TICKET_INC, WRAP_CARRY,
 };
 use crate::MAX_CPUS;
 
@@ -13,8 +13,8 @@ use crate::MAX_CPUS;
 /// while, and whose unlocker kicks the next waiter if one halted.
 ///
 /// FIFO like a plain ticket lock: tickets are served in the order they were
-/// taken. The uncontended `lock` and `unlock` are one atomic RMW each (plus
-/// one plain load in `unlock`); everything else is out of line.
+/// taken. The uncontended `lock` and `unlock` are one atomic RMW each;
+/// everything else is out of line.
 ///
 /// See the crate documentation for the lock word and the handshake.
 pub struct RawPvTicketLock {
@@ -79,7 +79,20 @@ impl RawPvTicketLock {
         let me = tail(old);
         if head(old) != me {
             self.lock_contended(me);
+        } else if old & WRAP_CARRY != 0 {
+            self.clear_wrap_carry();
         }
+    }
+
+    /// Drops the carry the head's last wrap left in the tail half (see
+    /// `WRAP_CARRY`). Called by the first owner after the wrap, while it holds
+    /// the lock, so the unlocker that wrapped never touches the lock again, and
+    /// the next wrap (2^15 tickets later) finds the bit clear.
+    #[cold]
+    fn clear_wrap_carry(&self) {
+        // Relaxed: the bit carries no synchronisation; the RMW only keeps the
+        // concurrent ticket and flag updates intact.
+        self.word.fetch_and(!WRAP_CARRY, Ordering::Relaxed);
     }
 
     /// Waits for ticket `me`: spin up to the threshold, then halt until
@@ -171,6 +184,12 @@ impl RawPvTicketLock {
     /// ticket is out (Linux 4.0's `__ticket_check_and_clear_slowpath`).
     #[inline]
     fn clear_slowpath(&self, me: Ticket, seen: u32) {
+        let seen = if seen & WRAP_CARRY != 0 {
+            self.clear_wrap_carry();
+            seen & !WRAP_CARRY
+        } else {
+            seen
+        };
         // The tail only grows while we hold the lock: if another ticket was
         // out when we acquired, it still is, and its holder may be halted.
         if !slowpath(seen) || tail(seen) != next(me) {
@@ -194,7 +213,8 @@ impl RawPvTicketLock {
         if tail(seen) != me {
             return false;
         }
-        // Nobody holds a ticket, so a stale slow-path flag can go too.
+        // Nobody holds a ticket, so a stale slow-path flag (and a wrap carry)
+        // can go too: the new word is rebuilt from the tickets alone.
         // Acquire: pairs with the Release RMW of the previous `unlock`.
         self.word
             .compare_exchange(seen, pack(me, next(me)), Ordering::Acquire, Ordering::Relaxed)
@@ -216,18 +236,10 @@ impl RawPvTicketLock {
     #[inline]
     pub unsafe fn unlock(&self) {
         let addr = self.addr();
-        // Relaxed: we own the lock, so the ticket part of the head is ours
-        // and only we change it; the flag may move, but we take it from the
-        // RMW's result below.
-        let me = owner(self.word.load(Ordering::Relaxed));
-        // Release (both arms): pairs with the Acquire of the next owner's
-        // RMW or load; publishes our critical section.
-        let old = if me == LAST_TICKET {
-            // Wraps the head to 0 without a carry into the tail.
-            self.word.fetch_sub(u32::from(LAST_TICKET), Ordering::Release)
-        } else {
-            self.word.fetch_add(u32::from(TICKET_INC), Ordering::Release)
-        };
+        // Release: pairs with the Acquire of the next owner's RMW or load;
+        // publishes our critical section. When the head wraps, the carry lands
+        // in WRAP_CARRY, never in the tail.
+        let old = self.word.fetch_add(u32::from(TICKET_INC), Ordering::Release);
         // `self` may be dangling from here on.
         if slowpath(old) {
             kick_next(addr, next(owner(old)));
