@@ -32,6 +32,14 @@ pub enum Command {
     /// Compare data sets like ministat(1): distribution plot, summary table and
     /// Student's t verdict (exit 1 if a difference is proven).
     Ministat(crate::ministat::MinistatArgs),
+    /// Report a results directory: kernbench table, pgbench ministat blocks,
+    /// latency, pv-lock counters, CPU shares; Markdown, JSON and SVG plots.
+    Report(crate::report::ReportArgs),
+    /// Compare a results directory with the CI baseline: exit 0 pass, 1 regression,
+    /// 2 cannot judge.
+    Gate(crate::gate::GateArgs),
+    /// The CI gate's baseline (`baseline save RESULTS_DIR`).
+    Baseline(crate::gate::BaselineArgs),
 }
 
 #[derive(Debug, Args)]

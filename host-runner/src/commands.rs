@@ -12,7 +12,7 @@ use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
 use crate::layout::{self, Layout};
 use crate::matrix::{self, MatrixError, MatrixSpec, RunOptions};
 use crate::qemu::{self, QemuError};
-use crate::results::{LockMode, Results};
+use crate::report::{self, RenderOptions, ReportError};
 use pvbench_wire::exit::GuestExit;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,8 @@ pub enum CommandError {
     Matrix(#[from] MatrixError),
     #[error(transparent)]
     Collect(#[from] collect::CollectError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
 }
 
 /// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
@@ -127,42 +129,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
             quiet: args.quiet,
         },
     )?;
+    let report = report::render(&results, &RenderOptions::default());
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results.cells).expect("results serialize")
-        );
+        println!("{}", report.json());
     } else {
-        print_summary(&results);
+        print!("{}", report.text());
     }
+    report.write_into(&out)?;
     eprintln!("pvbench: results in {}", out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// One line per cell group: base and pv figures side by side.
-fn print_summary(results: &Results) {
-    let mut groups: Vec<_> = results.cells.iter().map(|c| c.key.group()).collect();
-    groups.dedup();
-    groups.sort();
-    groups.dedup();
-    println!("{:<28} {:<40} {:<40}", "cell", "base", "pv");
-    for group in groups {
-        let arm = |lock: LockMode| {
-            results
-                .cells
-                .iter()
-                .filter(|c| c.key.group() == group && c.key.lock == lock)
-                .map(matrix::describe)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
-            "{:<28} {:<40} {:<40}",
-            group.to_string(),
-            arm(LockMode::Base),
-            arm(LockMode::Pv)
-        );
-    }
 }
 
 /// QEMU, the image and the accelerator, each failing with one clear line.

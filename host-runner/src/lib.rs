@@ -3,18 +3,20 @@
 //!
 //! Data flows one way: `build` makes the guest image, `guest` runs guests under
 //! QEMU (`qemu`, `accel`), `collect` receives their metrics, `stats` and
-//! `ministat` compare results.
+//! `ministat` compare results, `gate` judges a run against the CI baseline.
 
 pub mod accel;
 pub mod build;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod gate;
 pub mod guest;
 pub mod layout;
 pub mod matrix;
 pub mod ministat;
 pub mod qemu;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod toolchain;

@@ -26,12 +26,13 @@
 //! `-2.1% [-3.7%, -0.44%] (Fieller)`, or `[unbounded]` when the reference
 //! mean is not distinguishable from zero.
 
-mod cfmt;
+// cfmt and text are also used by `pvbench report` for its ministat blocks.
+pub(crate) mod cfmt;
 mod input;
 mod json;
 mod plot;
 mod term;
-mod text;
+pub(crate) mod text;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -322,6 +323,13 @@ pub fn analyze(args: &MinistatArgs, stdin: &mut dyn BufRead) -> Result<Analysis,
             sample: Sample::new(values)?,
         });
     }
+    Ok(analyze_sets(sets, args))
+}
+
+/// Compares in-memory sets (the first is the reference) as `analyze` does
+/// files, for callers that render ministat blocks from their own data.
+/// Every set needs at least one value; a comparison needs two in each.
+pub fn analyze_sets(sets: Vec<DataSet>, args: &MinistatArgs) -> Analysis {
     let options = args.compare_options();
     let comparisons = if args.summary_only {
         Vec::new()
@@ -331,12 +339,12 @@ pub fn analyze(args: &MinistatArgs, stdin: &mut dyn BufRead) -> Result<Analysis,
             .map(|set| compare(&set.sample, &sets[0].sample, &options))
             .collect()
     };
-    Ok(Analysis {
+    Analysis {
         sets,
         median_rule: args.median_rule(),
         options,
         comparisons,
-    })
+    }
 }
 
 /// C `strtol` base 10 as ministat uses it: the whole string must be taken;

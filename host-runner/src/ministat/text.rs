@@ -7,7 +7,8 @@ use super::plot::{self, PlotSet, SYMBOLS};
 use super::{Analysis, MinistatArgs};
 use crate::stats::{Comparison, PercentInterval, Summary, TMethod};
 
-const TABLE_HEADER: &str = "    N           Min           Max        Median           Avg        Stddev\n";
+pub(crate) const TABLE_HEADER: &str =
+    "    N           Min           Max        Median           Avg        Stddev\n";
 
 /// Bytes, not a String: file names need not be UTF-8 and are echoed as is.
 pub fn render(analysis: &Analysis, args: &MinistatArgs, width: usize) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! Statistics core: summary statistics, Student's t quantiles and the
-//! two-sample comparisons behind `pvbench ministat`.
+//! two-sample comparisons behind `pvbench ministat`; t-tests and the
+//! Mann–Whitney U test with p-values behind `pvbench gate`.
 //!
 //! By default everything reproduces ministat 20150715 (Debian's package) bit
 //! for bit, quirks included; each quirk has a corrected variant:
@@ -11,17 +12,21 @@
 //! | percent interval = half-width / reference mean | [`PercentMethod::Fieller`]    |
 //! | pooled variance (Student)                  | [`TMethod::Welch`]                |
 //!
-//! The variance is always ministat's one-pass formula; see
-//! [`Sample::variance`].
+//! The ministat side always uses ministat's one-pass variance (see
+//! [`Sample::variance`]); the gate's tests ([`ttest`]) use a two-pass one.
 
 pub mod compare;
+pub mod rank;
 mod special;
 pub mod student;
 pub mod summary;
+pub mod ttest;
 
 pub use compare::{compare, CompareOptions, Comparison, PercentInterval, PercentMethod, TMethod, TSource};
-pub use student::Confidence;
+pub use rank::{mann_whitney, mann_whitney_min_p, RankTest};
+pub use student::{normal_upper_tail, t_upper_tail, Confidence};
 pub use summary::{MedianRule, Sample, Summary};
+pub use ttest::{mean_variance, t_test, TTest};
 
 /// Why a sample cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -65,6 +65,47 @@ pub fn t_quantile(level: f64, df: f64) -> f64 {
     invert_decreasing(two_sided_tail, 1.0 - level)
 }
 
+/// Above this df the normal tail is used: it differs from Student's by less
+/// than 1e-7, and the continued fraction would need ever more terms.
+const NORMAL_DF: f64 = 1e7;
+
+/// P(T > t) for Student's t with `df` degrees of freedom (fractional df as
+/// Welch's; infinite gives the normal): the one-sided p-value of a t
+/// statistic. NaN when t is NaN or df is not positive.
+pub fn t_upper_tail(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if t.is_infinite() {
+        return if t > 0.0 { 0.0 } else { 1.0 };
+    }
+    if df > NORMAL_DF {
+        return normal_upper_tail(t);
+    }
+    // P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2), as in `t_quantile`.
+    let t2 = t * t;
+    let two_sided = inc_beta(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2));
+    if t >= 0.0 {
+        two_sided / 2.0
+    } else {
+        1.0 - two_sided / 2.0
+    }
+}
+
+/// P(Z > z) for the standard normal.
+pub fn normal_upper_tail(z: f64) -> f64 {
+    if z.is_nan() {
+        return f64::NAN;
+    }
+    // P(|Z| > |z|) = erfc(|z|/√2) = Q(1/2, z²/2).
+    let two_sided = inc_gamma_upper(0.5, z * z / 2.0);
+    if z >= 0.0 {
+        two_sided / 2.0
+    } else {
+        1.0 - two_sided / 2.0
+    }
+}
+
 /// The z with P(|Z| > z) = 1 - `level` for the standard normal.
 pub fn normal_quantile(level: f64) -> f64 {
     // P(|Z| > z) = erfc(z/√2) = Q(1/2, z²/2).
@@ -158,6 +199,47 @@ mod tests {
         // Fractional df sits between its neighbours.
         let t = t_quantile(0.95, 17.5);
         assert!(t < t_quantile(0.95, 17.0) && t > t_quantile(0.95, 18.0));
+    }
+
+    #[test]
+    fn upper_tail_closed_forms() {
+        // df 1 (Cauchy): 1/2 - atan(t)/π; df 2: (1 - t/√(t² + 2)) / 2.
+        for t in [-3.5, -0.4, 0.0, 0.7, 2.0, 12.0, 300.0] {
+            let cauchy = 0.5 - f64::atan(t) / std::f64::consts::PI;
+            assert!((t_upper_tail(t, 1.0) - cauchy).abs() < 1e-14, "df 1, t {t}");
+            let two = (1.0 - t / (t * t + 2.0).sqrt()) / 2.0;
+            assert!((t_upper_tail(t, 2.0) - two).abs() < 1e-14, "df 2, t {t}");
+        }
+        assert_eq!(t_upper_tail(f64::INFINITY, 3.0), 0.0);
+        assert_eq!(t_upper_tail(f64::NEG_INFINITY, 3.0), 1.0);
+        assert!(t_upper_tail(1.0, 0.0).is_nan());
+        assert!(t_upper_tail(f64::NAN, 3.0).is_nan());
+    }
+
+    #[test]
+    fn upper_tail_to_full_precision() {
+        // mpmath 1.3 at 30 digits: betainc(df/2, 1/2, 0, df/(df+t²),
+        // regularized=True) / 2, and ncdf for the normal.
+        assert!((t_upper_tail(2.5, 4.0) - 0.033_383_272_405_994_07).abs() < 1e-15);
+        assert!((t_upper_tail(6.1, 3.853_483_039_455_997) - 0.002_061_190_399_585_95).abs() < 1e-15);
+        assert!((t_upper_tail(-1.3, 17.5) - 0.894_768_115_511_487).abs() < 1e-14);
+        assert!((normal_upper_tail(1.959_963_984_540_054) - 0.025).abs() < 1e-15);
+        assert!((normal_upper_tail(-1.0) - 0.841_344_746_068_542_9).abs() < 1e-15);
+        assert_eq!(t_upper_tail(1.5, 1e9), normal_upper_tail(1.5));
+    }
+
+    #[test]
+    fn upper_tail_inverts_the_quantile() {
+        for df in [1.0, 2.5, 4.0, 9.0, 30.0, 250.0] {
+            for level in [0.8, 0.95, 0.99] {
+                let t = t_quantile(level, df);
+                let p = t_upper_tail(t, df);
+                assert!(
+                    (p - (1.0 - level) / 2.0).abs() < 1e-12,
+                    "df {df}, level {level}: {p}"
+                );
+            }
+        }
     }
 
     #[test]

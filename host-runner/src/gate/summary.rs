@@ -1,0 +1,351 @@
+//! The gate's report for people: a few terminal lines, and Markdown fit for a
+//! CI job summary. Files are written atomically (temporary file, then
+//! rename), so a reader never sees half a summary.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use super::evaluate::{GateReport, GroupReport, Outcome, SideStats, Verdict};
+use super::{metric_name, short_hash, GateError};
+use crate::results::Provenance;
+
+/// GitHub Actions' job summary file; appended to when set.
+const STEP_SUMMARY_ENV: &str = "GITHUB_STEP_SUMMARY";
+
+/// Counts for the headline.
+struct Tally {
+    regressions: usize,
+    improved: usize,
+    unchanged: usize,
+    cannot_judge: usize,
+}
+
+fn tally(report: &GateReport) -> Tally {
+    let count = |f: fn(&Outcome) -> bool| report.groups.iter().filter(|g| f(&g.outcome)).count();
+    Tally {
+        regressions: count(|o| matches!(o, Outcome::Regression { .. })),
+        improved: count(|o| matches!(o, Outcome::Improved)),
+        unchanged: count(|o| matches!(o, Outcome::NoChange | Outcome::BelowMinEffect)),
+        cannot_judge: count(|o| matches!(o, Outcome::CannotJudge { .. })),
+    }
+}
+
+fn headline(report: &GateReport) -> String {
+    let t = tally(report);
+    let verdict = match report.verdict {
+        Verdict::Pass => "pass",
+        Verdict::Regression => "REGRESSION",
+        Verdict::CannotJudge => "cannot judge",
+    };
+    if !report.problems.is_empty() {
+        return format!("{verdict}: the run cannot be compared with the baseline");
+    }
+    format!(
+        "{verdict}: {} groups: {} regressed, {} improved, {} unchanged, {} could not be judged",
+        report.groups.len(),
+        t.regressions,
+        t.improved,
+        t.unchanged,
+        t.cannot_judge
+    )
+}
+
+/// The terminal report: the verdict line, then (unless `quiet`) a line per
+/// group and the reasons.
+pub fn print(report: &GateReport, quiet: bool) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pvbench gate: {}; {} against {}",
+        headline(report),
+        report.results.path,
+        report.baseline.path
+    );
+    for problem in &report.problems {
+        let _ = writeln!(out, "  {problem}");
+    }
+    if !quiet {
+        let width = report
+            .groups
+            .iter()
+            .map(|g| g.group.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for g in &report.groups {
+            let _ = write!(
+                out,
+                "  {:<width$}  {:<9}  {:>21}  {:>7}  {:>10}  {}",
+                g.group.to_string(),
+                metric_name(g.metric),
+                format!("{} -> {}", centre(&g.baseline), centre(&g.new)),
+                change(g),
+                p_text(g).map_or(String::new(), |p| format!("p {p}")),
+                g.outcome.label()
+            );
+            if let Outcome::CannotJudge { reason } = &g.outcome {
+                let _ = write!(out, ": {reason}");
+            }
+            out.push('\n');
+        }
+        for note in &report.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+    }
+    print!("{out}");
+}
+
+/// The Markdown summary.
+pub fn markdown(report: &GateReport) -> String {
+    let mut md = String::new();
+    let icon = match report.verdict {
+        Verdict::Pass => "✅",
+        Verdict::Regression => "❌",
+        Verdict::CannotJudge => "⚠️",
+    };
+    let _ = writeln!(md, "## pvbench gate: {icon} {}\n", headline(report));
+    let _ = writeln!(
+        md,
+        "New run `{}` ({}) against the baseline `{}` ({}).\n",
+        report.results.path,
+        run_label(&report.results.provenance),
+        report.baseline.path,
+        run_label(&report.baseline.provenance)
+    );
+    if !report.problems.is_empty() {
+        md.push_str("### Cannot compare\n\n");
+        for problem in &report.problems {
+            let _ = writeln!(md, "- {problem}");
+        }
+        md.push('\n');
+    }
+    if !report.groups.is_empty() {
+        md.push_str("| group | metric | baseline | new | change | p (adj.) | verdict |\n");
+        md.push_str("|:--|:--|--:|--:|--:|--:|:--|\n");
+        for g in &report.groups {
+            let arrow = if g.lower_is_better { "↓" } else { "↑" };
+            let verdict = match &g.outcome {
+                Outcome::Regression { by_bounds: true } => "**REGRESSION** (proven by bounds)".to_string(),
+                Outcome::Regression { .. } => "**REGRESSION**".to_string(),
+                other => other.label().to_string(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} {arrow} | {} | {} | {} | {} | {verdict} |",
+                g.group,
+                metric_name(g.metric),
+                side_md(&g.baseline, g.lower_is_better),
+                side_md(&g.new, g.lower_is_better),
+                change(g),
+                p_text(g).unwrap_or_else(|| "–".into()),
+            );
+        }
+        md.push_str(
+            "\n↓ lower is better, ↑ higher is better. Values: mean ± sd (n); `≥`/`≤` marks a side \
+             with runs stopped at their cap, whose values are bounds. p: the family-adjusted \
+             one-sided p-value in the direction of the change.\n\n",
+        );
+    }
+    let blocked: Vec<&GroupReport> = report
+        .groups
+        .iter()
+        .filter(|g| matches!(g.outcome, Outcome::CannotJudge { .. }))
+        .collect();
+    if !blocked.is_empty() {
+        md.push_str("### Could not judge\n\n");
+        for g in blocked {
+            if let Outcome::CannotJudge { reason } = &g.outcome {
+                let _ = writeln!(md, "- **{}**: {reason}", g.group);
+            }
+        }
+        md.push('\n');
+    }
+    if !report.notes.is_empty() {
+        md.push_str("### Notes\n\n");
+        for note in &report.notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        md.push('\n');
+    }
+    md.push_str("<details><summary>Thresholds and provenance</summary>\n\n");
+    for m in &report.metrics {
+        let _ = writeln!(
+            md,
+            "- {} (family of {} groups)",
+            m.thresholds.describe(m.metric),
+            m.groups
+        );
+    }
+    for (name, info) in [("baseline", &report.baseline), ("new run", &report.results)] {
+        let p = &info.provenance;
+        let _ = writeln!(
+            md,
+            "- {name}: revision `{}`, {} ({} cores), {}, {}, image `{}`, matrix `{}`",
+            short_revision(&p.git_revision),
+            p.host_cpu,
+            p.host_cores,
+            p.qemu,
+            p.accel,
+            short_hash(&p.image_id),
+            short_hash(&p.matrix_hash)
+        );
+    }
+    md.push_str("\n</details>\n");
+    md
+}
+
+/// Markdown for a gate that could not run at all.
+pub fn error_markdown(error: &str) -> String {
+    format!("## pvbench gate: ⚠️ cannot judge\n\n{error}\n")
+}
+
+/// Writes `text` to `path` (if given) and appends it to the job summary (if
+/// the environment names one).
+pub fn write_markdown(path: Option<&Path>, text: &str) -> Result<(), GateError> {
+    if let Some(path) = path {
+        write_atomic(path, text.as_bytes())?;
+    }
+    if let Some(summary) = std::env::var_os(STEP_SUMMARY_ENV).filter(|s| !s.is_empty()) {
+        let summary = Path::new(&summary);
+        // Earlier steps' summaries stay: read, append, replace atomically.
+        let mut existing = match std::fs::read(summary) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(GateError::Io {
+                    path: summary.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        if !existing.is_empty() && !existing.ends_with(b"\n") {
+            existing.push(b'\n');
+        }
+        existing.extend_from_slice(text.as_bytes());
+        write_atomic(summary, &existing)?;
+    }
+    Ok(())
+}
+
+/// A temporary file in the same directory, flushed, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GateError> {
+    let io = |source| GateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn run_label(p: &Provenance) -> String {
+    format!("revision `{}`, {}", short_revision(&p.git_revision), p.accel)
+}
+
+/// A git revision cut to 12 hex digits, keeping a `-dirty` mark.
+fn short_revision(revision: &str) -> String {
+    match revision.get(..40) {
+        Some(hash) if hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("{}{}", &hash[..12], &revision[40..])
+        }
+        _ => revision.to_string(),
+    }
+}
+
+fn centre(side: &Option<SideStats>) -> String {
+    side.as_ref().map_or("–".into(), |s| number(s.mean))
+}
+
+fn side_md(side: &Option<SideStats>, lower_is_better: bool) -> String {
+    let Some(s) = side else {
+        return "–".into();
+    };
+    // A bound is on the bad side: at least this slow, at most this fast.
+    let bound = match (s.censored_reps.is_empty(), lower_is_better) {
+        (true, _) => "",
+        (false, true) => "≥ ",
+        (false, false) => "≤ ",
+    };
+    format!("{bound}{} ± {} ({})", number(s.mean), number(s.stddev), s.n)
+}
+
+fn change(g: &GroupReport) -> String {
+    match &g.test {
+        Some(t) if t.change.is_finite() => format!("{:+.1}%", t.change * 100.0),
+        _ => "–".into(),
+    }
+}
+
+/// The adjusted p-value in the direction of the observed change.
+fn p_text(g: &GroupReport) -> Option<String> {
+    let test = g.test.as_ref()?;
+    let worse = test.worse_by(g.lower_is_better) > 0.0;
+    let p = if worse {
+        g.p_worse_adjusted
+    } else {
+        g.p_better_adjusted
+    }?;
+    Some(if p >= 0.9995 {
+        "1".into()
+    } else if p < 1e-4 {
+        format!("{p:.0e}")
+    } else {
+        format!("{p:.4}")
+    })
+}
+
+/// Four significant digits, no exponent for the magnitudes benchmarks give.
+fn number(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let decimals = (3 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{x:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(number(4.0234), "4.023");
+        assert_eq!(number(392.14), "392.1");
+        assert_eq!(number(12345.6), "12346");
+        assert_eq!(number(0.012345), "0.01235");
+        assert_eq!(number(0.0), "0");
+    }
+
+    #[test]
+    fn revisions_are_shortened_but_keep_dirty() {
+        let hash = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(short_revision(hash), "0123456789ab");
+        assert_eq!(short_revision(&format!("{hash}-dirty")), "0123456789ab-dirty");
+        assert_eq!(short_revision("unknown"), "unknown");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("pvbench-gate-summary-{}", std::process::id()));
+        let path = dir.join("gate.md");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,719 @@
+//! From a results directory to the figures of the report: per cell group the
+//! base and pv arms and their comparison, latency, pv-lock counters, CPU
+//! against the fair share, and what is missing, failed or too noisy.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::censored::{self, Bounded, Dominance};
+use crate::ministat::{self, DataSet, MinistatArgs};
+use crate::results::{
+    CellKey, CellResult, CellStatus, GroupKey, GuestRole, LockMode, LockStats, Metric, Provenance, Results,
+    Workload,
+};
+use crate::stats::{compare, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
+
+/// What the report needs besides the results.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderOptions {
+    /// Confidence of the verdicts (Student's t as ministat; Gehan's test).
+    pub confidence: Confidence,
+    /// An arm whose coefficient of variation is above this (percent) is
+    /// flagged as too noisy to conclude.
+    pub max_cv_percent: f64,
+    /// An arm with fewer runs than this is flagged as too few to conclude.
+    pub min_runs: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            confidence: Confidence::P95,
+            max_cv_percent: 10.0,
+            min_runs: 3,
+        }
+    }
+}
+
+/// The report's figures; rendered as text, Markdown, JSON or plots.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dir: PathBuf,
+    pub provenance: Provenance,
+    pub confidence_percent: f64,
+    pub max_cv_percent: f64,
+    pub min_runs: usize,
+    pub cells: CellCounts,
+    /// One per overcommit level, in order.
+    pub kernbench: Vec<GroupReport>,
+    /// One per (overcommit, clients), in order.
+    pub pgbench: Vec<GroupReport>,
+    pub latency: Vec<LatencyRow>,
+    pub pvlock: Vec<LockRow>,
+    pub cpu: Vec<CpuRow>,
+    pub warnings: Vec<Warning>,
+    pub failed: Vec<FailedCell>,
+    /// Ids of planned cells without a result.
+    pub missing: Vec<String>,
+    #[serde(skip)]
+    pub(crate) confidence: Confidence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CellCounts {
+    pub planned: usize,
+    pub completed: usize,
+    pub censored: usize,
+    pub failed: usize,
+    pub missing: usize,
+}
+
+/// One cell group: base against pv.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    pub group: GroupKey,
+    pub metric: Metric,
+    /// The group's time cap, if any of its cells ran.
+    pub cap_s: Option<f64>,
+    pub base: Arm,
+    pub pv: Arm,
+    pub verdict: Verdict,
+}
+
+impl GroupReport {
+    pub fn arm(&self, lock: LockMode) -> &Arm {
+        match lock {
+            LockMode::Base => &self.base,
+            LockMode::Pv => &self.pv,
+        }
+    }
+
+    pub fn censored(&self) -> bool {
+        self.base.censored() > 0 || self.pv.censored() > 0
+    }
+}
+
+/// The runs of one lock mode in a group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Arm {
+    pub lock: LockMode,
+    /// Runs with a value (completed or censored), by repetition.
+    pub runs: Vec<RunValue>,
+    pub failed: usize,
+    pub missing: usize,
+    /// None without runs.
+    pub stats: Option<ArmStats>,
+}
+
+impl Arm {
+    pub fn n(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn censored(&self) -> usize {
+        self.runs.iter().filter(|r| r.censored).count()
+    }
+
+    pub fn values(&self) -> Vec<f64> {
+        self.runs.iter().map(|r| r.value).collect()
+    }
+
+    pub fn intervals(&self, metric: Metric) -> Vec<Bounded> {
+        self.runs
+            .iter()
+            .map(|r| censored::run_interval(r.value, r.censored, metric))
+            .collect()
+    }
+
+    /// The data as ministat takes it; None with censored runs or no runs.
+    pub fn sample(&self) -> Option<Sample> {
+        if self.censored() > 0 {
+            return None;
+        }
+        Sample::new(self.values()).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RunValue {
+    pub rep: u32,
+    /// The metric; for a censored run the bound it recorded.
+    pub value: f64,
+    pub censored: bool,
+}
+
+/// Summary of an arm. With censored runs every figure is an interval (see
+/// `censored`) and there is no standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ArmStats {
+    pub n: usize,
+    pub censored: usize,
+    pub min: Bounded,
+    pub max: Bounded,
+    /// ministat's median (upper middle value for an even count).
+    pub median: Bounded,
+    pub mean: Bounded,
+    /// ministat's standard deviation; None with censored runs or one run.
+    pub stddev: Option<f64>,
+    /// stddev / mean, in percent.
+    pub cv_percent: Option<f64>,
+}
+
+/// base against pv.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Verdict {
+    /// An arm has fewer than two runs (one with censored runs): nothing to compare.
+    TooFew { base: usize, pv: usize },
+    /// Every run completed: Student's t with ministat's table and pooled
+    /// standard deviation, exactly as `pvbench ministat`.
+    Student {
+        /// mean(pv) - mean(base), as ministat's "Difference".
+        difference: f64,
+        half_width: f64,
+        pooled_s: f64,
+        /// Positive = pv better: elapsed (base - pv) / base, TPS (pv - base) / base.
+        improvement_percent: f64,
+        /// ministat's percent half-width (half-width / mean(base)).
+        improvement_half_width_percent: f64,
+        proven: bool,
+        /// The better arm when proven.
+        better: Option<LockMode>,
+    },
+    /// Some runs censored: bounds and Gehan's rank test (see `censored`).
+    Censored {
+        improvement_percent: Bounded,
+        dominance: Option<Dominance>,
+        gehan_p: f64,
+        /// The smallest p-value these run counts can reach.
+        min_p: f64,
+        proven: bool,
+        better: Option<LockMode>,
+    },
+}
+
+impl Verdict {
+    pub fn proven(&self) -> bool {
+        match self {
+            Verdict::TooFew { .. } => false,
+            Verdict::Student { proven, .. } | Verdict::Censored { proven, .. } => *proven,
+        }
+    }
+}
+
+/// Latency of one group and lock mode over its runs. The percentiles are the
+/// median over runs of each run's percentile (a run's histogram is not in
+/// the cell result, so runs cannot be pooled); max is the largest of all.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    pub runs: usize,
+    /// Runs that were censored: their slowest operations never finished, so
+    /// their tails read low.
+    pub censored: usize,
+    pub samples: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    pub max: u64,
+}
+
+/// The guest's pv-lock counters, mean per run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    pub runs: usize,
+    pub taken_slow: f64,
+    pub taken_slow_pickup: f64,
+    pub halted: f64,
+    pub spurious_wakeups: f64,
+    pub released_slow: f64,
+    pub released_slow_kicked: f64,
+    pub time_blocked_cycles: f64,
+}
+
+/// The host CPU the guests got against their fair share.
+///
+/// With G guests of V vCPUs each on C host cores, a vCPU's fair share of a
+/// core is min(1, C / (G V)): what it gets if the host divides its cores
+/// evenly among all vCPUs (and never more than one core). A guest's share
+/// per vCPU is its QEMU process's CPU seconds / wall seconds / V, so 1.0
+/// means each vCPU had a core to itself. (Under TCG, QEMU's own threads
+/// count too.) A pv guest halts waiting vCPUs instead of spinning, so it
+/// may use less than its share and leave the rest to the hogs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    pub runs: usize,
+    pub host_cores: u32,
+    pub guests: usize,
+    pub vcpus: u32,
+    pub fair_share: f64,
+    /// Mean over runs of the bench guest's cpu_s / wall_s / V.
+    pub bench_share: f64,
+    /// bench_share / fair_share.
+    pub bench_vs_fair: f64,
+    /// The same for the hog guests (all hogs of all runs), if any.
+    pub hog_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Coefficient of variation above the threshold.
+    Noisy,
+    /// Fewer runs than the minimum.
+    TooFewRuns,
+    Failed,
+    Missing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedCell {
+    pub id: String,
+    pub reason: String,
+}
+
+/// Builds the report's figures. Pure: reads nothing but `results`.
+pub fn build(results: &Results, options: &RenderOptions) -> Report {
+    let planned = &results.manifest.cells;
+    let by_key = |key: &CellKey| results.cells.iter().find(|c| c.key == *key);
+    let missing: Vec<CellKey> = planned.iter().filter(|k| by_key(k).is_none()).copied().collect();
+    let failed: Vec<FailedCell> = results
+        .cells
+        .iter()
+        .filter_map(|c| match &c.status {
+            CellStatus::Failed { reason } => Some(FailedCell {
+                id: c.key.id(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let count = |f: fn(&CellStatus) -> bool| results.cells.iter().filter(|c| f(&c.status)).count();
+    let cells = CellCounts {
+        planned: planned.len(),
+        completed: count(|s| matches!(s, CellStatus::Completed)),
+        censored: count(|s| matches!(s, CellStatus::Censored)),
+        failed: failed.len(),
+        missing: missing.len(),
+    };
+
+    // Groups in order, from the plan (so a group with no result still shows)
+    // and from the cells (in case a cell is not in the plan).
+    let groups: BTreeSet<GroupKey> = planned
+        .iter()
+        .chain(results.cells.iter().map(|c| &c.key))
+        .map(CellKey::group)
+        .collect();
+    let group_reports: Vec<GroupReport> = groups
+        .iter()
+        .map(|g| group_report(*g, results, &missing, options))
+        .collect();
+
+    let mut warnings = Vec::new();
+    for g in &group_reports {
+        for arm in [&g.base, &g.pv] {
+            arm_warnings(g, arm, options, &mut warnings);
+        }
+    }
+    if !failed.is_empty() {
+        warnings.push(Warning {
+            kind: WarningKind::Failed,
+            message: format!(
+                "{} cell{} failed (listed below; serial logs in {}/cells/<id>/): their runs are left out",
+                failed.len(),
+                plural(failed.len()),
+                results.dir.display()
+            ),
+        });
+    }
+    if !missing.is_empty() {
+        warnings.push(Warning {
+            kind: WarningKind::Missing,
+            message: format!(
+                "{} of {} planned cells have no result (not run yet, or interrupted): finish them with \
+                 `pvbench run --resume --out {}`",
+                missing.len(),
+                planned.len(),
+                results.dir.display()
+            ),
+        });
+    }
+
+    let (kernbench, pgbench): (Vec<_>, Vec<_>) = group_reports
+        .into_iter()
+        .partition(|g| g.group.workload == Workload::Kernbench);
+    let arms: Vec<(GroupKey, LockMode, Vec<&CellResult>)> = groups
+        .iter()
+        .flat_map(|g| [LockMode::Base, LockMode::Pv].map(|lock| (*g, lock)))
+        .map(|(g, lock)| {
+            let cells = results
+                .cells
+                .iter()
+                .filter(|c| c.key.group() == g && c.key.lock == lock)
+                .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
+                .collect();
+            (g, lock, cells)
+        })
+        .collect();
+    let host_cores = results.manifest.provenance.host_cores;
+    Report {
+        dir: results.dir.clone(),
+        provenance: results.manifest.provenance.clone(),
+        confidence_percent: options.confidence.percent(),
+        max_cv_percent: options.max_cv_percent,
+        min_runs: options.min_runs,
+        cells,
+        kernbench,
+        pgbench,
+        latency: arms
+            .iter()
+            .filter_map(|(g, lock, cells)| latency_row(*g, *lock, cells))
+            .collect(),
+        pvlock: arms
+            .iter()
+            .filter_map(|(g, lock, cells)| lock_row(*g, *lock, cells))
+            .collect(),
+        cpu: arms
+            .iter()
+            .filter_map(|(g, lock, cells)| cpu_row(*g, *lock, cells, host_cores))
+            .collect(),
+        warnings,
+        failed,
+        missing: missing.iter().map(CellKey::id).collect(),
+        confidence: options.confidence,
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn group_report(
+    group: GroupKey,
+    results: &Results,
+    missing: &[CellKey],
+    options: &RenderOptions,
+) -> GroupReport {
+    let metric = group.workload.metric();
+    let in_group: Vec<&CellResult> = results.cells.iter().filter(|c| c.key.group() == group).collect();
+    let cap_s = in_group
+        .iter()
+        .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
+        .map(|c| c.cap_s)
+        .fold(None, |acc: Option<f64>, c| Some(acc.map_or(c, |a| a.max(c))));
+    let arm = |lock: LockMode| {
+        let mine: Vec<&&CellResult> = in_group.iter().filter(|c| c.key.lock == lock).collect();
+        let mut runs: Vec<RunValue> = mine
+            .iter()
+            .filter_map(|c| {
+                c.value().map(|(value, censored)| RunValue {
+                    rep: c.key.rep,
+                    value,
+                    censored,
+                })
+            })
+            .collect();
+        runs.sort_by_key(|r| r.rep);
+        let failed = mine
+            .iter()
+            .filter(|c| matches!(c.status, CellStatus::Failed { .. }))
+            .count();
+        let missing = missing
+            .iter()
+            .filter(|k| k.group() == group && k.lock == lock)
+            .count();
+        let mut arm = Arm {
+            lock,
+            runs,
+            failed,
+            missing,
+            stats: None,
+        };
+        arm.stats = arm_stats(&arm, metric);
+        arm
+    };
+    let (base, pv) = (arm(LockMode::Base), arm(LockMode::Pv));
+    let verdict = verdict(&base, &pv, metric, options.confidence);
+    GroupReport {
+        group,
+        metric,
+        cap_s,
+        base,
+        pv,
+        verdict,
+    }
+}
+
+fn arm_stats(arm: &Arm, metric: Metric) -> Option<ArmStats> {
+    let bounded = censored::summarize(&arm.intervals(metric))?;
+    let censored = arm.censored();
+    // ministat's own figures for uncensored data, for the same digits.
+    let (median, mean, stddev) = match arm.sample() {
+        Some(s) => {
+            let summary = s.summary(MedianRule::UpperMiddle);
+            // ministat's one-pass variance can round below zero (its -nan)
+            // for equal values: their spread is zero.
+            let sd = (s.n() >= 2).then(|| {
+                if summary.stddev.is_nan() {
+                    0.0
+                } else {
+                    summary.stddev
+                }
+            });
+            (Bounded::exact(summary.median), Bounded::exact(summary.mean), sd)
+        }
+        None => (bounded.median, bounded.mean, None),
+    };
+    Some(ArmStats {
+        n: arm.n(),
+        censored,
+        min: bounded.min,
+        max: bounded.max,
+        median,
+        mean,
+        stddev,
+        cv_percent: stddev.map(|sd| 100.0 * sd / mean.lo.abs()),
+    })
+}
+
+/// The comparison rule: Student's t as ministat when no run is censored
+/// (both arms need two runs), Gehan's test and bounds otherwise.
+pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> Verdict {
+    let too_few = Verdict::TooFew {
+        base: base.n(),
+        pv: pv.n(),
+    };
+    if base.censored() > 0 || pv.censored() > 0 {
+        let (b, p) = (base.intervals(metric), pv.intervals(metric));
+        let (Some(bs), Some(ps), Some(test)) = (
+            censored::summarize(&b),
+            censored::summarize(&p),
+            censored::gehan(&b, &p),
+        ) else {
+            return too_few;
+        };
+        let proven = test.p < 1.0 - confidence.level();
+        return Verdict::Censored {
+            improvement_percent: censored::improvement(bs.mean, ps.mean, metric),
+            dominance: censored::dominance(&b, &p, metric),
+            gehan_p: test.p,
+            min_p: test.min_p,
+            proven,
+            better: if proven {
+                censored::favoured(test.score, metric)
+            } else {
+                None
+            },
+        };
+    }
+    match (base.sample(), pv.sample()) {
+        (Some(b), Some(p)) if b.n() >= 2 && p.n() >= 2 => student(&b, &p, metric, confidence),
+        _ => too_few,
+    }
+}
+
+/// ministat's comparison of pv (the `+` set) with base (the `x` set).
+pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidence) -> Verdict {
+    let options = CompareOptions {
+        confidence,
+        ..CompareOptions::default()
+    };
+    let c = compare(pv, base, &options);
+    let sign = if metric.lower_is_better() { -1.0 } else { 1.0 };
+    let improvement = sign * c.percent;
+    let half = match c.percent_interval {
+        PercentInterval::HalfWidth(h) => h.abs(),
+        // Not produced with the default options.
+        PercentInterval::Bounds { .. } | PercentInterval::Unbounded => f64::NAN,
+    };
+    Verdict::Student {
+        difference: c.difference,
+        half_width: c.half_width,
+        pooled_s: c.pooled_s.unwrap_or(f64::NAN),
+        improvement_percent: improvement,
+        improvement_half_width_percent: half,
+        proven: c.proven,
+        better: c.proven.then_some(if improvement > 0.0 {
+            LockMode::Pv
+        } else {
+            LockMode::Base
+        }),
+    }
+}
+
+/// The text `pvbench ministat` prints for these two sets: rows and verdict
+/// (no legend, header or plot: the report prints those once). None unless
+/// both arms have two runs or more, none censored.
+pub fn ministat_rows(base: &Arm, pv: &Arm, confidence: Confidence) -> Option<String> {
+    let (b, p) = (base.sample()?, pv.sample()?);
+    if b.n() < 2 || p.n() < 2 {
+        return None;
+    }
+    let args = MinistatArgs {
+        no_plot: true,
+        quiet: true,
+        confidence: Some(confidence),
+        ..MinistatArgs::default()
+    };
+    let sets = vec![
+        DataSet {
+            name: OsString::from("base"),
+            sample: b,
+        },
+        DataSet {
+            name: OsString::from("pv"),
+            sample: p,
+        },
+    ];
+    let analysis = ministat::analyze_sets(sets, &args);
+    let bytes = ministat::text::render(&analysis, &args, 74);
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn arm_warnings(g: &GroupReport, arm: &Arm, options: &RenderOptions, out: &mut Vec<Warning>) {
+    let name = format!("{} {}", super::format::short_group(&g.group), arm.lock);
+    if arm.n() < options.min_runs {
+        out.push(Warning {
+            kind: WarningKind::TooFewRuns,
+            message: format!(
+                "{name}: {} run{} with a value, fewer than {}: too few to conclude; raise reps{}",
+                arm.n(),
+                plural(arm.n()),
+                options.min_runs,
+                match (arm.failed, arm.missing) {
+                    (0, 0) => String::new(),
+                    (f, 0) => format!(" ({f} failed)"),
+                    (0, m) => format!(" ({m} missing: resume the run)"),
+                    (f, m) => format!(" ({f} failed, {m} missing: resume the run)"),
+                }
+            ),
+        });
+    }
+    if let Some(cv) = arm.stats.and_then(|s| s.cv_percent) {
+        if cv > options.max_cv_percent {
+            out.push(Warning {
+                kind: WarningKind::Noisy,
+                message: format!(
+                    "{name}: coefficient of variation {cv:.1}% is above {}%: too noisy to conclude; \
+                     run more repetitions, or on a quieter host",
+                    options.max_cv_percent
+                ),
+            });
+        }
+    }
+}
+
+/// The median of `values` (mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn latency_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option<LatencyRow> {
+    let with: Vec<(&CellResult, _)> = cells
+        .iter()
+        .filter_map(|c| c.latency_us.map(|l| (*c, l)))
+        .collect();
+    if with.is_empty() {
+        return None;
+    }
+    let med =
+        |f: fn(&crate::results::Percentiles) -> u64| median(with.iter().map(|(_, l)| f(l) as f64).collect());
+    Some(LatencyRow {
+        group,
+        lock,
+        runs: with.len(),
+        censored: with
+            .iter()
+            .filter(|(c, _)| matches!(c.status, CellStatus::Censored))
+            .count(),
+        samples: with.iter().map(|(_, l)| l.count).sum(),
+        p50: med(|l| l.p50),
+        p90: med(|l| l.p90),
+        p99: med(|l| l.p99),
+        p999: med(|l| l.p999),
+        p9999: med(|l| l.p9999),
+        max: with.iter().map(|(_, l)| l.max).max().unwrap_or(0),
+    })
+}
+
+fn lock_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option<LockRow> {
+    let stats: Vec<LockStats> = cells.iter().filter_map(|c| c.pvlock).collect();
+    if stats.is_empty() {
+        return None;
+    }
+    let mean = |f: fn(&LockStats) -> u64| stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64;
+    Some(LockRow {
+        group,
+        lock,
+        runs: stats.len(),
+        taken_slow: mean(|s| s.taken_slow),
+        taken_slow_pickup: mean(|s| s.taken_slow_pickup),
+        halted: mean(|s| s.halted),
+        spurious_wakeups: mean(|s| s.spurious_wakeups),
+        released_slow: mean(|s| s.released_slow),
+        released_slow_kicked: mean(|s| s.released_slow_kicked),
+        time_blocked_cycles: mean(|s| s.time_blocked_cycles),
+    })
+}
+
+fn cpu_row(group: GroupKey, lock: LockMode, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow> {
+    let per_vcpu = |g: &crate::results::GuestCpu| g.cpu_s / g.wall_s / f64::from(g.vcpus.max(1));
+    let usable = |g: &&crate::results::GuestCpu| g.wall_s > 0.0 && g.cpu_s.is_finite();
+    let runs: Vec<&CellResult> = cells
+        .iter()
+        .filter(|c| c.guests.iter().any(|g| g.role == GuestRole::Bench && usable(&g)))
+        .copied()
+        .collect();
+    let first = runs.first()?;
+    let bench = first.guests.iter().find(|g| g.role == GuestRole::Bench)?;
+    let (vcpus, guests) = (bench.vcpus, first.guests.len());
+    let fair_share = (f64::from(host_cores) / (guests as f64 * f64::from(vcpus.max(1)))).min(1.0);
+    let shares = |role: GuestRole| -> Vec<f64> {
+        runs.iter()
+            .flat_map(|c| c.guests.iter().filter(move |g| g.role == role && usable(g)))
+            .map(per_vcpu)
+            .collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let bench_shares = shares(GuestRole::Bench);
+    let hog_shares = shares(GuestRole::Hog);
+    let bench_share = mean(&bench_shares);
+    Some(CpuRow {
+        group,
+        lock,
+        runs: runs.len(),
+        host_cores,
+        guests,
+        vcpus,
+        fair_share,
+        bench_share,
+        bench_vs_fair: bench_share / fair_share,
+        hog_share: (!hog_shares.is_empty()).then(|| mean(&hog_shares)),
+    })
+}

@@ -1,0 +1,467 @@
+//! The report's tables and ministat blocks, built once from the figures and
+//! laid out by `text` and `markdown`.
+
+use super::analysis::{self, Arm, GroupReport, Report, Verdict};
+use super::censored::Dominance;
+pub use super::format::short_group;
+use super::format::{bounded, g6, improvement, micros, utc, Align, Table};
+use crate::ministat::cfmt::{g as gfmt, g_width};
+use crate::ministat::text::TABLE_HEADER;
+use crate::results::{LockMode, Metric, Overcommit};
+
+/// Width of a ministat block between its `+` corners (ministat's plot width).
+const BLOCK_WIDTH: usize = 74;
+
+pub fn provenance(report: &Report) -> Table {
+    let p = &report.provenance;
+    let mut t = Table::new(vec![vec!["", ""]], vec![Align::Left, Align::Left]);
+    let c = &report.cells;
+    let rows = [
+        ("results", report.dir.display().to_string()),
+        ("started", utc(p.started_unix)),
+        (
+            "host",
+            format!(
+                "{} ({} cores), kernel {}",
+                p.host_cpu, p.host_cores, p.host_kernel
+            ),
+        ),
+        ("QEMU", format!("{}, accel {}", p.qemu, p.accel)),
+        ("guest image", p.image_id.clone()),
+        ("git revision", p.git_revision.clone()),
+        ("matrix", p.matrix_hash.clone()),
+        ("pvbench", p.pvbench_version.clone()),
+        (
+            "cells",
+            format!(
+                "{} planned: {} completed, {} censored, {} failed, {} missing",
+                c.planned, c.completed, c.censored, c.failed, c.missing
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        t.push(vec![k.to_string(), v]);
+    }
+    t
+}
+
+/// The seed's kernbench table: per overcommit, mean (sd) of both arms, the
+/// improvement and the verdict.
+pub fn kernbench(report: &Report) -> Table {
+    let confidence = format!("at {:.1}% confidence", report.confidence_percent);
+    let mut t = Table::new(
+        vec![
+            vec!["", "BASE", "BASE+pv", "%improvement", &confidence],
+            vec!["", "mean (sd)", "mean (sd)", "", ""],
+        ],
+        vec![Align::Left, Align::Left, Align::Left, Align::Right, Align::Left],
+    );
+    for g in &report.kernbench {
+        let (imp, verdict) = verdict_cells(g);
+        t.push(vec![
+            format!("case {}:", g.group.overcommit),
+            mean_sd(&g.base, g.metric),
+            mean_sd(&g.pv, g.metric),
+            imp,
+            verdict,
+        ]);
+    }
+    t
+}
+
+/// `mean (sd)`, a bound with how many runs were capped, or `-` without runs.
+fn mean_sd(arm: &Arm, metric: Metric) -> String {
+    let Some(s) = arm.stats else {
+        return "-".to_string();
+    };
+    if s.censored > 0 {
+        return format!("{} ({}/{} capped)", bounded(s.mean, metric, 6), s.censored, s.n);
+    }
+    match s.stddev {
+        Some(sd) => format!("{} ({})", g6(s.mean.lo), g6(sd)),
+        None => format!("{} (n=1)", g6(s.mean.lo)),
+    }
+}
+
+/// The improvement and verdict cells of a kernbench row.
+fn verdict_cells(g: &GroupReport) -> (String, String) {
+    match &g.verdict {
+        Verdict::TooFew { base, pv } => ("-".into(), format!("too few runs (base {base}, pv {pv})")),
+        Verdict::Student {
+            improvement_percent,
+            improvement_half_width_percent,
+            proven,
+            better,
+            ..
+        } => {
+            let verdict = if *proven {
+                format!(
+                    "{}% +/- {}% ({})",
+                    g6(*improvement_percent),
+                    g6(*improvement_half_width_percent),
+                    better_phrase(*better, g.metric)
+                )
+            } else {
+                "No difference proven".to_string()
+            };
+            (g6(*improvement_percent), verdict)
+        }
+        Verdict::Censored {
+            improvement_percent,
+            gehan_p,
+            proven,
+            better,
+            ..
+        } => {
+            let verdict = if *proven {
+                format!(
+                    "{} (rank test p = {})",
+                    better_phrase(*better, g.metric),
+                    gfmt(*gehan_p, 3)
+                )
+            } else {
+                format!("No difference proven (rank test p = {})", gfmt(*gehan_p, 3))
+            };
+            (improvement(*improvement_percent, g.metric), verdict)
+        }
+    }
+}
+
+fn better_phrase(better: Option<LockMode>, metric: Metric) -> String {
+    let what = match metric {
+        Metric::ElapsedS => "faster",
+        Metric::Tps => "better",
+    };
+    match better {
+        Some(lock) => format!("{lock} {what}"),
+        None => "no direction".to_string(),
+    }
+}
+
+/// What the censored groups' figures mean, one paragraph per group.
+pub fn censored_notes(groups: &[GroupReport], confidence_percent: f64) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|g| g.censored())
+        .map(|g| censored_note(g, confidence_percent))
+        .collect()
+}
+
+fn censored_note(g: &GroupReport, confidence_percent: f64) -> String {
+    let cap = g.cap_s.map_or(String::new(), |c| format!(" {} s", g6(c)));
+    let bound = match g.metric {
+        Metric::ElapsedS => "their times are lower bounds (>=)",
+        Metric::Tps => "their TPS are upper bounds (<=)",
+    };
+    let arms: Vec<String> = [&g.base, &g.pv]
+        .iter()
+        .filter(|a| a.censored() > 0)
+        .map(|a| format!("{} of {} {} runs", a.censored(), a.n(), a.lock))
+        .collect();
+    let mut note = format!(
+        "{}: {} reached the{cap} cap: {bound}, with no sd and no mean difference.",
+        short_group(&g.group),
+        arms.join(" and ")
+    );
+    if let Verdict::Censored {
+        improvement_percent,
+        dominance,
+        gehan_p,
+        min_p,
+        proven,
+        ..
+    } = &g.verdict
+    {
+        note.push_str(&format!(
+            " The improvement of the means is {}%.",
+            improvement(*improvement_percent, g.metric)
+        ));
+        if let Some(d) = dominance {
+            note.push_str(&format!(" {}.", dominance_phrase(d, g.metric)));
+        }
+        note.push_str(&format!(
+            " Gehan's rank test: p = {}{}, {} at {confidence_percent:.1}% confidence",
+            gfmt(*gehan_p, 3),
+            if *min_p > 1.0 - confidence_percent / 100.0 {
+                format!(
+                    " ({} vs {} runs cannot give less than {})",
+                    g.base.n(),
+                    g.pv.n(),
+                    gfmt(*min_p, 3)
+                )
+            } else {
+                String::new()
+            },
+            if *proven {
+                "a difference"
+            } else {
+                "no difference proven"
+            }
+        ));
+        note.push('.');
+    }
+    note
+}
+
+fn dominance_phrase(d: &Dominance, metric: Metric) -> String {
+    let other = match d.better {
+        LockMode::Base => LockMode::Pv,
+        LockMode::Pv => LockMode::Base,
+    };
+    match metric {
+        Metric::ElapsedS => format!(
+            "Every {} run was at least {}x faster than every {other} run",
+            d.better,
+            gfmt(d.factor, 3)
+        ),
+        Metric::Tps => format!(
+            "Every {} run had at least {}x the TPS of every {other} run",
+            d.better,
+            gfmt(d.factor, 3)
+        ),
+    }
+}
+
+/// The pgbench comparisons as the seed's ministat blocks: legend and table
+/// header once, then per client count a `+--- NRCLIENT = N ---+` separator,
+/// the rows and the verdict.
+pub fn pgbench_blocks(report: &Report) -> String {
+    let mut out = String::from("x base\n+ pv\n");
+    out.push_str(TABLE_HEADER);
+    for g in &report.pgbench {
+        let mut label = format!(" NRCLIENT = {} ", g.group.clients.unwrap_or(0));
+        if g.group.overcommit != Overcommit::X1 {
+            label = format!(
+                " NRCLIENT = {}, {} overcommit ",
+                g.group.clients.unwrap_or(0),
+                g.group.overcommit
+            );
+        }
+        let lead = 21;
+        let fill = BLOCK_WIDTH.saturating_sub(lead + label.len());
+        out.push_str(&format!("+{}{label}{}+\n", "-".repeat(lead), "-".repeat(fill)));
+        out.push_str(&block_body(g, report));
+    }
+    out.push_str(&format!("+{}+\n", "-".repeat(BLOCK_WIDTH)));
+    out
+}
+
+fn block_body(g: &GroupReport, report: &Report) -> String {
+    if let Some(text) = analysis::ministat_rows(&g.base, &g.pv, report.confidence) {
+        return text;
+    }
+    let mut out = String::new();
+    for (symbol, arm) in [('x', &g.base), ('+', &g.pv)] {
+        out.push_str(&row(symbol, arm, g.metric));
+    }
+    let confidence = report.confidence_percent;
+    match &g.verdict {
+        Verdict::TooFew { base, pv } => {
+            out.push_str(&format!("Too few runs to compare (base {base}, pv {pv})\n"));
+        }
+        Verdict::Censored {
+            improvement_percent,
+            dominance,
+            gehan_p,
+            min_p,
+            proven,
+            better,
+        } => {
+            let arms: Vec<String> = [('x', &g.base), ('+', &g.pv)]
+                .iter()
+                .filter(|(_, a)| a.censored() > 0)
+                .map(|(s, a)| format!("{s} {} of {}", a.censored(), a.n()))
+                .collect();
+            out.push_str(&format!(
+                "Censored runs (stopped at the cap, TPS <= the value): {}; no mean difference\n",
+                arms.join(", ")
+            ));
+            out.push_str(&format!(
+                "\timprovement {}% (bounds of the means)\n",
+                improvement(*improvement_percent, g.metric)
+            ));
+            if let Some(d) = dominance {
+                out.push_str(&format!("\t{}\n", dominance_phrase(d, g.metric)));
+            }
+            let limit = if *min_p > 1.0 - confidence / 100.0 {
+                format!("; {} vs {} runs: p >= {}", g.base.n(), g.pv.n(), gfmt(*min_p, 3))
+            } else {
+                String::new()
+            };
+            if *proven {
+                out.push_str(&format!(
+                    "Difference at {confidence:.1}% confidence: {} (Gehan's rank test, p = {}{limit})\n",
+                    better_phrase(*better, g.metric),
+                    gfmt(*gehan_p, 3)
+                ));
+            } else {
+                out.push_str(&format!(
+                    "No difference proven at {confidence:.1}% confidence (Gehan's rank test, p = {}{limit})\n",
+                    gfmt(*gehan_p, 3)
+                ));
+            }
+        }
+        // ministat_rows covers every uncensored pair of two runs or more.
+        Verdict::Student { .. } => {}
+    }
+    out
+}
+
+/// A ministat table row for data with bounds or too few runs.
+fn row(symbol: char, arm: &Arm, metric: Metric) -> String {
+    let cell = |b| {
+        let text = bounded(b, metric, 8);
+        format!("{text:>13}")
+    };
+    match arm.stats {
+        None => format!("{symbol} {:>3} {:>13}\n", 0, "(no runs)"),
+        Some(s) => format!(
+            "{symbol} {:>3} {} {} {} {} {}\n",
+            s.n,
+            cell(s.min),
+            cell(s.max),
+            cell(s.median),
+            cell(s.mean),
+            s.stddev.map_or(format!("{:>13}", "-"), |sd| g_width(sd, 13, 8)),
+        ),
+    }
+}
+
+pub fn latency(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "group", "lock", "runs", "samples", "p50", "p90", "p99", "p99.9", "p99.99", "max",
+        ]],
+        vec![
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    );
+    for r in &report.latency {
+        let runs = if r.censored > 0 {
+            format!("{} ({} capped)", r.runs, r.censored)
+        } else {
+            r.runs.to_string()
+        };
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            runs,
+            r.samples.to_string(),
+            micros(r.p50),
+            micros(r.p90),
+            micros(r.p99),
+            micros(r.p999),
+            micros(r.p9999),
+            r.max.to_string(),
+        ]);
+    }
+    t
+}
+
+pub fn pvlock(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "group",
+            "lock",
+            "runs",
+            "taken_slow",
+            "slow_pickup",
+            "halted",
+            "spurious",
+            "released_slow",
+            "kicked",
+            "blocked Mcycles",
+        ]],
+        vec![
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    );
+    for r in &report.pvlock {
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            r.runs.to_string(),
+            g6(r.taken_slow),
+            g6(r.taken_slow_pickup),
+            g6(r.halted),
+            g6(r.spurious_wakeups),
+            g6(r.released_slow),
+            g6(r.released_slow_kicked),
+            g6(r.time_blocked_cycles / 1e6),
+        ]);
+    }
+    t
+}
+
+pub fn cpu(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "group",
+            "lock",
+            "runs",
+            "guests x vCPUs / cores",
+            "fair share",
+            "bench",
+            "bench / fair",
+            "hogs",
+        ]],
+        vec![
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    );
+    for r in &report.cpu {
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            r.runs.to_string(),
+            format!("{} x {} / {}", r.guests, r.vcpus, r.host_cores),
+            format!("{:.3}", r.fair_share),
+            format!("{:.3}", r.bench_share),
+            format!("{:.0}%", 100.0 * r.bench_vs_fair),
+            r.hog_share.map_or("-".to_string(), |h| format!("{h:.3}")),
+        ]);
+    }
+    t
+}
+
+/// How the CPU table's columns are defined.
+pub const CPU_NOTE: &str =
+    "Share of a host core per vCPU: a guest's QEMU CPU seconds / wall seconds / its vCPUs \
+     (mean over runs). With G guests of V vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
+
+/// What the latency table's figures are.
+pub const LATENCY_NOTE: &str = "Microseconds, from each run's HDR histogram: each percentile is the median over \
+     runs, max the largest of all runs. Capped runs never finished their slowest operations: their tails read low.";
+
+pub fn failed(report: &Report) -> Table {
+    let mut t = Table::new(vec![vec!["cell", "reason"]], vec![Align::Left, Align::Left]);
+    for f in &report.failed {
+        t.push(vec![f.id.clone(), f.reason.clone()]);
+    }
+    t
+}
