@@ -582,17 +582,7 @@ fn positive(x: f64) -> bool {
 }
 
 fn failed(key: &CellKey, reason: String) -> CellResult {
-    CellResult {
-        key: *key,
-        status: CellStatus::Failed { reason },
-        elapsed_s: 0.0,
-        cap_s: 0.0,
-        ops: 0,
-        tps: None,
-        latency_us: None,
-        pvlock: None,
-        guests: Vec::new(),
-    }
+    CellResult::new(*key, CellStatus::Failed { reason })
 }
 
 /// The figures of a `pvbench-result:` line.

@@ -234,6 +234,22 @@ pub struct CellResult {
 }
 
 impl CellResult {
+    /// A result with no figures yet: the matrix fills them in as it learns
+    /// them, and a failed cell keeps none.
+    pub fn new(key: CellKey, status: CellStatus) -> Self {
+        Self {
+            key,
+            status,
+            elapsed_s: 0.0,
+            cap_s: 0.0,
+            ops: 0,
+            tps: None,
+            latency_us: None,
+            pvlock: None,
+            guests: Vec::new(),
+        }
+    }
+
     /// The workload's metric, and whether it is only a bound.
     pub fn value(&self) -> Option<(f64, bool)> {
         let censored = matches!(self.status, CellStatus::Censored);

@@ -235,19 +235,12 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
                     Run::Capped(tps) => cells.push(cell(CellStatus::Censored, 10.0, *tps)),
-                    Run::Failed(reason) => cells.push(CellResult {
-                        key: k,
-                        status: CellStatus::Failed {
+                    Run::Failed(reason) => cells.push(CellResult::new(
+                        k,
+                        CellStatus::Failed {
                             reason: (*reason).into(),
                         },
-                        elapsed_s: 0.0,
-                        cap_s: 0.0,
-                        ops: 0,
-                        tps: None,
-                        latency_us: None,
-                        pvlock: None,
-                        guests: Vec::new(),
-                    }),
+                    )),
                     Run::Missing => {}
                 }
             }

@@ -164,17 +164,7 @@ impl Synth {
     }
 
     fn cell(&self, key: crate::results::CellKey, value: f64) -> CellResult {
-        let mut cell = CellResult {
-            key,
-            status: CellStatus::Completed,
-            elapsed_s: 0.0,
-            cap_s: 0.0,
-            ops: 0,
-            tps: None,
-            latency_us: None,
-            pvlock: None,
-            guests: Vec::new(),
-        };
+        let mut cell = CellResult::new(key, CellStatus::Completed);
         match key.workload {
             Workload::Kernbench => {
                 let k = self
