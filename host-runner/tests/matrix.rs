@@ -114,6 +114,38 @@ fn tiny_matrix_runs_every_cell() {
         let files = results::cell_files(&out, &id);
         assert!(files.iter().any(|f| f.ends_with(".hlog")), "{id}: {files:?}");
     }
+    // `pvbench run` ends with the report, written beside the results.
+    assert!(
+        text(&output.stdout).contains("kernbench-like"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(out.join("report.md").is_file());
+
+    // A baseline from these results, and the gate on them: one repetition is
+    // too few to judge, which the gate must say (exit 2) rather than pass.
+    let baseline = dir.join("baseline.json");
+    let saved = pvbench()
+        .args(["baseline", "save"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", text(&saved.stderr));
+    let gate = pvbench()
+        .args(["gate", "--quiet", "--baseline"])
+        .arg(&baseline)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        gate.status.code(),
+        Some(2),
+        "{}{}",
+        text(&gate.stdout),
+        text(&gate.stderr)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
