@@ -4,13 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::accel::{self, Resolved};
-use crate::build::{self, BuildError, BuildOptions, Image};
+use crate::accel::{self, AccelChoice, Resolved};
+use crate::build::{self, BuildError, BuildOptions};
 use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs};
 use crate::collect::{self, Collector};
 use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
 use crate::layout::{self, Layout};
-use crate::matrix::{self, MatrixError, MatrixSpec, RunOptions};
+use crate::matrix::{self, Host, MatrixError, MatrixSpec, RunOptions};
 use crate::qemu::{self, QemuError};
 use crate::report::{self, RenderOptions, ReportError};
 use pvbench_wire::exit::GuestExit;
@@ -56,7 +56,12 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
 }
 
 pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
-    let (qemu, image, resolved) = prepare(&args.guest, args.quiet)?;
+    let layout = Layout::new(layout::project_root());
+    let Host {
+        qemu,
+        image,
+        resolved,
+    } = prepare(&layout, args.guest.accel, args.quiet)?;
     let collector = args
         .metrics
         .as_ref()
@@ -119,13 +124,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
         .out
         .clone()
         .unwrap_or_else(|| matrix::default_out(&layout, name));
+    let host = prepare(&layout, args.accel, args.quiet)?;
     let results = matrix::run(
         &layout,
+        host,
         RunOptions {
             spec,
             out: out.clone(),
             resume: args.resume,
-            accel: args.accel,
             quiet: args.quiet,
         },
     )?;
@@ -141,15 +147,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
 }
 
 /// QEMU, the image and the accelerator, each failing with one clear line.
-fn prepare(args: &GuestArgs, quiet: bool) -> Result<(std::path::PathBuf, Image, Resolved), CommandError> {
+fn prepare(layout: &Layout, choice: AccelChoice, quiet: bool) -> Result<Host, CommandError> {
     let qemu = qemu::find()?;
-    let layout = Layout::new(layout::project_root());
-    let image = build::build(&layout, BuildOptions { force: false, quiet })?;
-    let resolved = accel::resolve(args.accel, &qemu, &image.loader(), &layout.state_dir())?;
+    let image = build::build(layout, BuildOptions { force: false, quiet })?;
+    let resolved = accel::resolve(choice, &qemu, &image.loader(), &layout.state_dir())?;
     if let Some(note) = &resolved.note {
         eprintln!("pvbench: {note}");
     }
-    Ok((qemu, image, resolved))
+    Ok(Host {
+        qemu,
+        image,
+        resolved,
+    })
 }
 
 fn guest_config(args: &GuestArgs, resolved: &Resolved, mut app_args: Vec<String>) -> GuestConfig {

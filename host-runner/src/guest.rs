@@ -29,7 +29,7 @@ pub const MAX_VCPUS: u32 = 64;
 /// its QEMU and reports `Ended::Killed`.
 pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn interrupted() -> bool {
+pub fn interrupted() -> bool {
     // Relaxed: a flag polled every few milliseconds; nothing else is published with it.
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -18,10 +18,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::accel::{self, Accel, AccelChoice};
-use crate::build::{self, BuildOptions, Image};
+use crate::accel::{Accel, Resolved};
+use crate::build::Image;
 use crate::cli::Profile;
 use crate::collect::{self, Collector};
 use crate::guest::{self, Ended, GuestConfig, Running};
@@ -110,12 +109,6 @@ pub enum MatrixError {
     },
     #[error(transparent)]
     Results(#[from] results::ResultsError),
-    #[error(transparent)]
-    Build(#[from] build::BuildError),
-    #[error(transparent)]
-    Qemu(#[from] qemu::QemuError),
-    #[error(transparent)]
-    Accel(#[from] accel::AccelError),
     #[error(transparent)]
     Guest(#[from] guest::GuestError),
     #[error(transparent)]
@@ -260,8 +253,15 @@ impl MatrixSpec {
     /// Hash of the matrix as it will run (host-dependent defaults resolved).
     pub fn hash(&self) -> String {
         let json = serde_json::to_string(self).expect("spec serializes");
-        hash_hex(json.as_bytes())
+        crate::build::short_hash(json.as_bytes())
     }
+}
+
+/// QEMU, the guest image and the accelerator, found and checked by the caller.
+pub struct Host {
+    pub qemu: PathBuf,
+    pub image: Image,
+    pub resolved: Resolved,
 }
 
 /// Options of one `pvbench run`.
@@ -269,24 +269,16 @@ pub struct RunOptions {
     pub spec: MatrixSpec,
     pub out: PathBuf,
     pub resume: bool,
-    pub accel: AccelChoice,
     pub quiet: bool,
 }
 
 /// Runs (or resumes) the matrix; returns the results directory's contents.
-pub fn run(layout: &Layout, mut options: RunOptions) -> Result<Results, MatrixError> {
-    let qemu = qemu::find()?;
-    let image = build::build(
-        layout,
-        BuildOptions {
-            force: false,
-            quiet: options.quiet,
-        },
-    )?;
-    let resolved = accel::resolve(options.accel, &qemu, &image.loader(), &layout.state_dir())?;
-    if let Some(note) = &resolved.note {
-        eprintln!("pvbench: {note}");
-    }
+pub fn run(layout: &Layout, host: Host, mut options: RunOptions) -> Result<Results, MatrixError> {
+    let Host {
+        qemu,
+        image,
+        resolved,
+    } = host;
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     options.spec.vcpus.get_or_insert(host_cores);
     let spec = options.spec;
@@ -442,7 +434,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
         ];
         let mut hog = guest::spawn(&ctx.qemu, &ctx.image, &ctx.guest(words, Duration::MAX, false))?;
         if !hog.wait_for_line(STARTED_PREFIX, ctx.start_timeout(), None) {
-            if interrupted() {
+            if guest::interrupted() {
                 return Ok(None);
             }
             let outcome = hog.kill()?;
@@ -470,7 +462,6 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     )?;
     bench.capture(RESULT_PREFIX);
     bench.capture("pvbench-guest: pvlock stats");
-    let bench_started = bench.elapsed();
     let started = bench.wait_for_line(STARTED_PREFIX, start_timeout, None);
     let work_start = bench.elapsed();
     let outcome = if started {
@@ -480,7 +471,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     } else {
         bench.kill()?
     };
-    let bench_wall = outcome.wall.saturating_sub(bench_started);
+    let bench_wall = outcome.wall;
     let hogs_cpu: Vec<GuestCpu> = hogs
         .iter_mut()
         .zip(&hog_cpu_before)
@@ -494,7 +485,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     for hog in hogs {
         hog.kill()?;
     }
-    if interrupted() {
+    if guest::interrupted() {
         return Ok(None);
     }
 
@@ -705,10 +696,6 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
     }
 }
 
-fn interrupted() -> bool {
-    guest::INTERRUPTED.load(Ordering::Relaxed)
-}
-
 extern "C" fn on_sigint(_: libc::c_int) {
     // Async-signal-safe: one atomic store. Relaxed: polled, publishes nothing.
     guest::INTERRUPTED.store(true, Ordering::Relaxed);
@@ -827,12 +814,6 @@ pub fn default_out(layout: &Layout, name: &str) -> PathBuf {
         .join("results")
         .join("runs")
         .join(format!("{name}-{now}"))
-}
-
-/// A hash helper shared with the image cache.
-pub fn hash_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

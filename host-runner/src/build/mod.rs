@@ -317,7 +317,17 @@ fn image_id(layout: &Layout, toolchain: &Toolchain) -> Result<String, BuildError
             hasher.update([0]);
         }
     }
-    Ok(kernel_source::hex(&hasher.finalize()[..8]))
+    Ok(short_id(&hasher.finalize()))
+}
+
+/// SHA-256 of `bytes`, as a short id (the first 8 bytes in hex).
+pub fn short_hash(bytes: &[u8]) -> String {
+    short_id(&Sha256::digest(bytes))
+}
+
+/// The short id of a SHA-256 digest: its first 8 bytes in hex.
+fn short_id(digest: &[u8]) -> String {
+    kernel_source::hex(&digest[..8])
 }
 
 /// Files under `dir`, skipping build output and hidden entries.

@@ -12,7 +12,8 @@
 use std::path::Path;
 
 use super::GateGroup;
-use crate::matrix::{hash_hex, MatrixSpec};
+use crate::build::short_hash;
+use crate::matrix::MatrixSpec;
 use crate::results::{
     self, CellResult, CellStatus, Provenance, Results, ResultsError, RunManifest, Workload,
 };
@@ -100,7 +101,7 @@ impl Synth {
         Ok(Self {
             spec,
             matrix: serde_json::to_value(table).map_err(|e| e.to_string())?,
-            matrix_hash: hash_hex(matrix_toml.as_bytes()),
+            matrix_hash: short_hash(matrix_toml.as_bytes()),
             accel: "tcg".into(),
             revision: "synthetic".into(),
         })
