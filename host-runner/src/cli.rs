@@ -69,6 +69,10 @@ pub struct GuestArgs {
     /// Give the guest a virtio-net NIC on QEMU's user-mode network.
     #[arg(long)]
     pub network: bool,
+    /// Kill the guest as stalled if its QEMU uses less than 5% of a core over
+    /// this many seconds (every vCPU idle, all guest tasks blocked).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub stall_after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use crate::accel::{self, AccelChoice, Resolved};
 use crate::build::{self, BuildError, BuildOptions};
 use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs};
 use crate::collect::{self, Collector};
-use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome};
+use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
 use crate::layout::{self, Layout};
 use crate::matrix::{self, Host, MatrixError, MatrixSpec, RunOptions};
 use crate::qemu::{self, QemuError};
@@ -175,6 +175,7 @@ fn guest_config(args: &GuestArgs, resolved: &Resolved, mut app_args: Vec<String>
         app_args,
         timeout: args.timeout,
         network: args.network,
+        stall: args.stall_after.map(StallWatch::over),
     }
 }
 
@@ -212,6 +213,6 @@ fn exit_status(outcome: &Outcome) -> u8 {
         Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_))
         | Ended::Signaled
         | Ended::Killed => 1,
-        Ended::TimedOut => EXIT_TIMEOUT,
+        Ended::TimedOut | Ended::Stalled { .. } => EXIT_TIMEOUT,
     }
 }

@@ -37,6 +37,31 @@ pub fn interrupted() -> bool {
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
+/// When a running guest counts as stalled: its QEMU used less than `min_cpu`
+/// of CPU time in a whole `window`. A guest with work to do uses far more, even
+/// at its least fair share (a 2-vCPU guest at 3x overcommit on 2 cores gets
+/// ~0.4 s a second); a guest whose every task is blocked idles its vCPUs in
+/// `hlt` and uses ~0.02 s a second (timer and NIC polling). Such a guest never
+/// finishes: a lost wakeup in the guest kernel, not a slow run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StallWatch {
+    pub window: Duration,
+    pub min_cpu: Duration,
+}
+
+impl StallWatch {
+    /// Below this share of one host core over a window, a guest is idle.
+    pub const IDLE_SHARE: f64 = 0.05;
+
+    /// Stalled after idling (below [`Self::IDLE_SHARE`]) through `window`.
+    pub fn over(window: Duration) -> Self {
+        Self {
+            window,
+            min_cpu: window.mul_f64(Self::IDLE_SHARE),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
     pub vcpus: u32,
@@ -50,6 +75,8 @@ pub struct GuestConfig {
     /// A virtio-net NIC on QEMU's user-mode network, where the guest reaches the
     /// host's loopback at `pvbench_wire::cmdline::HOST_ALIAS`.
     pub network: bool,
+    /// Kill the guest as stalled if it idles through a window (see [`StallWatch`]).
+    pub stall: Option<StallWatch>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +109,12 @@ pub enum Ended {
     TimedOut,
     /// Killed by pvbench (`Running::kill`).
     Killed,
+    /// Killed because its QEMU used only `cpu_ms` of CPU in `window_ms` (see
+    /// [`StallWatch`]).
+    Stalled {
+        cpu_ms: u64,
+        window_ms: u64,
+    },
     /// QEMU died from a signal (not ours).
     Signaled,
 }
@@ -119,6 +152,14 @@ impl Outcome {
             }
             Ended::TimedOut => format!("guest did not finish in time; QEMU (pid {}) was killed", self.pid),
             Ended::Killed => format!("QEMU (pid {}) was stopped by pvbench", self.pid),
+            Ended::Stalled { cpu_ms, window_ms } => format!(
+                "guest stalled: its QEMU used {:.2} s of CPU in {:.0} s while the guest had not \
+                 finished (every vCPU idle: all guest tasks blocked, a lost wakeup); QEMU (pid {}) \
+                 was killed",
+                cpu_ms as f64 / 1e3,
+                window_ms as f64 / 1e3,
+                self.pid
+            ),
             Ended::Signaled => "QEMU was killed by a signal".into(),
         }
     }
@@ -172,6 +213,8 @@ pub struct Running {
     captured: Vec<String>,
     cpu_s: f64,
     last_cpu_sample: Option<Instant>,
+    /// The watch, and when and at which CPU time its current window began.
+    stall: Option<(StallWatch, Instant, f64)>,
 }
 
 /// Starts a guest; its console is read in the background.
@@ -233,6 +276,7 @@ pub fn spawn(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Running
         captured: Vec::new(),
         cpu_s: 0.0,
         last_cpu_sample: None,
+        stall: config.stall.map(|watch| (watch, started, 0.0)),
     })
 }
 
@@ -316,6 +360,10 @@ impl Running {
                 self.kill_child()?;
                 break Ended::TimedOut;
             }
+            if let Some(stalled) = self.check_stall() {
+                self.kill_child()?;
+                break stalled;
+            }
             if interrupted() {
                 self.kill_child()?;
                 break Ended::Killed;
@@ -378,6 +426,25 @@ impl Running {
             self.tail.pop_front();
         }
         self.tail.push_back(line);
+    }
+
+    /// Closes the stall window if it is over: `Some` if the guest idled through it.
+    fn check_stall(&mut self) -> Option<Ended> {
+        let (watch, since, cpu_then) = self.stall?;
+        if since.elapsed() < watch.window {
+            return None;
+        }
+        // A fresh sample: the window's end must not be up to CPU_SAMPLE_EVERY stale.
+        self.sample_cpu();
+        let used = (self.cpu_s - cpu_then).max(0.0);
+        if used < watch.min_cpu.as_secs_f64() {
+            return Some(Ended::Stalled {
+                cpu_ms: (used * 1e3).round() as u64,
+                window_ms: since.elapsed().as_millis() as u64,
+            });
+        }
+        self.stall = Some((watch, Instant::now(), self.cpu_s));
+        None
     }
 
     fn sample_cpu_every(&mut self, every: Duration) {

@@ -23,7 +23,7 @@ use crate::accel::{Accel, Resolved};
 use crate::build::Image;
 use crate::cli::Profile;
 use crate::collect::{self, Collector};
-use crate::guest::{self, Ended, GuestConfig, Running};
+use crate::guest::{self, Ended, GuestConfig, Running, StallWatch};
 use crate::layout::Layout;
 use crate::qemu;
 use crate::results::{
@@ -39,6 +39,8 @@ pub const STARTED_PREFIX: &str = "pvbench-guest: workload started";
 pub const RESULT_PREFIX: &str = "pvbench-result: ";
 /// Default for `start_timeout_s`: booting a guest up to its workload's start line.
 const BOOT_ALLOWANCE: Duration = Duration::from_secs(30);
+/// A bench guest idle (see `StallWatch`) this long has stalled.
+const BENCH_STALL_WINDOW: Duration = Duration::from_secs(10);
 /// What the budget check charges per guest start (measured: ~0.3 s under TCG).
 const START_COST_S: f64 = 1.0;
 
@@ -348,6 +350,8 @@ impl CellContext<'_> {
 
     fn guest(&self, app_args: Vec<String>, timeout: Duration, network: bool) -> GuestConfig {
         GuestConfig {
+            // Bench guests only (they have the network); a hog never ends by itself.
+            stall: None,
             vcpus: self.vcpus(),
             memory_mib: self.spec.memory_mib,
             accel: self.accel,
@@ -455,11 +459,11 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     app_args.extend(collector.guest_words(&key.id()).expect("run registered above"));
     let cap = Duration::from_secs_f64(cap_s);
     let start_timeout = ctx.start_timeout();
-    let mut bench = guest::spawn(
-        &ctx.qemu,
-        &ctx.image,
-        &ctx.guest(app_args, cap + start_timeout, true),
-    )?;
+    let mut config = ctx.guest(app_args, cap + start_timeout, true);
+    // A bench guest whose tasks all block forever would idle to its cap and
+    // pass for a slow (censored) run: a stall fails the cell instead.
+    config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW));
+    let mut bench = guest::spawn(&ctx.qemu, &ctx.image, &config)?;
     bench.capture(RESULT_PREFIX);
     bench.capture("pvbench-guest: pvlock stats");
     let started = bench.wait_for_line(STARTED_PREFIX, start_timeout, None);
@@ -826,6 +830,16 @@ mod tests {
         assert!(quick.worst_case_s() <= quick.budget_s.unwrap());
         let full = MatrixSpec::profile(Profile::Full);
         assert!(full.plan().len() > quick.plan().len());
+    }
+
+    #[test]
+    fn shipped_matrix_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices");
+        let four = MatrixSpec::load(&dir.join("full-4vcpu.toml")).expect("full-4vcpu.toml");
+        assert_eq!(four.vcpus, Some(4));
+        for name in ["quick.toml", "full.toml"] {
+            MatrixSpec::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{boot, image, pvbench, text};
+use common::{boot, boot_with, image, pvbench, text};
 
 #[test]
 fn image_holds_loader_app_and_manifest() {
@@ -108,6 +108,33 @@ fn hanging_guest_is_killed_and_leaves_no_qemu() {
     // The PID may be reused by now, but never by a QEMU of this test.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(!text(&cmdline).contains("mode=hang"), "QEMU {pid} still runs");
+}
+
+#[test]
+fn idle_guest_is_killed_as_stalled_before_its_timeout() {
+    // mode=hang sleeps: every vCPU idles, as in a guest whose tasks all blocked.
+    let out = boot_with(&["--quiet", "--stall-after", "2"], 2, 120, &["mode=hang"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("guest stalled"), "{stderr}");
+    let wall: f64 = stderr
+        .split("tcg, ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s,").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no wall time in: {stderr}"));
+    assert!(wall < 120.0, "killed by the timeout, not as stalled: {stderr}");
+}
+
+#[test]
+fn busy_guest_is_not_taken_for_stalled() {
+    let out = boot_with(
+        &["--quiet", "--stall-after", "2"],
+        2,
+        120,
+        &["workload=kernbench", "scale=1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Regenerates every published benchmark result under results/: the full
+# profile with 2-vCPU guests, its 4-vCPU variant
+# (host-runner/matrices/full-4vcpu.toml), the quick profile and the gate
+# baseline made from it. Each results directory gets its report.md, plots,
+# cells, HDR logs and run.json (machine, QEMU, accelerator, image, git
+# revision), and a wall.txt with the command and its wall time.
+#
+#   results/reproduce.sh [full-2] [full-4] [quick]   (no argument: all three)
+#
+# Under TCG on 2 cores: full-2 ~40 min, full-4 ~30 min, quick ~6 min. Run it on
+# an otherwise idle machine: other load shows up as noise in every figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+accel=${ACCEL:-tcg}
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(full-2 full-4 quick)
+
+cargo build -q --release -p pvbench
+pvbench=target/release/pvbench
+
+run() { # run DIR ARGS...: one matrix into results/DIR, timed
+  local dir=results/$1 t0
+  shift
+  rm -rf "$dir"
+  t0=$(date +%s)
+  "$pvbench" run --accel "$accel" --out "$dir" --quiet "$@" >/dev/null
+  {
+    echo "command: pvbench run --accel $accel --out $dir --quiet $*"
+    echo "finished: $(date -u +%FT%TZ)"
+    echo "wall_s: $(($(date +%s) - t0))"
+  } >"$dir/wall.txt"
+  echo "$dir: $(tail -1 "$dir/wall.txt")" >&2
+}
+
+for step in "${steps[@]}"; do
+  case $step in
+    quick)
+      run "quick-$accel-2vcpu" --profile quick --vcpus 2
+      "$pvbench" baseline save "results/quick-$accel-2vcpu" --out results/baseline.json
+      ;;
+    full-2) run "full-$accel-2vcpu" --profile full --vcpus 2 ;;
+    full-4) run "full-$accel-4vcpu" --matrix host-runner/matrices/full-4vcpu.toml ;;
+    *)
+      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4)" >&2
+      exit 2
+      ;;
+  esac
+done
