@@ -350,7 +350,7 @@ impl CellContext<'_> {
 
     fn guest(&self, app_args: Vec<String>, timeout: Duration, network: bool) -> GuestConfig {
         GuestConfig {
-            // Bench guests only (they have the network); a hog never ends by itself.
+            // run_cell watches the bench guest for stalls; a hog never ends by itself.
             stall: None,
             vcpus: self.vcpus(),
             memory_mib: self.spec.memory_mib,
