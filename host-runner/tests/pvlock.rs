@@ -26,7 +26,9 @@ fn stat(stdout: &str, key: &str) -> u64 {
 fn stress(vcpus: u32, pv: &str) {
     // A low spin threshold makes waiters halt often, so the slow path and the
     // NMI kicks are exercised on every run.
-    let out = boot(
+    // Console streamed: a failure shows which check the guest failed.
+    let out = common::boot_with(
+        &[],
         vcpus,
         300,
         &[pv, "pvlock.spin=16", "mode=lockstress", "threads=8", "rounds=100"],
@@ -34,7 +36,8 @@ fn stress(vcpus: u32, pv: &str) {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{pv} on {vcpus} vCPUs:\n{}",
+        "{pv} on {vcpus} vCPUs:\n{}\n{}",
+        text(&out.stdout),
         text(&out.stderr)
     );
 }

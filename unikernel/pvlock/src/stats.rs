@@ -119,14 +119,25 @@ pub fn snapshot() -> PvLockStats {
     for (out, counter) in histogram.iter_mut().zip(&TIME_BLOCKED_HISTOGRAM) {
         *out = counter.get();
     }
+    // Effects before causes: a slow path counts taken_slow, then halted, then
+    // spurious; an unlocker released_slow, then kicked. Read the other way
+    // round, a snapshot taken while locks are busy keeps spurious <= halted <=
+    // taken_slow and kicked <= released_slow.
+    let spurious_wakeups = SPURIOUS_WAKEUPS.get();
+    let halted_irqs_disabled = HALTED_IRQS_DISABLED.get();
+    let halted = HALTED.get();
+    let taken_slow_pickup = TAKEN_SLOW_PICKUP.get();
+    let taken_slow = TAKEN_SLOW.get();
+    let released_slow_kicked = RELEASED_SLOW_KICKED.get();
+    let released_slow = RELEASED_SLOW.get();
     PvLockStats {
-        taken_slow: TAKEN_SLOW.get(),
-        taken_slow_pickup: TAKEN_SLOW_PICKUP.get(),
-        halted: HALTED.get(),
-        halted_irqs_disabled: HALTED_IRQS_DISABLED.get(),
-        spurious_wakeups: SPURIOUS_WAKEUPS.get(),
-        released_slow: RELEASED_SLOW.get(),
-        released_slow_kicked: RELEASED_SLOW_KICKED.get(),
+        taken_slow,
+        taken_slow_pickup,
+        halted,
+        halted_irqs_disabled,
+        spurious_wakeups,
+        released_slow,
+        released_slow_kicked,
         time_blocked: TIME_BLOCKED.get(),
         time_blocked_histogram: histogram,
     }
