@@ -8,7 +8,7 @@
 #
 #   results/reproduce.sh [full-2] [full-4] [quick]   (no argument: all three)
 #
-# Under TCG on 2 cores: full-2 ~40 min, full-4 ~30 min, quick ~6 min. Run it on
+# Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min. Run it on
 # an otherwise idle machine: other load shows up as noise in every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
