@@ -99,12 +99,7 @@ fn hanging_guest_is_killed_and_leaves_no_qemu() {
     let out = boot(2, 3, &["mode=hang"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(124), "{stderr}");
-    let pid: u32 = stderr
-        .split("QEMU (pid ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no QEMU pid in: {stderr}"));
+    let pid: u32 = between(&stderr, "QEMU (pid ", ")").unwrap_or_else(|| panic!("no QEMU pid in: {stderr}"));
     // The PID may be reused by now, but never by a QEMU of this test.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert!(!text(&cmdline).contains("mode=hang"), "QEMU {pid} still runs");
@@ -117,12 +112,7 @@ fn idle_guest_is_killed_as_stalled_before_its_timeout() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(124), "{stderr}");
     assert!(stderr.contains("guest stalled"), "{stderr}");
-    let wall: f64 = stderr
-        .split("tcg, ")
-        .nth(1)
-        .and_then(|rest| rest.split(" s,").next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no wall time in: {stderr}"));
+    let wall: f64 = between(&stderr, "tcg, ", " s,").unwrap_or_else(|| panic!("no wall time in: {stderr}"));
     assert!(wall < 120.0, "killed by the timeout, not as stalled: {stderr}");
 }
 
@@ -182,4 +172,10 @@ fn auto_accelerator_boots() {
         stderr.contains(", kvm,") || stderr.contains("using TCG:"),
         "{stderr}"
     );
+}
+
+/// The value between the first `start` in `text` and the next `end` after it.
+fn between<T: std::str::FromStr>(text: &str, start: &str, end: &str) -> Option<T> {
+    let rest = text.split_once(start)?.1;
+    rest.split_once(end)?.0.parse().ok()
 }
