@@ -40,6 +40,10 @@ pub enum Command {
     Gate(crate::gate::GateArgs),
     /// The CI gate's baseline (`baseline save RESULTS_DIR`).
     Baseline(crate::gate::BaselineArgs),
+    /// Run many overcommitted cells (base and pv, 2x and 3x, guests of 2 and 4
+    /// vCPUs) and count how many completed, were censored, stalled or panicked:
+    /// exit 0 if none failed, 1 if any did.
+    Soak(SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +125,34 @@ pub struct RunArgs {
     /// Print the results summary as JSON on stdout instead of the report.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// A matrix TOML file instead of the built-in soak matrix (its `vcpus` is
+    /// replaced by each of --vcpus).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<std::path::PathBuf>,
+    /// Repetitions per condition (default: the matrix's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub reps: Option<u32>,
+    /// vCPU counts of the guests, one matrix run each.
+    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4],
+          value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
+    pub vcpus: Vec<u32>,
+    /// Soak directory (default: results/runs/soak-<time>); each vCPU count's
+    /// results go to DIR/vcpus-<V>/, the summary to DIR/soak.{json,md}.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Continue an interrupted soak in --out.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// No progress bar; only the summary at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use crate::accel::{self, AccelChoice, Resolved};
 use crate::build::{self, BuildError, BuildOptions};
-use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs};
+use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs, SoakArgs};
 use crate::collect::{self, Collector};
 use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
 use crate::layout::{self, Layout};
 use crate::matrix::{self, Host, MatrixError, MatrixSpec, RunOptions};
 use crate::qemu::{self, QemuError};
 use crate::report::{self, RenderOptions, ReportError};
+use crate::soak::{self, SoakOptions};
 use pvbench_wire::exit::GuestExit;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum CommandError {
     Collect(#[from] collect::CollectError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    Soak(#[from] soak::SoakError),
 }
 
 /// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
@@ -127,7 +130,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
     let host = prepare(&layout, args.accel, args.quiet)?;
     let results = matrix::run(
         &layout,
-        host,
+        &host,
         RunOptions {
             spec,
             out: out.clone(),
@@ -144,6 +147,42 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
     report.write_into(&out)?;
     eprintln!("pvbench: results in {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Many overcommitted cells, counted by how they ended: exit 0 if none failed,
+/// 1 if any did.
+pub fn soak(args: &SoakArgs) -> Result<ExitCode, CommandError> {
+    let layout = Layout::new(layout::project_root());
+    let mut spec = match &args.matrix {
+        Some(path) => MatrixSpec::load(path)?,
+        None => soak::spec(),
+    };
+    if let Some(reps) = args.reps {
+        spec.reps = reps;
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| matrix::default_out(&layout, "soak"));
+    let host = prepare(&layout, args.accel, args.quiet)?;
+    let summary = soak::run(
+        &layout,
+        &host,
+        SoakOptions {
+            spec,
+            vcpus: args.vcpus.clone(),
+            out: out.clone(),
+            resume: args.resume,
+            quiet: args.quiet,
+        },
+    )?;
+    print!("{}", soak::text(&summary));
+    eprintln!("pvbench: soak results in {}", out.display());
+    Ok(if summary.total.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// QEMU, the image and the accelerator, each failing with one clear line.

@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: `build` makes the guest image, `guest` runs guests under
 //! QEMU (`qemu`, `accel`), `collect` receives their metrics, `stats` and
-//! `ministat` compare results, `gate` judges a run against the CI baseline.
+//! `ministat` compare results, `gate` judges a run against the CI baseline,
+//! `soak` counts guest failures over many overcommitted cells.
 
 pub mod accel;
 pub mod build;
@@ -18,5 +19,6 @@ pub mod ministat;
 pub mod qemu;
 pub mod report;
 pub mod results;
+pub mod soak;
 pub mod stats;
 pub mod toolchain;

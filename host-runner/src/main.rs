@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build(args),
         Command::Boot(args) => commands::boot(args),
         Command::Run(args) => commands::run(args),
+        Command::Soak(args) => commands::soak(args),
         // ministat has its own exit statuses (0 no difference, 1 difference, 2 error).
         Command::Ministat(args) => return ministat::run(args),
         Command::Report(args) => {

@@ -23,12 +23,12 @@ use crate::accel::{Accel, Resolved};
 use crate::build::Image;
 use crate::cli::Profile;
 use crate::collect::{self, Collector};
-use crate::guest::{self, Ended, GuestConfig, Running, StallWatch};
+use crate::guest::{self, Ended, GuestConfig, PanicSource, Running, StallWatch};
 use crate::layout::Layout;
 use crate::qemu;
 use crate::results::{
-    self, CellKey, CellResult, CellStatus, GuestCpu, GuestRole, LockMode, LockStats, Overcommit, Percentiles,
-    Provenance, Results, RunManifest, Workload,
+    self, CellKey, CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, LockMode, LockStats, Overcommit,
+    Percentiles, Provenance, Results, RunManifest, Workload,
 };
 use pvbench_wire::cmdline;
 use pvbench_wire::exit::GuestExit;
@@ -68,6 +68,10 @@ pub struct MatrixSpec {
     /// Seconds a guest may take from QEMU's start to its workload's start line
     /// before its cell fails (default 30).
     pub start_timeout_s: Option<f64>,
+    /// Extra `key=value` words for every bench guest (after pvbench's own), e.g.
+    /// `pvlock.kick=nmi`, or `inject=stall` to test the stall watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench_args: Option<Vec<String>>,
     pub kernbench: Option<KernbenchSpec>,
     pub pgbench: Option<PgbenchSpec>,
 }
@@ -142,7 +146,8 @@ impl MatrixSpec {
         Self::parse(&text, &path.display().to_string())
     }
 
-    fn parse(text: &str, origin: &str) -> Result<Self, MatrixError> {
+    /// Parses and validates a matrix; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, MatrixError> {
         let spec: MatrixSpec = toml::from_str(text).map_err(|e| MatrixError::BadFile {
             path: origin.to_string(),
             reason: e.to_string(),
@@ -165,6 +170,11 @@ impl MatrixSpec {
         }
         if self.start_timeout_s.is_some_and(|t| !positive(t)) {
             return bad("`start_timeout_s` must be above 0");
+        }
+        if let Some(bad) = self.bench_args.iter().flatten().find(|w| !is_guest_word(w)) {
+            return Err(MatrixError::Invalid(format!(
+                "`bench_args` word {bad:?} is not key=value without spaces or quotes"
+            )));
         }
         if !(64..=16384).contains(&self.memory_mib) {
             return bad("`memory_mib` must be 64 to 16384");
@@ -275,7 +285,7 @@ pub struct RunOptions {
 }
 
 /// Runs (or resumes) the matrix; returns the results directory's contents.
-pub fn run(layout: &Layout, host: Host, mut options: RunOptions) -> Result<Results, MatrixError> {
+pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Results, MatrixError> {
     let Host {
         qemu,
         image,
@@ -285,7 +295,7 @@ pub fn run(layout: &Layout, host: Host, mut options: RunOptions) -> Result<Resul
     options.spec.vcpus.get_or_insert(host_cores);
     let spec = options.spec;
     let plan = spec.plan();
-    let provenance = provenance(&qemu, &image, resolved.accel, &spec, layout);
+    let provenance = provenance(qemu, image, resolved.accel, &spec, layout);
     let manifest = RunManifest {
         provenance,
         matrix: serde_json::to_value(&spec).expect("spec serializes"),
@@ -295,6 +305,7 @@ pub fn run(layout: &Layout, host: Host, mut options: RunOptions) -> Result<Resul
     install_interrupt_handler();
 
     let ctx = CellContext {
+        host_cores,
         qemu,
         image,
         accel: resolved.accel,
@@ -329,8 +340,9 @@ pub fn run(layout: &Layout, host: Host, mut options: RunOptions) -> Result<Resul
 }
 
 struct CellContext<'a> {
-    qemu: PathBuf,
-    image: Image,
+    host_cores: u32,
+    qemu: &'a Path,
+    image: &'a Image,
     accel: Accel,
     hardware_kvm: bool,
     spec: &'a MatrixSpec,
@@ -436,7 +448,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
             format!("threads={vcpus}"),
             format!("vcpus={vcpus}"),
         ];
-        let mut hog = guest::spawn(&ctx.qemu, &ctx.image, &ctx.guest(words, Duration::MAX, false))?;
+        let mut hog = guest::spawn(ctx.qemu, ctx.image, &ctx.guest(words, Duration::MAX, false))?;
         if !hog.wait_for_line(STARTED_PREFIX, ctx.start_timeout(), None) {
             if guest::interrupted() {
                 return Ok(None);
@@ -457,13 +469,17 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     let mut app_args = ctx.lock_words(key.lock);
     app_args.extend(workload_words);
     app_args.extend(collector.guest_words(&key.id()).expect("run registered above"));
+    app_args.extend(ctx.spec.bench_args.iter().flatten().cloned());
     let cap = Duration::from_secs_f64(cap_s);
     let start_timeout = ctx.start_timeout();
     let mut config = ctx.guest(app_args, cap + start_timeout, true);
     // A bench guest whose tasks all block forever would idle to its cap and
-    // pass for a slow (censored) run: a stall fails the cell instead.
-    config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW));
-    let mut bench = guest::spawn(&ctx.qemu, &ctx.image, &config)?;
+    // pass for a slow (censored) run: a stall fails the cell instead. Its
+    // streamed operations tell a stalled guest from a slow one.
+    let fair_cores = f64::from(vcpus) * key.overcommit.fair_share_per_vcpu(ctx.host_cores, vcpus);
+    let progress = collector.progress(&key.id()).expect("run registered above");
+    config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW).with_progress(progress, fair_cores));
+    let mut bench = guest::spawn(ctx.qemu, ctx.image, &config)?;
     bench.capture(RESULT_PREFIX);
     bench.capture("pvbench-guest: pvlock stats");
     let started = bench.wait_for_line(STARTED_PREFIX, start_timeout, None);
@@ -538,37 +554,80 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
         pvlock,
         guests,
     };
-    if !started {
-        result.status = CellStatus::Failed {
-            reason: format!("the workload never started: {}", outcome.describe()),
-        };
-        return Ok(Some(result));
-    }
-    match (outcome.ended, parsed) {
-        (Ended::Exited(GuestExit::Status(0)), Some(Ok(figures))) => {
+    let ran = outcome.wall.saturating_sub(work_start);
+    match classify(started, &outcome, parsed, ran, cap_s) {
+        Verdict::Completed(figures) => {
             result.elapsed_s = figures.elapsed_s;
             result.ops = figures.ops;
             result.tps = figures.tps;
         }
-        (Ended::TimedOut, _) => {
-            // Censored: the work ran at least from its start line to the kill.
-            let ran = (outcome.wall.saturating_sub(work_start)).as_secs_f64();
+        Verdict::Censored { elapsed_s } => {
             result.status = CellStatus::Censored;
-            result.elapsed_s = ran.max(cap_s);
+            result.elapsed_s = elapsed_s;
             if key.workload == Workload::Pgbench {
                 // An upper bound: at most what arrived, over at least `ran`.
-                result.tps = Some(received_ops as f64 / ran.max(f64::MIN_POSITIVE));
+                result.tps = Some(received_ops as f64 / ran.as_secs_f64().max(f64::MIN_POSITIVE));
             }
         }
+        Verdict::Failed(status) => result.status = status,
+    }
+    Ok(Some(result))
+}
+
+/// What a bench guest's run amounts to.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// The workload finished and reported its figures.
+    Completed(Figures),
+    /// Killed at its cap after running `elapsed_s` (at least the cap).
+    Censored { elapsed_s: f64 },
+    /// A failed status, with its kind and reason.
+    Failed(CellStatus),
+}
+
+/// Classifies a bench guest's run. Pure: `started` is whether its workload's
+/// start line came, `parsed` its result line, `ran` the time from the start
+/// line to its end. Only a guest still working at its cap is censored; a
+/// stalled one fails (it would never have finished), as does any guest that
+/// ended without a readable result.
+fn classify(
+    started: bool,
+    outcome: &guest::Outcome,
+    parsed: Option<Result<Figures, String>>,
+    ran: Duration,
+    cap_s: f64,
+) -> Verdict {
+    let kind = match (outcome.ended, &outcome.panic) {
+        (Ended::Stalled { .. }, _) => FailureKind::Stall,
+        (_, Some(p)) if p.source == PanicSource::Kernel => FailureKind::KernelPanic,
+        (_, Some(_)) => FailureKind::AppPanic,
+        _ => FailureKind::Other,
+    };
+    if !started {
+        let reason = format!("the workload never started: {}", outcome.describe());
+        return Verdict::Failed(CellStatus::failed(kind, reason));
+    }
+    match (outcome.ended, parsed) {
+        (Ended::Exited(GuestExit::Status(0)), Some(Ok(figures))) => Verdict::Completed(figures),
+        // Censored: the work ran at least from its start line to the kill.
+        (Ended::TimedOut, _) => Verdict::Censored {
+            elapsed_s: ran.as_secs_f64().max(cap_s),
+        },
         (_, parsed) => {
             let reason = match parsed {
                 Some(Err(e)) => format!("unreadable result line: {e}"),
                 _ => outcome.describe(),
             };
-            result.status = CellStatus::Failed { reason };
+            Verdict::Failed(CellStatus::failed(kind, reason))
         }
     }
-    Ok(Some(result))
+}
+
+/// `key=value`, with a key and without white space or quotes (which the guest
+/// command line cannot carry).
+fn is_guest_word(word: &str) -> bool {
+    let clean = !word.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+    clean && word.split_once('=').is_some_and(|(k, _)| !k.is_empty())
 }
 
 /// A finite number above zero (NaN is not).
@@ -577,10 +636,11 @@ fn positive(x: f64) -> bool {
 }
 
 fn failed(key: &CellKey, reason: String) -> CellResult {
-    CellResult::new(*key, CellStatus::Failed { reason })
+    CellResult::new(*key, CellStatus::failed(FailureKind::Other, reason))
 }
 
 /// The figures of a `pvbench-result:` line.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Figures {
     elapsed_s: f64,
     ops: u64,
@@ -798,7 +858,7 @@ impl Progress {
 /// One cell's figure for humans: `12.3 s`, `>= 60.0 s (censored)`, `1234 tps`.
 pub fn describe(result: &CellResult) -> String {
     match (&result.status, result.key.workload) {
-        (CellStatus::Failed { reason }, _) => format!("FAILED: {reason}"),
+        (CellStatus::Failed { reason, .. }, _) => format!("FAILED: {reason}"),
         (CellStatus::Completed, Workload::Kernbench) => format!("{:.2} s", result.elapsed_s),
         (CellStatus::Censored, Workload::Kernbench) => format!(">= {:.1} s (censored)", result.elapsed_s),
         (CellStatus::Completed, Workload::Pgbench) => format!("{:.1} tps", result.tps.unwrap_or(0.0)),
@@ -870,10 +930,113 @@ mod tests {
             (quick.replace("[kernbench]", "[kernbanch]"), "unknown field"),
             (quick.replace("clients = [", "clients = [0, "), "client counts"),
             (quick.replace("budget_s = ", "budget_s = 1 #"), "over its budget"),
+            (format!("bench_args = [\"a b\"]\n{quick}"), "`bench_args` word"),
+            (
+                format!("bench_args = [\"novalue\"]\n{quick}"),
+                "`bench_args` word",
+            ),
         ] {
             let err = MatrixSpec::parse(&edit, "test").unwrap_err().to_string();
             assert!(err.contains(expect), "{expect:?} not in {err:?}");
         }
+    }
+
+    fn outcome(ended: Ended, tail: &[&str]) -> guest::Outcome {
+        let mut watch = guest::PanicWatch::default();
+        tail.iter().for_each(|l| watch.feed(l));
+        guest::Outcome {
+            ended,
+            pid: 42,
+            wall: Duration::from_secs(20),
+            cpu_s: 1.0,
+            first_app_line: Some(Duration::from_millis(300)),
+            serial_tail: tail.iter().map(|l| l.to_string()).collect(),
+            captured: Vec::new(),
+            qemu_stderr: String::new(),
+            panic: watch.panic().cloned(),
+        }
+    }
+
+    const FIGURES: Figures = Figures {
+        elapsed_s: 2.5,
+        ops: 17,
+        tps: None,
+    };
+    const RAN: Duration = Duration::from_secs(16);
+
+    #[test]
+    fn a_finished_workload_is_completed_with_its_own_figures() {
+        let ended = Ended::Exited(GuestExit::Status(0));
+        let verdict = classify(true, &outcome(ended, &[]), Some(Ok(FIGURES)), RAN, 15.0);
+        assert_eq!(verdict, Verdict::Completed(FIGURES));
+        // Status 0 without a result line, or with a garbled one, is no result.
+        let no_line = classify(true, &outcome(ended, &[]), None, RAN, 15.0);
+        assert_eq!(no_line_kind(&no_line), Some(FailureKind::Other));
+        let garbled = classify(true, &outcome(ended, &[]), Some(Err("eh".into())), RAN, 15.0);
+        assert!(
+            matches!(garbled, Verdict::Failed(CellStatus::Failed { ref reason, .. }) if reason.contains("unreadable"))
+        );
+    }
+
+    fn no_line_kind(v: &Verdict) -> Option<FailureKind> {
+        match v {
+            Verdict::Failed(status) => status.failure(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_run_killed_at_its_cap_is_censored_at_no_less_than_the_cap() {
+        let v = classify(true, &outcome(Ended::TimedOut, &[]), None, RAN, 15.0);
+        assert_eq!(v, Verdict::Censored { elapsed_s: 16.0 });
+        let v = classify(
+            true,
+            &outcome(Ended::TimedOut, &[]),
+            None,
+            Duration::from_secs(14),
+            15.0,
+        );
+        assert_eq!(v, Verdict::Censored { elapsed_s: 15.0 });
+    }
+
+    #[test]
+    fn a_stalled_run_fails_as_a_stall_and_is_never_censored() {
+        let stalled = Ended::Stalled {
+            kind: guest::StallKind::NoProgress,
+            cpu_ms: 600,
+            limit_ms: 1666,
+            window_ms: 10_000,
+        };
+        let v = classify(true, &outcome(stalled, &[]), None, RAN, 15.0);
+        assert_eq!(no_line_kind(&v), Some(FailureKind::Stall));
+        let Verdict::Failed(CellStatus::Failed { reason, .. }) = v else {
+            unreachable!()
+        };
+        assert!(reason.contains("completed no operation"), "{reason}");
+    }
+
+    #[test]
+    fn a_kernel_panic_is_named_with_its_location_and_message() {
+        let tail = [
+            "[1][PANIC] panicked at /w/hermit-kernel-0.11.0/src/scheduler/task.rs:690:9:",
+            "internal error: entered unreachable code",
+        ];
+        let ended = Ended::Exited(GuestExit::KernelFailure);
+        let v = classify(true, &outcome(ended, &tail), None, RAN, 15.0);
+        assert_eq!(no_line_kind(&v), Some(FailureKind::KernelPanic));
+        let Verdict::Failed(CellStatus::Failed { reason, .. }) = v else {
+            unreachable!()
+        };
+        assert_eq!(
+            reason,
+            "guest kernel panic at scheduler/task.rs:690: internal error: entered unreachable code"
+        );
+        // The same panic before the workload started still names the panic.
+        let early = classify(false, &outcome(ended, &tail), None, RAN, 15.0);
+        assert_eq!(no_line_kind(&early), Some(FailureKind::KernelPanic));
+        let app = ["thread 'main' panicked at app/src/main.rs:1:1:", "boom"];
+        let v = classify(true, &outcome(ended, &app), None, RAN, 15.0);
+        assert_eq!(no_line_kind(&v), Some(FailureKind::AppPanic));
     }
 
     #[test]

@@ -53,6 +53,18 @@ impl Overcommit {
     pub fn factor(self) -> u32 {
         self.hog_guests() as u32 + 1
     }
+
+    /// A vCPU's fair share of a host core when every vCPU of every guest is
+    /// runnable and `host_cores` are shared equally: min(1, C / (G x V)).
+    pub fn fair_share_per_vcpu(self, host_cores: u32, vcpus: u32) -> f64 {
+        fair_share_per_vcpu(host_cores, self.factor() as usize, vcpus)
+    }
+}
+
+/// A vCPU's fair share of a host core with `guests` guests of `vcpus` vCPUs on
+/// `host_cores` cores: min(1, C / (G x V)).
+pub fn fair_share_per_vcpu(host_cores: u32, guests: usize, vcpus: u32) -> f64 {
+    (f64::from(host_cores) / (guests.max(1) as f64 * f64::from(vcpus.max(1)))).min(1.0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -168,8 +180,75 @@ pub enum CellStatus {
     Completed,
     /// Stopped at the time cap; the metric is a bound (see `CellResult::value`).
     Censored,
-    /// The guest crashed, hung before reporting, or reported an error.
-    Failed { reason: String },
+    /// The guest crashed, stalled, hung before reporting, or reported an error.
+    Failed {
+        reason: String,
+        /// What kind of failure (absent in results written before it existed:
+        /// then derived from `reason`, see [`FailureKind::of_reason`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<FailureKind>,
+    },
+}
+
+impl CellStatus {
+    /// A failure of the given kind.
+    pub fn failed(kind: FailureKind, reason: impl Into<String>) -> Self {
+        CellStatus::Failed {
+            reason: reason.into(),
+            kind: Some(kind),
+        }
+    }
+
+    /// The failure's kind, if this is one.
+    pub fn failure(&self) -> Option<FailureKind> {
+        match self {
+            CellStatus::Failed { reason, kind } => {
+                Some(kind.unwrap_or_else(|| FailureKind::of_reason(reason)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a cell failed, in the categories a soak counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The guest kernel panicked.
+    KernelPanic,
+    /// The guest application panicked.
+    AppPanic,
+    /// The guest stopped making progress with every vCPU idle (a lost wakeup).
+    Stall,
+    /// Anything else: a guest error status, a hog that never started, a guest
+    /// that never started its workload, unreadable results.
+    Other,
+}
+
+impl FailureKind {
+    /// The kind of a failure recorded before kinds were: from its reason's words.
+    pub fn of_reason(reason: &str) -> Self {
+        if reason.contains("guest stalled") {
+            FailureKind::Stall
+        } else if reason.contains("guest kernel panic") {
+            FailureKind::KernelPanic
+        } else if reason.contains("guest application panic") {
+            FailureKind::AppPanic
+        } else {
+            FailureKind::Other
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::KernelPanic => "kernel panic",
+            FailureKind::AppPanic => "application panic",
+            FailureKind::Stall => "stall",
+            FailureKind::Other => "other",
+        })
+    }
 }
 
 /// Latency percentiles in microseconds, from the merged HDR histogram.
@@ -353,14 +432,28 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Results
     })
 }
 
-/// Writes `value` as JSON to `path` atomically: a temporary file in the same
-/// directory, flushed to disk, then renamed over `path`.
+/// Writes `value` as JSON to `path` atomically (see [`write_atomic`]).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), ResultsError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| ResultsError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, flushed to disk, then renamed over `path`. Readers see the old
+/// file or the whole new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     let io = |source| ResultsError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -368,8 +461,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Res
         std::process::id()
     ));
     let mut file = fs::File::create(&tmp).map_err(io)?;
-    serde_json::to_writer_pretty(&mut file, value).map_err(|e| io(std::io::Error::other(e)))?;
-    file.write_all(b"\n").map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
 }
@@ -409,14 +501,24 @@ mod tests {
             guests: vec![],
         };
         assert_eq!(cell.value(), Some((0.5, true)));
-        cell.status = CellStatus::Failed {
-            reason: "crash".into(),
-        };
+        cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");
         assert_eq!(cell.value(), None);
         let json = serde_json::to_string(&cell).unwrap();
         assert!(json.contains(r#""status":"failed""#), "{json}");
+        assert!(json.contains(r#""kind":"kernel_panic""#), "{json}");
         let back: CellResult = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cell);
+    }
+
+    #[test]
+    fn failures_written_before_kinds_existed_get_a_kind_from_their_reason() {
+        let old = r#"{"status":"failed","reason":"guest stalled: its QEMU used 0.02 s of CPU in 10 s"}"#;
+        let status: CellStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(status.failure(), Some(FailureKind::Stall));
+        let old = r#"{"status":"failed","reason":"guest kernel reported a failure (panic or abort)"}"#;
+        let status: CellStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(status.failure(), Some(FailureKind::Other));
+        assert_eq!(CellStatus::Censored.failure(), None);
     }
 
     #[test]

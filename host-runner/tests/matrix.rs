@@ -1,5 +1,6 @@
 //! `pvbench run` with real guests under TCG: a tiny matrix end to end, Ctrl-C
-//! and --resume, a guest that never starts its workload, bad matrix files.
+//! and --resume, a guest that never starts its workload, a run censored at its
+//! cap, a guest that stalls, bad matrix files.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{image, pvbench, text};
-use pvbench::results::{CellStatus, LockMode, Results, Workload};
+use pvbench::results::{CellStatus, FailureKind, LockMode, Results, Workload};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pvbench-test-{name}-{}", std::process::id()));
@@ -183,8 +184,15 @@ fn interrupted_matrix_resumes_and_leaves_no_qemu() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Ctrl-C (SIGINT) while the second cell runs.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Ctrl-C (SIGINT) while the second cell runs: once its guests are up (the
+    // first cell's are gone by the time its result is written).
+    while qemus_with_memory(501).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the second cell never started a guest"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let output = child.wait_with_output().unwrap();
@@ -210,7 +218,17 @@ fn interrupted_matrix_resumes_and_leaves_no_qemu() {
     );
     let resumed = run(&matrix, &out, &["--resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
-    assert_eq!(Results::load(&out).unwrap().cells.len(), 6);
+    let results = Results::load(&out).unwrap();
+    assert_eq!(results.cells.len(), 6);
+    for cell in &results.cells {
+        assert_eq!(
+            cell.status.failure(),
+            None,
+            "{}: {:?}",
+            cell.key.id(),
+            cell.status
+        );
+    }
     assert_eq!(
         std::fs::read(&first).unwrap(),
         kept,
@@ -240,7 +258,7 @@ fn guest_that_never_starts_fails_its_cell_and_the_matrix_goes_on() {
     assert_eq!(results.cells.len(), 6, "the matrix went on after failed cells");
     for cell in &results.cells {
         match &cell.status {
-            CellStatus::Failed { reason } => assert!(
+            CellStatus::Failed { reason, .. } => assert!(
                 reason.contains("never started") || reason.contains("did not start hogging"),
                 "{reason}"
             ),
@@ -280,20 +298,99 @@ fn bad_matrix_files_are_refused_before_any_guest_starts() {
     ] {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, body).unwrap();
-        let started = Instant::now();
+        let out = dir.join(format!("{name}-out"));
         let output = pvbench()
             .args(["run", "--accel", "tcg", "--matrix"])
             .arg(&path)
+            .arg("--out")
+            .arg(&out)
             .output()
             .unwrap();
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(expect), "{name}: {expect:?} not in {stderr}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{name}: took long enough to boot"
-        );
+        // Refused before the run began: the run writes its manifest before any
+        // guest starts, and there is none.
+        assert!(!out.exists(), "{name}: {} was created", out.display());
     }
     assert!(qemus_with_memory(504).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A one-group matrix at 1x: kernbench only, base only.
+fn write_kernbench_matrix(dir: &Path, extra: &str, cap_s: f64, memory_mib: u32) -> PathBuf {
+    let path = dir.join("matrix.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{extra}
+locks = ["base"]
+overcommit = ["1x"]
+reps = 1
+vcpus = 2
+memory_mib = {memory_mib}
+spin_tcg = 256
+[kernbench]
+scale = 1
+cap_s = {cap_s}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_run_stopped_at_its_cap_is_censored_not_failed() {
+    let dir = scratch("censored");
+    let out = dir.join("out");
+    // No kernbench-like build of scale 1 finishes in 10 ms under TCG.
+    let output = run(&write_kernbench_matrix(&dir, "", 0.01, 505), &out, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let results = Results::load(&out).unwrap();
+    let cell = &results.cells[0];
+    assert_eq!(cell.status, CellStatus::Censored, "{:?}", cell.status);
+    let (value, bound) = cell.value().unwrap();
+    assert!(
+        bound && value >= 0.01,
+        "a censored time is a bound of at least the cap: {value}"
+    );
+    assert!(qemus_with_memory(505).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_guest_that_stops_progressing_fails_as_stalled_before_its_cap() {
+    let dir = scratch("stall");
+    let out = dir.join("out");
+    // inject=stall: the guest announces its workload, then never completes an
+    // operation while staying awake ~10% of the time (above the idle rule's 5%
+    // of a core). Only the no-progress rule can catch it; without it the cell
+    // would run to its 600 s cap and be recorded as censored.
+    let matrix = write_kernbench_matrix(&dir, r#"bench_args = ["inject=stall"]"#, 600.0, 506);
+    let output = run(&matrix, &out, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let results = Results::load(&out).unwrap();
+    let cell = &results.cells[0];
+    assert_eq!(
+        cell.status.failure(),
+        Some(FailureKind::Stall),
+        "{:?}",
+        cell.status
+    );
+    let CellStatus::Failed { reason, .. } = &cell.status else {
+        unreachable!()
+    };
+    assert!(reason.contains("completed no operation"), "{reason}");
+    let log =
+        std::fs::read_to_string(out.join("cells").join(cell.key.id()).join("bench.serial.log")).unwrap();
+    assert!(log.contains("inject=stall"), "{log}");
+    // The report counts it in its row.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("| kernbench 1x | base | 1 | 0 | 0 | 1 | 0 |"),
+        "{report}"
+    );
+    assert!(qemus_with_memory(506).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -79,6 +79,13 @@ fn pv_on_halts_and_kicks_without_losing_a_waiter() {
             stat(&stdout, "taken_slow") > 0,
             "no slow path taken on {vcpus} vCPUs:\n{stdout}"
         );
+        // The test makes contention: waiters must really have halted and been
+        // kicked (taken_slow alone also counts spin-phase pickups).
+        assert!(halted > 0, "no waiter halted on {vcpus} vCPUs:\n{stdout}");
+        assert!(
+            kicked > 0,
+            "no halted waiter was kicked on {vcpus} vCPUs:\n{stdout}"
+        );
         // Every halt ended: either a kick woke it or it was spurious.
         assert!(kicked + stat(&stdout, "spurious_wakeups") >= halted, "{stdout}");
         assert_eq!(stat(&stdout, "waiting_cpus"), 0, "{stdout}");

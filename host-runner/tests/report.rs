@@ -237,8 +237,11 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     Run::Capped(tps) => cells.push(cell(CellStatus::Censored, 10.0, *tps)),
                     Run::Failed(reason) => cells.push(CellResult::new(
                         k,
+                        // As results written before failure kinds existed: the
+                        // kind comes from the reason.
                         CellStatus::Failed {
                             reason: (*reason).into(),
+                            kind: None,
                         },
                     )),
                     Run::Missing => {}
@@ -747,7 +750,14 @@ fn missing_and_failed_cells_are_listed() {
     assert!(text.contains("2 of 31 planned cells have no result"));
     assert!(text.contains("--resume --out in-memory"));
     assert!(text.contains("1 cell failed"));
-    assert!(text.contains("pgbench-1x-c2-base-r2  the workload never started"));
+    assert!(text.contains("pgbench-1x-c2-base-r2  other  the workload never started"));
+    // Counted per row and kind.
+    let row = &r.failures[0];
+    assert_eq!(
+        (row.group.clients, row.lock, row.cells, row.other, row.failed()),
+        (Some(2), LockMode::Base, 3, 1, 1)
+    );
+    assert_eq!(r.failures.len(), 1);
     assert!(text.contains("x   0     (no runs)") && text.contains("Too few runs to compare (base 0, pv 0)"));
 }
 

@@ -241,6 +241,11 @@ impl RunState {
         self.done.is_some() || self.guest_error.is_some()
     }
 
+    /// What has been received so far.
+    pub fn received(&self) -> Received {
+        self.received
+    }
+
     /// Adds wire bytes to the count.
     pub fn count_bytes(&mut self, bytes: u64) {
         self.received.bytes += bytes;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -103,6 +103,9 @@ struct Slot {
     finished: bool,
     /// The run's state; taken by its connection thread while it runs.
     state: Option<RunState>,
+    /// Operations received so far, readable while the run streams (the
+    /// matrix's stall watch reads it to tell a stalled guest from a slow one).
+    progress: Arc<AtomicU64>,
 }
 
 impl Collector {
@@ -126,6 +129,7 @@ impl Collector {
                 run,
                 claimed: false,
                 finished: false,
+                progress: Arc::new(AtomicU64::new(0)),
             });
         }
         if slots.is_empty() {
@@ -182,6 +186,17 @@ impl Collector {
             format!("{}={}", cmdline::TOKEN, token.to_hex()),
             format!("{}={run}", cmdline::RUN),
         ])
+    }
+
+    /// The count of operations received for `run` so far, updated as its
+    /// intervals arrive.
+    pub fn progress(&self, run: &str) -> Option<Arc<AtomicU64>> {
+        let state = self.shared.lock();
+        state
+            .slots
+            .iter()
+            .find(|s| s.run == run)
+            .map(|s| Arc::clone(&s.progress))
     }
 
     /// Whether every run has sent Done or Error, or lost its connection.
@@ -287,7 +302,7 @@ impl Shared {
     }
 
     /// Hands the run's state to the connection that presented its token.
-    fn claim(&self, hello: &Hello) -> Result<(usize, RunState), String> {
+    fn claim(&self, hello: &Hello) -> Result<(usize, RunState, Arc<AtomicU64>), String> {
         let mut state = self.lock();
         if self.stopping() {
             return Err("the collector is finishing".into());
@@ -306,7 +321,7 @@ impl Shared {
             return Err(format!("run {} already has a connection", slot.run));
         };
         slot.claimed = true;
-        Ok((i, run_state))
+        Ok((i, run_state, Arc::clone(&slot.progress)))
     }
 
     fn mark_finished(&self, slot: usize) {
@@ -381,7 +396,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         Ok(None) => return shared.reject(peer, None, "closed before Hello".into()),
         Err(e) => return shared.reject(peer, None, format!("before Hello: {e}")),
     };
-    let (slot, mut run) = match shared.claim(&hello) {
+    let (slot, mut run, progress) = match shared.claim(&hello) {
         Ok(claimed) => claimed,
         Err(reason) => {
             let _ = send(&mut writer, &Reply::Rejected(reason.clone()));
@@ -409,6 +424,8 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             let applied = panic::catch_unwind(AssertUnwindSafe(|| run.on_payload(payload)));
             run.count_bytes(reader.bytes_read() - counted);
             counted = reader.bytes_read();
+            // Relaxed: a monotonic count polled by the stall watch; it publishes nothing else.
+            progress.store(run.received().ops, Ordering::Relaxed);
             let reply = match applied {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(e)) => break Disconnect::Error(e),

@@ -109,7 +109,7 @@ impl Baseline {
                 problems.push(format!("{} did not run", key.id()));
                 continue;
             };
-            if let CellStatus::Failed { reason } = &cell.status {
+            if let CellStatus::Failed { reason, .. } = &cell.status {
                 problems.push(format!("{} failed ({reason})", key.id()));
                 continue;
             }

@@ -426,7 +426,7 @@ fn prepare(
                     None => missing.push(rep),
                     Some(cell) => match (cell.value(), &cell.status) {
                         (Some((value, censored)), _) => new_values.push(RepValue { rep, value, censored }),
-                        (None, CellStatus::Failed { reason }) => failed.push(FailedCell {
+                        (None, CellStatus::Failed { reason, .. }) => failed.push(FailedCell {
                             rep,
                             reason: reason.clone(),
                         }),

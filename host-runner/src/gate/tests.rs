@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::synth::{Draw, Synth};
 use super::*;
-use crate::results::CellStatus;
+use crate::results::{CellStatus, FailureKind};
 
 /// The quick profile's shape: 10 groups (kernbench 1x/2x/3x, pgbench 1 and 2
 /// clients at 1x; base and pv), 3 repetitions.
@@ -285,9 +285,7 @@ fn missing_and_failed_cells_are_named() {
 
     let mut new = results(&s, 2, nominal(CV));
     let cell = new.cells.iter_mut().find(|c| c.key == group.cell(3)).unwrap();
-    cell.status = CellStatus::Failed {
-        reason: "guest crashed".into(),
-    };
+    cell.status = CellStatus::failed(FailureKind::Other, "guest crashed");
     let report = judge(&base, &new, &GateConfig::default());
     assert_eq!(report.exit_code, 2);
     assert_eq!(
@@ -662,9 +660,7 @@ fn baseline_refuses_incomplete_runs_and_round_trips() {
     let run = results(&s, 1, nominal(CV));
     let mut incomplete = run.clone();
     incomplete.cells.remove(0);
-    incomplete.cells[0].status = CellStatus::Failed {
-        reason: "hang".into(),
-    };
+    incomplete.cells[0].status = CellStatus::failed(FailureKind::Stall, "hang");
     match Baseline::from_results(&incomplete, "x") {
         Err(GateError::Incomplete { problems, .. }) => {
             assert_eq!(problems.len(), 2, "{problems:?}");

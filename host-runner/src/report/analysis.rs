@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::censored::{self, Bounded, Dominance};
 use crate::ministat::{self, DataSet, MinistatArgs};
 use crate::results::{
-    CellKey, CellResult, CellStatus, GroupKey, GuestRole, LockMode, LockStats, Metric, Provenance, Results,
-    Workload,
+    CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, LockMode, LockStats, Metric,
+    Provenance, Results, Workload,
 };
 use crate::stats::{compare, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
 
@@ -56,6 +56,8 @@ pub struct Report {
     pub cpu: Vec<CpuRow>,
     pub warnings: Vec<Warning>,
     pub failed: Vec<FailedCell>,
+    /// Failures counted per group and lock mode.
+    pub failures: Vec<FailureRow>,
     /// Ids of planned cells without a result.
     pub missing: Vec<String>,
     #[serde(skip)]
@@ -285,7 +287,27 @@ pub struct Warning {
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedCell {
     pub id: String,
+    pub kind: FailureKind,
     pub reason: String,
+}
+
+/// Failed cells of one group and lock mode, by kind (only rows with failures).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    /// Cells of this row with a result (any status).
+    pub cells: usize,
+    pub kernel_panic: usize,
+    pub app_panic: usize,
+    pub stall: usize,
+    pub other: usize,
+}
+
+impl FailureRow {
+    pub fn failed(&self) -> usize {
+        self.kernel_panic + self.app_panic + self.stall + self.other
+    }
 }
 
 /// Builds the report's figures. Pure: reads nothing but `results`.
@@ -297,8 +319,9 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         .cells
         .iter()
         .filter_map(|c| match &c.status {
-            CellStatus::Failed { reason } => Some(FailedCell {
+            CellStatus::Failed { reason, .. } => Some(FailedCell {
                 id: c.key.id(),
+                kind: c.status.failure().unwrap_or(FailureKind::Other),
                 reason: reason.clone(),
             }),
             _ => None,
@@ -395,9 +418,38 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
             .collect(),
         warnings,
         failed,
+        failures: failure_rows(&groups, results),
         missing: missing.iter().map(CellKey::id).collect(),
         confidence: options.confidence,
     }
+}
+
+/// Per group and lock mode, how many cells failed and how.
+fn failure_rows(groups: &BTreeSet<GroupKey>, results: &Results) -> Vec<FailureRow> {
+    let mut rows = Vec::new();
+    for &group in groups {
+        for lock in [LockMode::Base, LockMode::Pv] {
+            let cells: Vec<&CellResult> = results
+                .cells
+                .iter()
+                .filter(|c| c.key.group() == group && c.key.lock == lock)
+                .collect();
+            let count = |kind| cells.iter().filter(|c| c.status.failure() == Some(kind)).count();
+            let row = FailureRow {
+                group,
+                lock,
+                cells: cells.len(),
+                kernel_panic: count(FailureKind::KernelPanic),
+                app_panic: count(FailureKind::AppPanic),
+                stall: count(FailureKind::Stall),
+                other: count(FailureKind::Other),
+            };
+            if row.failed() > 0 {
+                rows.push(row);
+            }
+        }
+    }
+    rows
 }
 
 fn plural(n: usize) -> &'static str {
@@ -693,7 +745,7 @@ fn cpu_row(group: GroupKey, lock: LockMode, cells: &[&CellResult], host_cores: u
     let first = runs.first()?;
     let bench = first.guests.iter().find(|g| g.role == GuestRole::Bench)?;
     let (vcpus, guests) = (bench.vcpus, first.guests.len());
-    let fair_share = (f64::from(host_cores) / (guests as f64 * f64::from(vcpus.max(1)))).min(1.0);
+    let fair_share = crate::results::fair_share_per_vcpu(host_cores, guests, vcpus);
     let shares = |role: GuestRole| -> Vec<f64> {
         runs.iter()
             .flat_map(|c| c.guests.iter().filter(move |g| g.role == role && usable(g)))

@@ -52,6 +52,8 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
     }
     if !report.failed.is_empty() {
         out.push_str("\n## Failed cells\n\n");
+        out.push_str(&tables::failures(report).markdown());
+        out.push('\n');
         out.push_str(&tables::failed(report).markdown());
     }
     if !report.missing.is_empty() {

@@ -459,9 +459,49 @@ pub const LATENCY_NOTE: &str = "Microseconds, from each run's HDR histogram: eac
      runs, max the largest of all runs. Capped runs never finished their slowest operations: their tails read low.";
 
 pub fn failed(report: &Report) -> Table {
-    let mut t = Table::new(vec![vec!["cell", "reason"]], vec![Align::Left, Align::Left]);
+    let mut t = Table::new(
+        vec![vec!["cell", "kind", "reason"]],
+        vec![Align::Left, Align::Left, Align::Left],
+    );
     for f in &report.failed {
-        t.push(vec![f.id.clone(), f.reason.clone()]);
+        t.push(vec![f.id.clone(), f.kind.to_string(), f.reason.clone()]);
+    }
+    t
+}
+
+/// Failures per group and lock mode, by kind.
+pub fn failures(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "",
+            "lock",
+            "cells",
+            "kernel panic",
+            "app panic",
+            "stall",
+            "other",
+        ]],
+        vec![
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+    );
+    for r in &report.failures {
+        let n = |x: usize| x.to_string();
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            n(r.cells),
+            n(r.kernel_panic),
+            n(r.app_panic),
+            n(r.stall),
+            n(r.other),
+        ]);
     }
     t
 }

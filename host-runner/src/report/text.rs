@@ -59,6 +59,8 @@ pub fn render(report: &Report) -> String {
     }
     if !report.failed.is_empty() {
         out.push_str("\nFailed cells\n");
+        out.push_str(&tables::failures(report).text("  "));
+        out.push('\n');
         out.push_str(&tables::failed(report).text("  "));
     }
     if !report.missing.is_empty() {

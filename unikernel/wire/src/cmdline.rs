@@ -67,7 +67,16 @@ pub const PVLOCK_KICK: &str = "pvlock.kick";
 /// then may the kernel use the KVM_HC_KICK_CPU hypercall.
 pub const PVLOCK_HW_KVM: &str = "pvlock.hwkvm";
 
-/// Application words of `mode=lockstress`: threads and rounds per thread.
+/// Application word of a workload run: `inject=stall` makes the guest announce
+/// its workload and then never progress (a failure injection for the host's
+/// stall watch).
+pub const INJECT: &str = "inject";
+
+/// Application word of `mode=timedpoll`: the poll timeout in milliseconds.
+pub const TIMEOUT_MS: &str = "timeout_ms";
+
+/// Application words of `mode=lockstress` (and the race modes): threads and
+/// rounds per thread.
 pub const THREADS: &str = "threads";
 pub const ROUNDS: &str = "rounds";
 

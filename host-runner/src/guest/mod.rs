@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,10 @@ use pvbench_wire::exit::GuestExit;
 use crate::accel::Accel;
 use crate::build::Image;
 use crate::qemu;
+
+mod panic;
+
+pub use panic::{GuestPanic, PanicSource, PanicWatch};
 
 /// Serial lines kept for error reports.
 const TAIL_LINES: usize = 30;
@@ -37,29 +43,91 @@ pub fn interrupted() -> bool {
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// When a running guest counts as stalled: its QEMU used less than `min_cpu`
-/// of CPU time in a whole `window`. A guest with work to do uses far more, even
-/// at its least fair share (a 2-vCPU guest at 3x overcommit on 2 cores gets
-/// ~0.4 s a second); a guest whose every task is blocked idles its vCPUs in
-/// `hlt` and uses ~0.02 s a second (timer and NIC polling). Such a guest never
-/// finishes: a lost wakeup in the guest kernel, not a slow run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// When a running guest counts as stalled. A guest whose every task is blocked
+/// for good (a lost wakeup in the guest kernel) idles its vCPUs in `hlt` and
+/// never finishes; without this it would idle to its cap and pass for a slow,
+/// censored run. Two rules, either suffices:
+///
+/// - **Idle:** its QEMU used less than `min_cpu` in a whole `window`. A guest
+///   with work uses far more even at its least fair share (a 2-vCPU guest at 3x
+///   on 2 cores gets ~0.4 s a second); an idle one ~0.02-0.06 s (timer and NIC
+///   polling).
+/// - **No progress** (with a [`ProgressRule`]): the guest completed no
+///   operation in a whole `window` *and* used less than the rule's CPU, a
+///   fraction of its fair share. A guest that is slow because it is starved or
+///   spinning (a collapsing base run) uses its share and is not a stall; one
+///   that is idle at several times the `min_cpu` rate (timer-driven polling in
+///   a guest whose workload is blocked) is.
+#[derive(Debug, Clone)]
 pub struct StallWatch {
     pub window: Duration,
     pub min_cpu: Duration,
+    pub progress: Option<ProgressRule>,
+}
+
+/// The no-progress rule of a [`StallWatch`].
+#[derive(Debug, Clone)]
+pub struct ProgressRule {
+    /// Operations the guest has completed so far, as the host counts them (the
+    /// metrics collector adds every received interval's operations).
+    pub ops: Arc<AtomicU64>,
+    /// Under this CPU in a window without progress, the guest is stalled.
+    pub min_cpu: Duration,
+}
+
+impl ProgressRule {
+    /// Operations completed so far.
+    pub fn ops(&self) -> u64 {
+        // Relaxed: a monotonic counter read once per window; nothing is published with it.
+        self.ops.load(Ordering::Relaxed)
+    }
 }
 
 impl StallWatch {
     /// Below this share of one host core over a window, a guest is idle.
     pub const IDLE_SHARE: f64 = 0.05;
+    /// Below this fraction of its fair CPU share over a window without a
+    /// completed operation, a guest is stalled.
+    pub const NO_PROGRESS_FAIR_FRACTION: f64 = 0.25;
 
     /// Stalled after idling (below [`Self::IDLE_SHARE`]) through `window`.
     pub fn over(window: Duration) -> Self {
         Self {
             window,
             min_cpu: window.mul_f64(Self::IDLE_SHARE),
+            progress: None,
         }
     }
+
+    /// Adds the no-progress rule: `ops` counts completed operations, and the
+    /// guest's fair share is `fair_cores` host cores.
+    pub fn with_progress(mut self, ops: Arc<AtomicU64>, fair_cores: f64) -> Self {
+        let share = (fair_cores * Self::NO_PROGRESS_FAIR_FRACTION).max(Self::IDLE_SHARE);
+        self.progress = Some(ProgressRule {
+            ops,
+            min_cpu: self.window.mul_f64(share),
+        });
+        self
+    }
+
+    /// The verdict on one closed window: `cpu` used in it and `ops` completed
+    /// (None without a progress rule). Pure, so the rule is tested apart from QEMU.
+    pub fn stalled(&self, cpu: Duration, ops: Option<u64>) -> Option<StallKind> {
+        if cpu < self.min_cpu {
+            return Some(StallKind::Idle);
+        }
+        match (&self.progress, ops) {
+            (Some(rule), Some(0)) if cpu < rule.min_cpu => Some(StallKind::NoProgress),
+            _ => None,
+        }
+    }
+}
+
+/// Which rule of a [`StallWatch`] fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallKind {
+    Idle,
+    NoProgress,
 }
 
 #[derive(Debug, Clone)]
@@ -109,10 +177,13 @@ pub enum Ended {
     TimedOut,
     /// Killed by pvbench (`Running::kill`).
     Killed,
-    /// Killed because its QEMU used only `cpu_ms` of CPU in `window_ms` (see
-    /// [`StallWatch`]).
+    /// Killed because its QEMU used only `cpu_ms` of CPU in `window_ms`, under
+    /// `limit_ms`, (and, for [`StallKind::NoProgress`], completed nothing): see
+    /// [`StallWatch`].
     Stalled {
+        kind: StallKind,
         cpu_ms: u64,
+        limit_ms: u64,
         window_ms: u64,
     },
     /// QEMU died from a signal (not ours).
@@ -132,6 +203,8 @@ pub struct Outcome {
     /// Every line that started with a prefix given to `Running::capture`.
     pub captured: Vec<String>,
     pub qemu_stderr: String,
+    /// The first panic the guest printed, kernel or application.
+    pub panic: Option<GuestPanic>,
 }
 
 impl Outcome {
@@ -144,20 +217,31 @@ impl Outcome {
         match self.ended {
             Ended::Exited(GuestExit::Status(s)) => format!("guest exited with status {s}"),
             Ended::Exited(GuestExit::KernelSuccess) => "guest kernel shut down cleanly".into(),
-            Ended::Exited(GuestExit::KernelFailure) => {
-                "guest kernel reported a failure (panic or abort)".into()
-            }
+            Ended::Exited(GuestExit::KernelFailure) => match &self.panic {
+                Some(panic) => panic.to_string(),
+                None => "guest kernel reported a failure (abort, no panic message on the console)".into(),
+            },
             Ended::Exited(GuestExit::NoReport(code)) => {
                 format!("QEMU exited with code {code} without a report from the guest")
             }
             Ended::TimedOut => format!("guest did not finish in time; QEMU (pid {}) was killed", self.pid),
             Ended::Killed => format!("QEMU (pid {}) was stopped by pvbench", self.pid),
-            Ended::Stalled { cpu_ms, window_ms } => format!(
-                "guest stalled: its QEMU used {:.2} s of CPU in {:.0} s while the guest had not \
-                 finished (every vCPU idle: all guest tasks blocked, a lost wakeup); QEMU (pid {}) \
-                 was killed",
+            Ended::Stalled {
+                kind,
+                cpu_ms,
+                limit_ms,
+                window_ms,
+            } => format!(
+                "guest stalled: {} and its QEMU used {:.2} s of CPU in {:.0} s (under {:.2} s) while \
+                 the guest had not finished (every vCPU idle: all guest tasks blocked, a lost \
+                 wakeup); QEMU (pid {}) was killed",
+                match kind {
+                    StallKind::Idle => "it was idle",
+                    StallKind::NoProgress => "it completed no operation",
+                },
                 cpu_ms as f64 / 1e3,
                 window_ms as f64 / 1e3,
+                limit_ms as f64 / 1e3,
                 self.pid
             ),
             Ended::Signaled => "QEMU was killed by a signal".into(),
@@ -213,8 +297,16 @@ pub struct Running {
     captured: Vec<String>,
     cpu_s: f64,
     last_cpu_sample: Option<Instant>,
-    /// The watch, and when and at which CPU time its current window began.
-    stall: Option<(StallWatch, Instant, f64)>,
+    stall: Option<StallWindow>,
+    panic: PanicWatch,
+}
+
+/// A [`StallWatch`] and where its current window began.
+struct StallWindow {
+    watch: StallWatch,
+    since: Instant,
+    cpu_then: f64,
+    ops_then: u64,
 }
 
 /// Starts a guest; its console is read in the background.
@@ -276,7 +368,13 @@ pub fn spawn(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Running
         captured: Vec::new(),
         cpu_s: 0.0,
         last_cpu_sample: None,
-        stall: config.stall.map(|watch| (watch, started, 0.0)),
+        stall: config.stall.clone().map(|watch| StallWindow {
+            ops_then: watch.progress.as_ref().map_or(0, |p| p.ops()),
+            watch,
+            since: started,
+            cpu_then: 0.0,
+        }),
+        panic: PanicWatch::default(),
     })
 }
 
@@ -409,6 +507,7 @@ impl Running {
             serial_tail: std::mem::take(&mut self.tail).into(),
             captured: std::mem::take(&mut self.captured),
             qemu_stderr,
+            panic: self.panic.panic().cloned(),
         }
     }
 
@@ -419,6 +518,7 @@ impl Running {
         if let Some(out) = echo.as_deref_mut() {
             let _ = writeln!(out, "{line}");
         }
+        self.panic.feed(&line);
         if self.capture_prefixes.iter().any(|p| line.starts_with(p.as_str())) {
             self.captured.push(line.clone());
         }
@@ -428,22 +528,37 @@ impl Running {
         self.tail.push_back(line);
     }
 
-    /// Closes the stall window if it is over: `Some` if the guest idled through it.
+    /// Closes the stall window if it is over: `Some` if the guest stalled in it.
     fn check_stall(&mut self) -> Option<Ended> {
-        let (watch, since, cpu_then) = self.stall?;
-        if since.elapsed() < watch.window {
+        let window = self.stall.as_ref()?;
+        if window.since.elapsed() < window.watch.window {
             return None;
         }
         // A fresh sample: the window's end must not be up to CPU_SAMPLE_EVERY stale.
         self.sample_cpu();
-        let used = (self.cpu_s - cpu_then).max(0.0);
-        if used < watch.min_cpu.as_secs_f64() {
+        let window = self.stall.as_mut()?;
+        let used = Duration::from_secs_f64((self.cpu_s - window.cpu_then).max(0.0));
+        let ops_now = window.watch.progress.as_ref().map(ProgressRule::ops);
+        let done = ops_now.map(|now| now.saturating_sub(window.ops_then));
+        if let Some(kind) = window.watch.stalled(used, done) {
+            let limit = match kind {
+                StallKind::Idle => window.watch.min_cpu,
+                StallKind::NoProgress => window
+                    .watch
+                    .progress
+                    .as_ref()
+                    .map_or(Duration::ZERO, |p| p.min_cpu),
+            };
             return Some(Ended::Stalled {
-                cpu_ms: (used * 1e3).round() as u64,
-                window_ms: since.elapsed().as_millis() as u64,
+                kind,
+                cpu_ms: used.as_millis() as u64,
+                limit_ms: limit.as_millis() as u64,
+                window_ms: window.since.elapsed().as_millis() as u64,
             });
         }
-        self.stall = Some((watch, Instant::now(), self.cpu_s));
+        window.since = Instant::now();
+        window.cpu_then = self.cpu_s;
+        window.ops_then = ops_now.unwrap_or(0);
         None
     }
 
@@ -493,6 +608,48 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_guest_is_stalled_whatever_it_reports() {
+        let watch = StallWatch::over(Duration::from_secs(10));
+        assert_eq!(watch.min_cpu, Duration::from_millis(500));
+        assert_eq!(
+            watch.stalled(Duration::from_millis(499), None),
+            Some(StallKind::Idle)
+        );
+        assert_eq!(
+            watch.stalled(Duration::from_millis(499), Some(7)),
+            Some(StallKind::Idle)
+        );
+        // Without a progress rule, 6% of a core is not a stall (the case the
+        // no-progress rule exists for).
+        assert_eq!(watch.stalled(Duration::from_millis(600), None), None);
+    }
+
+    #[test]
+    fn no_progress_is_a_stall_only_below_a_quarter_of_the_fair_share() {
+        let ops = Arc::new(AtomicU64::new(0));
+        // A 2-vCPU guest at 3x on 2 cores: a fair share of 2/3 of a core.
+        let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 2.0 / 3.0);
+        let rule = watch.progress.as_ref().unwrap();
+        assert_eq!(rule.min_cpu.as_millis(), 1666);
+        // The stalled guest of issue 13 (~6% of a core, nothing completed).
+        assert_eq!(
+            watch.stalled(Duration::from_millis(600), Some(0)),
+            Some(StallKind::NoProgress)
+        );
+        // The same CPU with work done: slow, not stalled.
+        assert_eq!(watch.stalled(Duration::from_millis(600), Some(1)), None);
+        // A collapsing base run spins at its share and completes nothing: not a stall.
+        assert_eq!(watch.stalled(Duration::from_secs(6), Some(0)), None);
+    }
+
+    #[test]
+    fn the_no_progress_limit_never_drops_below_the_idle_limit() {
+        let ops = Arc::new(AtomicU64::new(0));
+        let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 0.01);
+        assert_eq!(watch.progress.unwrap().min_cpu, watch.min_cpu);
+    }
 
     #[test]
     fn cpu_seconds_of_a_busy_process_grow() {
