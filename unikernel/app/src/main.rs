@@ -6,12 +6,15 @@
 //! keys are the workloads crate's); `mode=lockstress threads=N rounds=M` hammers the kernel's
 //! locks and checks their data and the pv-lock counters; `mode=panic` and
 //! `mode=hang` exist for the host's failure tests; `mode=selftest` streams
-//! metrics to the host (see `metrics.rs`). `pvlock=on|off` and friends
-//! configure the kernel's pv-ticketlocks first (see `pvlock.rs`).
+//! metrics to the host (see `metrics.rs`); `mode=fdstress|futexrace|timedpoll`
+//! provoke the kernel races pvbench's patch fixes (see `races.rs`).
+//! `pvlock=on|off` and friends configure the kernel's pv-ticketlocks first
+//! (see `pvlock.rs`).
 
 mod lockstress;
 mod metrics;
 mod pvlock;
+mod races;
 
 use std::process::ExitCode;
 
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         "hello" => 0,
         "workload" => workload(&args, &line, &pv_config),
         "lockstress" => lockstress(&line, &pv_config),
+        "fdstress" | "futexrace" | "timedpoll" => race(&line),
         "selftest" => metrics::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
             Some(Ok(status)) => status,
@@ -70,7 +74,10 @@ fn main() -> ExitCode {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
         other => {
-            eprintln!("pvbench-guest: unknown mode={other} (expected hello, lockstress, selftest, exit, panic, hang)");
+            eprintln!(
+                "pvbench-guest: unknown mode={other} (expected hello, workload, lockstress, fdstress, \
+                 futexrace, timedpoll, selftest, exit, panic, hang)"
+            );
             2
         }
     };
@@ -109,6 +116,9 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         },
     };
     println!("{STARTED_LINE} {kind}");
+    if cmdline::find(line, cmdline::INJECT) == Some("stall") {
+        inject_stall();
+    }
     let result = match sink.as_mut() {
         Some(sink) => workloads::run(&config, sink),
         None => workloads::run(&config, &mut workloads::NullObserver),
@@ -131,6 +141,63 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         }
     }
     status
+}
+
+/// `inject=stall`: the failure the host's stall watch exists for, on purpose.
+/// The workload never runs (no operation completes) while one thread stays
+/// awake about a tenth of the time, so the guest uses more CPU than an idle one
+/// (a stalled guest polling its timers and NIC) but makes no progress.
+fn inject_stall() -> ! {
+    eprintln!("pvbench-guest: inject=stall: the workload will never progress");
+    loop {
+        let busy = std::time::Instant::now();
+        while busy.elapsed() < std::time::Duration::from_micros(1500) {
+            std::hint::spin_loop();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(12));
+    }
+}
+
+/// Runs one of the race modes (see `races.rs`); 0 if it finished with its data
+/// intact, 3 if it found damage, 2 for bad words.
+fn race(line: &str) -> u8 {
+    let number = |key: &str, default: usize| match cmdline::find(line, key) {
+        None => Ok(default),
+        Some(v) => v.parse::<usize>().map_err(|_| format!("{key}={v}: expected a number")),
+    };
+    let words = (number(cmdline::THREADS, 8), number(cmdline::ROUNDS, 200), number(cmdline::TIMEOUT_MS, 300));
+    let (threads, rounds, timeout_ms) = match words {
+        (Ok(t), Ok(r), Ok(ms)) => (t, r, ms),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("pvbench-guest: {e}");
+            return 2;
+        }
+    };
+    let mode = cmdline::find(line, cmdline::MODE).unwrap_or("?");
+    let started = std::time::Instant::now();
+    let result = match mode {
+        "fdstress" => races::fd_stress(threads, rounds),
+        "futexrace" => races::futex_race(threads, rounds),
+        _ => races::timed_poll(u16::try_from(timeout_ms).unwrap_or(u16::MAX), rounds),
+    };
+    match result {
+        Ok(summary) => {
+            let size = match mode {
+                "timedpoll" => format!("timeout_ms={timeout_ms}"),
+                _ => format!("threads={threads}"),
+            };
+            println!(
+                "pvbench-guest: {mode} {size} rounds={rounds} operations={} elapsed_s={:.3}",
+                summary.operations,
+                started.elapsed().as_secs_f64()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("pvbench-guest: {mode} FAILED: {e}");
+            3
+        }
+    }
 }
 
 /// The line the host waits for before it starts the run's clock.

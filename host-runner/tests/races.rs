@@ -1,0 +1,118 @@
+//! Regression tests for the Hermit 0.11 races pvbench's kernel patch fixes
+//! (`unikernel/kernel/patches/`): each boots a real guest whose mode provokes
+//! one race (see `unikernel/app/src/races.rs`), next to cpuhog guests so its
+//! vCPUs are overcommitted and preempted at random, as in the matrix. With the
+//! race unfixed the guest stalls (caught by `--stall-after`, exit 124) or its
+//! kernel panics (exit 1); fixed, it finishes with its data checked (exit 0).
+
+mod common;
+
+use std::process::{Child, Stdio};
+
+use common::{image, pvbench, text};
+
+/// Hog guests (one cpuhog thread per vCPU) that live as long as this value.
+struct Hogs(Vec<Child>);
+
+impl Hogs {
+    fn start(guests: usize, vcpus: u32) -> Hogs {
+        image();
+        let vcpus = vcpus.to_string();
+        Hogs(
+            (0..guests)
+                .map(|_| {
+                    pvbench()
+                        .args([
+                            "boot",
+                            "--accel",
+                            "tcg",
+                            "--quiet",
+                            "--vcpus",
+                            &vcpus,
+                            "--timeout",
+                            "900",
+                        ])
+                        .args([
+                            "--",
+                            "workload=cpuhog",
+                            &format!("threads={vcpus}"),
+                            &format!("vcpus={vcpus}"),
+                        ])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start a hog guest")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        // SIGKILL to pvbench; its QEMU dies with it (PR_SET_PDEATHSIG).
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+/// Boots `args` on a `vcpus`-vCPU guest at 3x overcommit (two hog guests),
+/// killing it as stalled after 10 s of idling; returns its console.
+fn at_3x(vcpus: u32, args: &[&str]) -> String {
+    let _hogs = Hogs::start(2, vcpus);
+    let out = common::boot_with(&["--stall-after", "10"], vcpus, 600, args);
+    let console = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?} on {vcpus} vCPUs at 3x:\n{console}"
+    );
+    console
+}
+
+#[test]
+fn descriptors_churn_beside_io_without_a_lost_wakeup() {
+    // Object-map lock futures dropped after each poll lost the wakeup of a
+    // contended reader or writer: the guest stalled with the lock free.
+    for pv in ["pvlock=off", "pvlock=on"] {
+        let console = at_3x(2, &[pv, "mode=fdstress", "threads=8", "rounds=300"]);
+        assert!(
+            console.contains("fdstress threads=8 rounds=300 operations="),
+            "{console}"
+        );
+    }
+}
+
+#[test]
+fn timed_futex_waits_race_wakeups_without_a_kernel_panic() {
+    // A wait that timed out just as a notifier popped it got a stale wakeup:
+    // `unreachable!()` in BlockedTaskQueue::custom_wakeup.
+    for pv in ["pvlock=off", "pvlock=on"] {
+        let console = at_3x(2, &[pv, "mode=futexrace", "threads=4", "rounds=3000"]);
+        assert!(
+            console.contains("futexrace threads=4 rounds=3000 operations="),
+            "{console}"
+        );
+    }
+}
+
+#[test]
+fn a_timed_poll_returns_at_its_timeout() {
+    // block_on passed an absolute time to a relative futex wait: a poll with a
+    // timeout on an idle socket slept for decades (the guest then idles and is
+    // killed as stalled).
+    let out = common::boot_with(
+        &["--network", "--stall-after", "10"],
+        2,
+        120,
+        &["mode=timedpoll", "timeout_ms=300", "rounds=3"],
+    );
+    let console = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{console}");
+    assert!(
+        console.contains("timedpoll timeout_ms=300 rounds=3 operations=3"),
+        "{console}"
+    );
+}

@@ -1,0 +1,199 @@
+//! Guest modes that provoke the Hermit 0.11 races pvbench's kernel patch fixes,
+//! for regression tests that boot real guests (under vCPU overcommit, where
+//! the races are likely). Each either finishes with its data checked or, with
+//! the race unfixed, stalls or panics the kernel.
+//!
+//! - `mode=fdstress`: threads doing file I/O on their own descriptors (object-map
+//!   read lock) while others open, dup and close files (write lock). Hermit 0.11
+//!   polled a fresh lock future per poll and dropped it, losing the contended
+//!   waiter's wakeup: a thread blocked forever with the lock free.
+//! - `mode=futexrace`: waiters in timed condition-variable waits (futex waits
+//!   with a timeout) racing notifiers. When a wait times out just as a notifier
+//!   pops it, Hermit 0.11 delivered the stale wakeup to a task no longer blocked:
+//!   `unreachable!()` in `BlockedTaskQueue::custom_wakeup`.
+//! - `mode=timedpoll`: `poll(2)` with a timeout on an idle listening socket.
+//!   Hermit 0.11's `block_on` handed an absolute time to a relative futex wait,
+//!   so the wait outlived its timeout by decades.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What a run did, for its summary line.
+pub struct Summary {
+    pub operations: u64,
+}
+
+/// `threads` threads, half doing I/O on long-lived files, half churning
+/// descriptors, `rounds` rounds each.
+pub fn fd_stress(threads: usize, rounds: usize) -> Result<Summary, String> {
+    if threads < 2 || rounds == 0 {
+        return Err("fdstress needs threads >= 2 and rounds >= 1".into());
+    }
+    let dir = "/tmp/pvbench-fdstress";
+    let _ = fs::create_dir_all(dir);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            thread::spawn(move || {
+                if t % 2 == 0 {
+                    io_worker(dir, t, rounds)
+                } else {
+                    churn_worker(dir, t, rounds)
+                }
+            })
+        })
+        .collect();
+    let mut operations = 0;
+    for w in workers {
+        operations += w.join().map_err(|_| "an fdstress thread panicked".to_string())??;
+    }
+    Ok(Summary { operations })
+}
+
+/// Writes a record, reads it back through a duplicate descriptor, checks it.
+fn io_worker(dir: &str, t: usize, rounds: usize) -> Result<u64, String> {
+    let path = format!("{dir}/io-{t}");
+    let err = |what: &str, e: std::io::Error| format!("{path}: {what}: {e}");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| err("open", e))?;
+    for round in 0..rounds {
+        let record = record(t, round);
+        file.seek(SeekFrom::Start(0)).map_err(|e| err("seek", e))?;
+        file.write_all(&record).map_err(|e| err("write", e))?;
+        // A dup (object-map write) and reads through it (object-map reads).
+        let mut dup = dup(&file).map_err(|e| err("dup", e))?;
+        dup.seek(SeekFrom::Start(0)).map_err(|e| err("seek", e))?;
+        let mut back = vec![0; record.len()];
+        dup.read_exact(&mut back).map_err(|e| err("read", e))?;
+        if back != record {
+            return Err(format!("{path}: round {round} read back other data"));
+        }
+    }
+    Ok(rounds as u64 * 4)
+}
+
+/// Creates, writes, dups, closes, reads and removes a fresh file every round.
+/// (A fresh name each round: Hermit 0.11's in-memory file system does not
+/// truncate on `O_TRUNC`.)
+fn churn_worker(dir: &str, t: usize, rounds: usize) -> Result<u64, String> {
+    for round in 0..rounds {
+        let path = format!("{dir}/churn-{t}-{round}");
+        let err = |what: &str, e: std::io::Error| format!("{path}: {what}: {e}");
+        let mut file = File::create(&path).map_err(|e| err("create", e))?;
+        file.write_all(&record(t, round)).map_err(|e| err("write", e))?;
+        let dup = dup(&file).map_err(|e| err("dup", e))?;
+        drop(file);
+        drop(dup);
+        let back = fs::read(&path).map_err(|e| err("read", e))?;
+        if back != record(t, round) {
+            return Err(format!("{path}: round {round} read back other data"));
+        }
+        fs::remove_file(&path).map_err(|e| err("remove", e))?;
+    }
+    Ok(rounds as u64 * 6)
+}
+
+/// dup(2): std's `File::try_clone` is unsupported on Hermit.
+fn dup(file: &File) -> std::io::Result<File> {
+    use std::os::hermit::io::{AsRawFd, FromRawFd};
+    // SAFETY: dup only reads the descriptor number.
+    let fd = unsafe { hermit_abi::dup(file.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: `fd` is a new descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn record(t: usize, round: usize) -> Vec<u8> {
+    format!("thread {t} round {round} {}", "x".repeat((t * 7 + round) % 64)).into_bytes()
+}
+
+/// `pairs` (waiter, notifier) pairs; each notifier signals `rounds` times, its
+/// waiter waits for every signal with short timed waits.
+pub fn futex_race(pairs: usize, rounds: usize) -> Result<Summary, String> {
+    if pairs == 0 || rounds == 0 {
+        return Err("futexrace needs threads >= 1 and rounds >= 1".into());
+    }
+    let mut handles = Vec::new();
+    for p in 0..pairs {
+        let shared = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let notifier = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || notify(&shared, p, rounds))
+        };
+        let waiter = thread::spawn(move || wait_all(&shared, p, rounds));
+        handles.push((notifier, waiter));
+    }
+    let mut operations = 0;
+    for (notifier, waiter) in handles {
+        notifier.join().map_err(|_| "a notifier panicked".to_string())?;
+        operations += waiter.join().map_err(|_| "a waiter panicked".to_string())??;
+    }
+    Ok(Summary { operations })
+}
+
+fn notify(shared: &(Mutex<u64>, Condvar), p: usize, rounds: usize) {
+    let (count, signal) = shared;
+    for round in 0..rounds {
+        *count.lock().unwrap() += 1;
+        signal.notify_one();
+        // Vary the gap so notifications land on waits of every age, timed-out
+        // ones included.
+        let spins = ((p * 131 + round * 17) % 97) * 50;
+        for _ in 0..spins {
+            std::hint::spin_loop();
+        }
+        if round % 8 == 0 {
+            thread::yield_now();
+        }
+    }
+}
+
+/// Waits until the counter reaches `rounds`; returns the waits it made.
+fn wait_all(shared: &(Mutex<u64>, Condvar), p: usize, rounds: usize) -> Result<u64, String> {
+    let (count, signal) = shared;
+    let mut waits = 0u64;
+    let mut seen = count.lock().unwrap();
+    while *seen < rounds as u64 {
+        // 50 us .. 1 ms: as long as a notifier's gap, so timeouts and wakes race.
+        let timeout = Duration::from_micros(50 + ((p as u64 * 37 + waits * 13) % 950));
+        seen = signal.wait_timeout(seen, timeout).map_err(|_| "poisoned".to_string())?.0;
+        waits += 1;
+    }
+    Ok(waits)
+}
+
+/// `poll(2)` with a `ms` timeout on a listening socket nobody connects to,
+/// `rounds` times: each must return 0 (timed out) after at least `ms`.
+pub fn timed_poll(ms: u16, rounds: usize) -> Result<Summary, String> {
+    use std::os::hermit::io::AsRawFd;
+    let listener = std::net::TcpListener::bind("0.0.0.0:9977").map_err(|e| format!("bind: {e}"))?;
+    for round in 0..rounds {
+        let mut fds = [hermit_abi::pollfd {
+            fd: listener.as_raw_fd(),
+            events: hermit_abi::POLLIN,
+            revents: 0,
+        }];
+        let started = Instant::now();
+        // SAFETY: one valid pollfd, borrowed for the call.
+        let ready = unsafe { hermit_abi::poll(fds.as_mut_ptr(), 1, i32::from(ms)) };
+        let took = started.elapsed();
+        if ready != 0 {
+            return Err(format!("round {round}: poll returned {ready}, expected a timeout (0)"));
+        }
+        if took < Duration::from_millis(u64::from(ms)) {
+            return Err(format!("round {round}: poll timed out after {took:?}, before its {ms} ms"));
+        }
+    }
+    Ok(Summary {
+        operations: rounds as u64,
+    })
+}
