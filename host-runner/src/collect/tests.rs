@@ -1,9 +1,11 @@
 //! The collector against fake guests over loopback TCP, and bad input of every kind.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
@@ -13,10 +15,17 @@ use pvbench_wire::frames::{
     Param, Reply, Token, VERSION,
 };
 
+use super::run::Disconnect;
 use super::*;
 
-/// Long enough for loopback, short enough that tests of silent guests stay quick.
-const FINISH: Duration = Duration::from_secs(5);
+/// Fails a wait on the collector that has not ended after this long: a hang
+/// guard, not a measure of speed.
+const WATCHDOG: Duration = Duration::from_secs(60);
+/// A `finish` timeout no test reaches: a `finish` given it returns because
+/// every run settled, however slow the machine.
+const NEVER: Duration = Duration::from_secs(24 * 3600);
+/// How long `finish` gives runs that cannot settle (never connected, or
+/// silent); no result depends on it.
 const SHORT: Duration = Duration::from_millis(300);
 
 fn hello(run: &str, token: Token) -> Hello {
@@ -88,7 +97,8 @@ struct FakeGuest {
 impl FakeGuest {
     fn connect(c: &Collector) -> FakeGuest {
         let stream = TcpStream::connect(c.addr()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // A hang guard on every read from the collector.
+        stream.set_read_timeout(Some(WATCHDOG)).unwrap();
         let replies = FrameReader::new(stream.try_clone().unwrap());
         FakeGuest { stream, replies }
     }
@@ -106,11 +116,31 @@ impl FakeGuest {
     }
 
     fn raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
+        if let Err(e) = self.stream.write_all(bytes) {
+            panic!("cannot send to the collector (did it close the connection?): {e}");
+        }
     }
 
     fn reply(&mut self) -> Option<Reply> {
-        self.replies.read::<Reply>().unwrap()
+        self.replies
+            .read::<Reply>()
+            .unwrap_or_else(|e| panic!("no reply from the collector (watchdog {WATCHDOG:?}): {e}"))
+    }
+
+    /// Reads to the end of the stream, which the guest never closed: returns
+    /// once the collector has closed the connection.
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        if let Err(e) = self.stream.read_to_end(&mut rest) {
+            panic!("the collector did not close the connection (watchdog {WATCHDOG:?}): {e}");
+        }
+    }
+
+    /// Closes the guest's sending side and waits for the collector to close
+    /// in turn: it has then read, and applied, everything the guest sent.
+    fn hang_up(&mut self) {
+        self.stream.shutdown(Shutdown::Write).unwrap();
+        self.expect_closed();
     }
 
     /// Sends `n` intervals and Done; returns the Ack.
@@ -121,6 +151,45 @@ impl FakeGuest {
         self.send(&done(n, 0));
         self.reply().unwrap()
     }
+}
+
+/// `c.finish(timeout)` running on a thread of its own.
+struct Finishing {
+    report: mpsc::Receiver<Report>,
+    timeout: Duration,
+}
+
+impl Finishing {
+    /// Returns once the thread is about to call `finish`.
+    fn start(c: Collector, timeout: Duration) -> Finishing {
+        let (tx, report) = mpsc::channel();
+        let (calling_tx, calling) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = calling_tx.send(());
+            let _ = tx.send(c.finish(timeout));
+        });
+        calling.recv().expect("the finishing thread died");
+        Finishing { report, timeout }
+    }
+
+    /// The report, once `finish` returned; fails after [`WATCHDOG`].
+    fn report(self) -> Report {
+        match self.report.recv_timeout(WATCHDOG) {
+            Ok(report) => report,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "finish({:?}) has not returned after {WATCHDOG:?}: it waits for a run that should \
+                 have settled (Done, Error or a closed connection), or it cannot cut the runs left open",
+                self.timeout
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!("finish panicked"),
+        }
+    }
+}
+
+/// The report once every run has settled: `finish` with a timeout no test
+/// reaches, so that the report never depends on how fast frames are served.
+fn finish_settled(c: Collector) -> Report {
+    Finishing::start(c, NEVER).report()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -151,13 +220,10 @@ fn complete_run_merges_every_interval_and_acks_the_totals() {
             samples: 30
         })
     );
-    // The guest is still connected (Hermit never closes); finish must not wait for it.
-    let started = Instant::now();
-    let report = c.finish(FINISH);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "finish waited for EOF"
-    );
+    // The guest is still connected (Hermit never closes): finish returns on
+    // Done alone (it cannot time out), and it is the collector that hangs up.
+    let report = finish_settled(c);
+    g.expect_closed();
     let r = report.run("bench").unwrap();
     assert!(r.is_complete(), "{}", error_text(r));
     assert_eq!(r.latency.count, 30);
@@ -179,7 +245,7 @@ fn complete_run_merges_every_interval_and_acks_the_totals() {
 fn files_are_written_and_read_back_with_hdrhistogram() {
     let c = Collector::start(["bench"]).unwrap();
     FakeGuest::start(&c, "bench").run_to_done(4);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let r = report.run("bench").unwrap();
     let dir = temp_dir("files");
     let files = write_run_files(r, &dir).unwrap();
@@ -308,7 +374,7 @@ fn truncated_frame_is_a_lost_connection() {
     let bytes = frames::encode(&interval(1, &VALUES)).unwrap();
     g.raw(&bytes[..bytes.len() / 2]);
     drop(g);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let r = &report.runs[0];
     assert!(!r.is_complete());
     assert!(matches!(
@@ -332,7 +398,7 @@ fn oversized_length_prefix_is_a_protocol_error() {
     let mut g = FakeGuest::start(&c, "bench");
     g.raw(&(64u32 << 20).to_le_bytes());
     g.raw(&[0; 64]);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let text = error_text(&report.runs[0]);
     assert!(
         matches!(report.runs[0].errors[..], [RunError::Protocol { .. }]),
@@ -365,7 +431,7 @@ fn random_bytes_are_refused_and_other_guests_keep_being_served() {
     noisy.raw(&frame);
     // Meanwhile a good guest completes.
     FakeGuest::start(&c, "good").run_to_done(3);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     assert!(report.run("good").unwrap().is_complete());
     let noisy = report.run("noisy").unwrap();
     assert!(
@@ -398,7 +464,7 @@ fn wrong_version_is_refused_with_its_number() {
     let mut bytes = frames::encode(&interval(0, &VALUES)).unwrap();
     bytes[4..6].copy_from_slice(&(VERSION + 7).to_le_bytes());
     g.raw(&bytes);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let want = format!("protocol version {}", VERSION + 7);
     assert!(report.rejected[0].reason.contains(&want), "{:?}", report.rejected);
     assert!(
@@ -436,7 +502,7 @@ fn second_connection_for_a_run_is_rejected() {
     second.send(&Frame::Hello(hello("bench", c.token("bench").unwrap())));
     assert!(matches!(second.reply(), Some(Reply::Rejected(r)) if r.contains("already has a connection")));
     first.run_to_done(2);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let r = &report.runs[0];
     assert!(r.is_complete(), "{}", error_text(r));
     assert_eq!(r.rejected.len(), 1);
@@ -451,7 +517,7 @@ fn duplicate_sequence_numbers_are_counted_not_merged() {
     }
     g.send(&done(3, 0));
     assert!(matches!(g.reply(), Some(Reply::Ack(a)) if a.intervals == 3));
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let r = &report.runs[0];
     assert_eq!(
         r.errors,
@@ -474,7 +540,7 @@ fn missing_sequence_numbers_are_named() {
     // The guest claims it sent all 7 and dropped none.
     g.send(&done(7, 0));
     g.reply();
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let text = error_text(&report.runs[0]);
     assert!(!report.runs[0].is_complete());
     assert!(
@@ -496,7 +562,7 @@ fn declared_drops_are_an_error_but_add_up() {
     }
     g.send(&done(5, 2));
     g.reply();
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let r = &report.runs[0];
     assert_eq!(
         r.errors,
@@ -521,7 +587,7 @@ fn ops_gap_against_done_is_an_error() {
     d.ops += 1;
     g.send(&Frame::Done(d));
     g.reply();
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     assert_eq!(
         report.runs[0].errors,
         [RunError::Accounting {
@@ -540,12 +606,8 @@ fn connection_dropped_mid_run_is_lost() {
         g.send(&interval(seq, &VALUES));
     }
     drop(g);
-    let started = Instant::now();
-    let report = c.finish(FINISH);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "a closed run counts as settled"
-    );
+    // A closed run counts as settled: finish returns without a timeout.
+    let report = finish_settled(c);
     assert!(matches!(
         report.runs[0].errors[..],
         [RunError::ConnectionLost { intervals: 3, .. }]
@@ -555,15 +617,45 @@ fn connection_dropped_mid_run_is_lost() {
 #[test]
 fn guest_that_never_sends_done_times_out() {
     let c = Collector::start(["bench"]).unwrap();
+    // Welcomed, then silent and still connected. (Nothing tells the test when
+    // the collector has read a frame that has no reply, so an interval sent
+    // here might or might not be counted when finish cuts the stream; the
+    // count is checked on the run state below.)
     let mut g = FakeGuest::start(&c, "bench");
-    g.send(&interval(0, &VALUES));
-    let started = Instant::now();
-    let report = c.finish(SHORT);
-    assert!(started.elapsed() >= SHORT);
-    assert_eq!(report.runs[0].errors, [RunError::NoDone { intervals: 1 }]);
-    // The connection was closed on the guest.
-    let mut buf = [0u8; 1];
-    assert!(matches!(g.stream.read(&mut buf), Ok(0) | Err(_)));
+    let report = Finishing::start(c, SHORT).report();
+    assert_eq!(report.runs[0].errors, [RunError::NoDone { intervals: 0 }]);
+    g.expect_closed();
+}
+
+#[test]
+fn stream_cut_by_the_collector_keeps_its_intervals() {
+    let mut state = RunState::new("bench");
+    state.start(
+        hello("bench", Token::from_bytes([1; Token::LEN])),
+        SystemTime::now(),
+    );
+    for seq in 0..2 {
+        assert_eq!(state.on_frame(interval(seq, &VALUES)), None);
+    }
+    state.on_disconnect(Disconnect::Stopped);
+    let r = state.into_result(Vec::new());
+    assert_eq!(r.errors, [RunError::NoDone { intervals: 2 }]);
+    assert_eq!(r.received.ops, 6);
+}
+
+#[test]
+fn finish_waits_for_a_run_still_streaming() {
+    let c = Collector::start(["bench"]).unwrap();
+    let mut g = FakeGuest::start(&c, "bench");
+    let finishing = Finishing::start(c, NEVER);
+    // finish is being called: it must leave this unsettled run alone until it
+    // settles, so the Ack arrives and the run is complete.
+    let ack = g.run_to_done(3);
+    assert!(matches!(ack, Reply::Ack(a) if a.intervals == 3), "{ack:?}");
+    let report = finishing.report();
+    let r = &report.runs[0];
+    assert!(r.is_complete(), "{}", error_text(r));
+    g.expect_closed();
 }
 
 #[test]
@@ -571,10 +663,13 @@ fn silent_connection_without_hello_does_not_block_finish() {
     let c = Collector::start(["bench"]).unwrap();
     let _silent = FakeGuest::connect(&c);
     FakeGuest::start(&c, "bench").run_to_done(1);
-    let started = Instant::now();
-    let report = c.finish(FINISH);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let report = finish_settled(c);
     assert!(report.runs[0].is_complete());
+    // finish closed the silent connection (accepted before the guest's, so
+    // open by then) instead of waiting out its Hello timeout: the collector
+    // read an end of stream, not a timeout.
+    let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons, ["closed before Hello"]);
 }
 
 #[test]
@@ -585,7 +680,7 @@ fn guest_error_frame_fails_the_run() {
     g.send(&Frame::Error(GuestFailure {
         message: "kernbench: checksum mismatch".into(),
     }));
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     assert_eq!(
         report.runs[0].errors,
         [RunError::GuestFailed("kernbench: checksum mismatch".into())]
@@ -603,9 +698,9 @@ fn frames_after_done_and_second_hello_are_errors() {
     g.send(&Frame::Hello(hello("bench", c.token("bench").unwrap())));
     g.run_to_done(1);
     g.send(&interval(1, &VALUES));
-    // Wait until the collector has read the stray frame.
-    std::thread::sleep(Duration::from_millis(200));
-    let report = c.finish(FINISH);
+    // Done settled the run already: make sure the stray frame was read.
+    g.hang_up();
+    let report = finish_settled(c);
     let errors = &report.runs[0].errors;
     assert!(errors.contains(&RunError::UnexpectedFrame("a second Hello".into())));
     assert!(errors.contains(&RunError::UnexpectedFrame("a frame after Done".into())));
@@ -623,7 +718,7 @@ fn bad_histogram_is_reported_and_the_interval_not_counted() {
     g.send(&Frame::Interval(i));
     g.send(&done(1, 0));
     g.reply();
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let text = error_text(&report.runs[0]);
     assert!(text.contains("interval 0: histogram would need"), "{text}");
     assert!(
@@ -644,7 +739,7 @@ fn several_guests_at_once() {
             });
         }
     });
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     for r in &report.runs {
         assert!(r.is_complete(), "{}: {}", r.run, error_text(r));
         assert_eq!(r.histogram.len(), 60);
@@ -680,7 +775,7 @@ fn run_ids_and_file_names_are_checked() {
 fn failed_write_leaves_no_partial_file() {
     let c = Collector::start(["bench"]).unwrap();
     FakeGuest::start(&c, "bench").run_to_done(1);
-    let report = c.finish(FINISH);
+    let report = finish_settled(c);
     let dir = temp_dir("nowrite");
     // The summary path is taken by a directory: the last rename fails.
     std::fs::create_dir_all(dir.join("bench.json").join("x")).unwrap();
