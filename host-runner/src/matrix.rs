@@ -1004,6 +1004,7 @@ mod tests {
         let stalled = Ended::Stalled {
             kind: guest::StallKind::NoProgress,
             cpu_ms: 600,
+            delay_ms: Some(100),
             limit_ms: 1666,
             window_ms: 10_000,
         };

@@ -87,7 +87,11 @@ fn panicking_guest_fails_and_shows_its_last_lines() {
     let out = boot(2, 60, &["mode=panic"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("guest kernel reported a failure"), "{stderr}");
+    // Named as the application's panic, with where and what.
+    assert!(
+        stderr.contains("guest application panic at app/src/main.rs:"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("mode=panic asked for a panic"),
         "panic message not shown:\n{stderr}"

@@ -9,9 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -23,8 +21,10 @@ use crate::build::Image;
 use crate::qemu;
 
 mod panic;
+mod stall;
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
+pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
 
 /// Serial lines kept for error reports.
 const TAIL_LINES: usize = 30;
@@ -42,93 +42,6 @@ pub fn interrupted() -> bool {
 
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
-
-/// When a running guest counts as stalled. A guest whose every task is blocked
-/// for good (a lost wakeup in the guest kernel) idles its vCPUs in `hlt` and
-/// never finishes; without this it would idle to its cap and pass for a slow,
-/// censored run. Two rules, either suffices:
-///
-/// - **Idle:** its QEMU used less than `min_cpu` in a whole `window`. A guest
-///   with work uses far more even at its least fair share (a 2-vCPU guest at 3x
-///   on 2 cores gets ~0.4 s a second); an idle one ~0.02-0.06 s (timer and NIC
-///   polling).
-/// - **No progress** (with a [`ProgressRule`]): the guest completed no
-///   operation in a whole `window` *and* used less than the rule's CPU, a
-///   fraction of its fair share. A guest that is slow because it is starved or
-///   spinning (a collapsing base run) uses its share and is not a stall; one
-///   that is idle at several times the `min_cpu` rate (timer-driven polling in
-///   a guest whose workload is blocked) is.
-#[derive(Debug, Clone)]
-pub struct StallWatch {
-    pub window: Duration,
-    pub min_cpu: Duration,
-    pub progress: Option<ProgressRule>,
-}
-
-/// The no-progress rule of a [`StallWatch`].
-#[derive(Debug, Clone)]
-pub struct ProgressRule {
-    /// Operations the guest has completed so far, as the host counts them (the
-    /// metrics collector adds every received interval's operations).
-    pub ops: Arc<AtomicU64>,
-    /// Under this CPU in a window without progress, the guest is stalled.
-    pub min_cpu: Duration,
-}
-
-impl ProgressRule {
-    /// Operations completed so far.
-    pub fn ops(&self) -> u64 {
-        // Relaxed: a monotonic counter read once per window; nothing is published with it.
-        self.ops.load(Ordering::Relaxed)
-    }
-}
-
-impl StallWatch {
-    /// Below this share of one host core over a window, a guest is idle.
-    pub const IDLE_SHARE: f64 = 0.05;
-    /// Below this fraction of its fair CPU share over a window without a
-    /// completed operation, a guest is stalled.
-    pub const NO_PROGRESS_FAIR_FRACTION: f64 = 0.25;
-
-    /// Stalled after idling (below [`Self::IDLE_SHARE`]) through `window`.
-    pub fn over(window: Duration) -> Self {
-        Self {
-            window,
-            min_cpu: window.mul_f64(Self::IDLE_SHARE),
-            progress: None,
-        }
-    }
-
-    /// Adds the no-progress rule: `ops` counts completed operations, and the
-    /// guest's fair share is `fair_cores` host cores.
-    pub fn with_progress(mut self, ops: Arc<AtomicU64>, fair_cores: f64) -> Self {
-        let share = (fair_cores * Self::NO_PROGRESS_FAIR_FRACTION).max(Self::IDLE_SHARE);
-        self.progress = Some(ProgressRule {
-            ops,
-            min_cpu: self.window.mul_f64(share),
-        });
-        self
-    }
-
-    /// The verdict on one closed window: `cpu` used in it and `ops` completed
-    /// (None without a progress rule). Pure, so the rule is tested apart from QEMU.
-    pub fn stalled(&self, cpu: Duration, ops: Option<u64>) -> Option<StallKind> {
-        if cpu < self.min_cpu {
-            return Some(StallKind::Idle);
-        }
-        match (&self.progress, ops) {
-            (Some(rule), Some(0)) if cpu < rule.min_cpu => Some(StallKind::NoProgress),
-            _ => None,
-        }
-    }
-}
-
-/// Which rule of a [`StallWatch`] fired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StallKind {
-    Idle,
-    NoProgress,
-}
 
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
@@ -177,12 +90,14 @@ pub enum Ended {
     TimedOut,
     /// Killed by pvbench (`Running::kill`).
     Killed,
-    /// Killed because its QEMU used only `cpu_ms` of CPU in `window_ms`, under
-    /// `limit_ms`, (and, for [`StallKind::NoProgress`], completed nothing): see
-    /// [`StallWatch`].
+    /// Killed as stalled (see [`StallWatch`]): in `window_ms` its QEMU used
+    /// `cpu_ms` of CPU and its threads waited `delay_ms` for a host CPU (if
+    /// known), together under `limit_ms`, and (for [`StallKind::NoProgress`])
+    /// the guest completed nothing.
     Stalled {
         kind: StallKind,
         cpu_ms: u64,
+        delay_ms: Option<u64>,
         limit_ms: u64,
         window_ms: u64,
     },
@@ -229,17 +144,22 @@ impl Outcome {
             Ended::Stalled {
                 kind,
                 cpu_ms,
+                delay_ms,
                 limit_ms,
                 window_ms,
             } => format!(
-                "guest stalled: {} and its QEMU used {:.2} s of CPU in {:.0} s (under {:.2} s) while \
-                 the guest had not finished (every vCPU idle: all guest tasks blocked, a lost \
-                 wakeup); QEMU (pid {}) was killed",
+                "guest stalled: {} and its QEMU used {:.2} s of CPU{} in {:.0} s (under {:.2} s) \
+                 while the guest had not finished (every vCPU idle: all guest tasks blocked, a \
+                 lost wakeup); QEMU (pid {}) was killed",
                 match kind {
                     StallKind::Idle => "it was idle",
                     StallKind::NoProgress => "it completed no operation",
                 },
                 cpu_ms as f64 / 1e3,
+                delay_ms.map_or(String::new(), |d| format!(
+                    " and waited {:.2} s for a host CPU",
+                    d as f64 / 1e3
+                )),
                 window_ms as f64 / 1e3,
                 limit_ms as f64 / 1e3,
                 self.pid
@@ -305,7 +225,8 @@ pub struct Running {
 struct StallWindow {
     watch: StallWatch,
     since: Instant,
-    cpu_then: f64,
+    /// The QEMU's CPU and run delay at the window's start.
+    then: stall::Usage,
     ops_then: u64,
 }
 
@@ -372,7 +293,7 @@ pub fn spawn(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Running
             ops_then: watch.progress.as_ref().map_or(0, |p| p.ops()),
             watch,
             since: started,
-            cpu_then: 0.0,
+            then: stall::Usage::of(pid),
         }),
         panic: PanicWatch::default(),
     })
@@ -530,34 +451,26 @@ impl Running {
 
     /// Closes the stall window if it is over: `Some` if the guest stalled in it.
     fn check_stall(&mut self) -> Option<Ended> {
-        let window = self.stall.as_ref()?;
+        let pid = self.pid;
+        let window = self.stall.as_mut()?;
         if window.since.elapsed() < window.watch.window {
             return None;
         }
-        // A fresh sample: the window's end must not be up to CPU_SAMPLE_EVERY stale.
-        self.sample_cpu();
-        let window = self.stall.as_mut()?;
-        let used = Duration::from_secs_f64((self.cpu_s - window.cpu_then).max(0.0));
+        let now = stall::Usage::of(pid);
+        let used = now.since(&window.then);
         let ops_now = window.watch.progress.as_ref().map(ProgressRule::ops);
         let done = ops_now.map(|now| now.saturating_sub(window.ops_then));
         if let Some(kind) = window.watch.stalled(used, done) {
-            let limit = match kind {
-                StallKind::Idle => window.watch.min_cpu,
-                StallKind::NoProgress => window
-                    .watch
-                    .progress
-                    .as_ref()
-                    .map_or(Duration::ZERO, |p| p.min_cpu),
-            };
             return Some(Ended::Stalled {
                 kind,
-                cpu_ms: used.as_millis() as u64,
-                limit_ms: limit.as_millis() as u64,
+                cpu_ms: used.cpu.as_millis() as u64,
+                delay_ms: used.run_delay.map(|d| d.as_millis() as u64),
+                limit_ms: window.watch.limit(kind).as_millis() as u64,
                 window_ms: window.since.elapsed().as_millis() as u64,
             });
         }
         window.since = Instant::now();
-        window.cpu_then = self.cpu_s;
+        window.then = now;
         window.ops_then = ops_now.unwrap_or(0);
         None
     }
@@ -608,48 +521,6 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_idle_guest_is_stalled_whatever_it_reports() {
-        let watch = StallWatch::over(Duration::from_secs(10));
-        assert_eq!(watch.min_cpu, Duration::from_millis(500));
-        assert_eq!(
-            watch.stalled(Duration::from_millis(499), None),
-            Some(StallKind::Idle)
-        );
-        assert_eq!(
-            watch.stalled(Duration::from_millis(499), Some(7)),
-            Some(StallKind::Idle)
-        );
-        // Without a progress rule, 6% of a core is not a stall (the case the
-        // no-progress rule exists for).
-        assert_eq!(watch.stalled(Duration::from_millis(600), None), None);
-    }
-
-    #[test]
-    fn no_progress_is_a_stall_only_below_a_quarter_of_the_fair_share() {
-        let ops = Arc::new(AtomicU64::new(0));
-        // A 2-vCPU guest at 3x on 2 cores: a fair share of 2/3 of a core.
-        let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 2.0 / 3.0);
-        let rule = watch.progress.as_ref().unwrap();
-        assert_eq!(rule.min_cpu.as_millis(), 1666);
-        // The stalled guest of issue 13 (~6% of a core, nothing completed).
-        assert_eq!(
-            watch.stalled(Duration::from_millis(600), Some(0)),
-            Some(StallKind::NoProgress)
-        );
-        // The same CPU with work done: slow, not stalled.
-        assert_eq!(watch.stalled(Duration::from_millis(600), Some(1)), None);
-        // A collapsing base run spins at its share and completes nothing: not a stall.
-        assert_eq!(watch.stalled(Duration::from_secs(6), Some(0)), None);
-    }
-
-    #[test]
-    fn the_no_progress_limit_never_drops_below_the_idle_limit() {
-        let ops = Arc::new(AtomicU64::new(0));
-        let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 0.01);
-        assert_eq!(watch.progress.unwrap().min_cpu, watch.min_cpu);
-    }
 
     #[test]
     fn cpu_seconds_of_a_busy_process_grow() {

@@ -74,7 +74,8 @@ pub fn stats_line(report: &Report) -> String {
     let s = &report.stats;
     format!(
         "pvlock stats taken_slow={} taken_slow_pickup={} halted={} halted_irqs_disabled={} \
-         spurious_wakeups={} released_slow={} released_slow_kicked={} time_blocked_cycles={} waiting_cpus={:#x}",
+         spurious_wakeups={} released_slow={} released_slow_kicked={} time_blocked_cycles={} waiting_cpus={:#x} \
+         stray_nmis={} last_stray_nmi_rip={:#x} stale_wakeups={}",
         s.taken_slow,
         s.taken_slow_pickup,
         s.halted,
@@ -84,5 +85,8 @@ pub fn stats_line(report: &Report) -> String {
         s.released_slow_kicked,
         s.time_blocked,
         report.waiting_cpus,
+        report.kernel.stray_nmis,
+        report.kernel.last_stray_nmi_rip,
+        report.kernel.stale_wakeups,
     )
 }

@@ -7,7 +7,7 @@
 use crate::stats::PvLockStats;
 
 /// Bumped whenever a type below changes layout.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// How an unlocker wakes a halted waiter.
 #[repr(u8)]
@@ -85,6 +85,22 @@ pub struct Report {
     pub waiting_cpus: u64,
     /// Slow-path statistics.
     pub stats: PvLockStats,
+    /// Kernel events around the locks, counted since boot.
+    pub kernel: KernelEvents,
+}
+
+/// Kernel events the kick path and the scheduler count, since boot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelEvents {
+    /// NMIs that were not pv-lock kicks (a hardware error, a watchdog, a
+    /// debugger's NMI); the kick handler swallows every NMI.
+    pub stray_nmis: u64,
+    /// Where the last of them interrupted (RIP), 0 if none.
+    pub last_stray_nmi_rip: u64,
+    /// Wakeups dropped because the wait they were for had already ended (its
+    /// timeout won the race with the waker).
+    pub stale_wakeups: u64,
 }
 
 impl Report {
@@ -108,6 +124,12 @@ impl Report {
             kvm_pv_unhalt_cpuid,
             waiting_cpus: crate::waiting_cpus(),
             stats,
+            kernel: KernelEvents::default(),
         }
+    }
+
+    /// The same report with the kernel's event counters.
+    pub fn with_kernel_events(self, kernel: KernelEvents) -> Self {
+        Self { kernel, ..self }
     }
 }
