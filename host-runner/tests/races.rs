@@ -130,3 +130,12 @@ fn a_timed_poll_returns_at_its_timeout() {
         "{console}"
     );
 }
+
+#[test]
+fn a_short_sleep_ends_before_a_long_one_queued_after_it() {
+    // The one-shot timer was armed for the newest sleeper: on one core, a
+    // 100 ms sleep followed by another thread's 5 s sleep lasted 5 s.
+    let out = common::boot_with(&["--quiet"], 1, 120, &["mode=sleeporder", "timeout_ms=100"]);
+    let console = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{console}");
+}

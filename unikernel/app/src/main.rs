@@ -6,7 +6,7 @@
 //! keys are the workloads crate's); `mode=lockstress threads=N rounds=M` hammers the kernel's
 //! locks and checks their data and the pv-lock counters; `mode=panic` and
 //! `mode=hang` exist for the host's failure tests; `mode=selftest` streams
-//! metrics to the host (see `metrics.rs`); `mode=fdstress|futexrace|timedpoll`
+//! metrics to the host (see `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder`
 //! provoke the kernel races pvbench's patch fixes (see `races.rs`).
 //! `pvlock=on|off` and friends configure the kernel's pv-ticketlocks first
 //! (see `pvlock.rs`).
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         "hello" => 0,
         "workload" => workload(&args, &line, &pv_config),
         "lockstress" => lockstress(&line, &pv_config),
-        "fdstress" | "futexrace" | "timedpoll" => race(&line),
+        "fdstress" | "futexrace" | "timedpoll" | "sleeporder" => race(&line),
         "selftest" => metrics::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
             Some(Ok(status)) => status,
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         other => {
             eprintln!(
                 "pvbench-guest: unknown mode={other} (expected hello, workload, lockstress, fdstress, \
-                 futexrace, timedpoll, selftest, exit, panic, hang)"
+                 futexrace, timedpoll, sleeporder, selftest, exit, panic, hang)"
             );
             2
         }
@@ -178,12 +178,13 @@ fn race(line: &str) -> u8 {
     let result = match mode {
         "fdstress" => races::fd_stress(threads, rounds),
         "futexrace" => races::futex_race(threads, rounds),
+        "sleeporder" => races::sleep_order(std::time::Duration::from_millis(timeout_ms as u64)),
         _ => races::timed_poll(u16::try_from(timeout_ms).unwrap_or(u16::MAX), rounds),
     };
     match result {
         Ok(summary) => {
             let size = match mode {
-                "timedpoll" => format!("timeout_ms={timeout_ms}"),
+                "timedpoll" | "sleeporder" => format!("timeout_ms={timeout_ms}"),
                 _ => format!("threads={threads}"),
             };
             println!(

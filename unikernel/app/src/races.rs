@@ -14,6 +14,9 @@
 //! - `mode=timedpoll`: `poll(2)` with a timeout on an idle listening socket.
 //!   Hermit 0.11's `block_on` handed an absolute time to a relative futex wait,
 //!   so the wait outlived its timeout by decades.
+//! - `mode=sleeporder`: a short sleep, then a long one on the same core (run it
+//!   with one vCPU). Hermit 0.11 armed the core's one-shot timer for the newest
+//!   sleeper, so the short sleep lasted as long as the long one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -169,6 +172,34 @@ fn wait_all(shared: &(Mutex<u64>, Condvar), p: usize, rounds: usize) -> Result<u
         waits += 1;
     }
     Ok(waits)
+}
+
+/// The long sleeper of `sleep_order`.
+const LONG_SLEEP: Duration = Duration::from_secs(5);
+
+/// Sleeps `short`, after another thread on this core began sleeping
+/// [`LONG_SLEEP`]: the short sleep must end before the long sleeper's deadline.
+pub fn sleep_order(short: Duration) -> Result<Summary, String> {
+    let started = Instant::now();
+    let (asleep_tx, asleep) = std::sync::mpsc::channel();
+    // On one vCPU this thread runs when the main thread blocks below, so its
+    // sleep is queued after the main thread's.
+    thread::spawn(move || {
+        let _ = asleep_tx.send(());
+        thread::sleep(LONG_SLEEP);
+    });
+    thread::sleep(short);
+    let woke = started.elapsed();
+    // An event order, not a speed: the long sleeper's deadline had not come.
+    if woke >= LONG_SLEEP {
+        return Err(format!(
+            "a {short:?} sleep ended after {woke:?}, at or past the {LONG_SLEEP:?} deadline of a sleeper queued after it"
+        ));
+    }
+    if asleep.try_recv().is_err() {
+        return Err("the long sleeper never ran: run this mode with one vCPU".into());
+    }
+    Ok(Summary { operations: 1 })
 }
 
 /// `poll(2)` with a `ms` timeout on a listening socket nobody connects to,
