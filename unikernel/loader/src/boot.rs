@@ -5,8 +5,8 @@
 //! EBX. Long mode needs paging, so this stub identity-maps the first 4 GiB with
 //! 2 MiB pages (enough to reach every multiboot structure QEMU places), enables PAE,
 //! EFER.LME and paging, loads a 64-bit GDT and calls `loader_main` on the loader
-//! stack. `paging::install` replaces these tables with the final ones the kernel
-//! inherits.
+//! stack. `install_tables` (main.rs) replaces these tables with the final ones
+//! the kernel inherits.
 
 use core::arch::global_asm;
 
