@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::accel::AccelChoice;
-use crate::guest::MAX_VCPUS;
+use crate::results::Profile;
+use crate::vm::accel::AccelChoice;
+use crate::vm::guest::MAX_VCPUS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,7 +64,7 @@ pub struct GuestArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
     pub vcpus: u32,
     /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    #[arg(long, default_value = "auto", value_parser = accel_choice())]
     pub accel: AccelChoice,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=16384))]
@@ -99,7 +101,7 @@ pub struct BootArgs {
 pub struct RunArgs {
     /// Built-in matrix: quick (at most 10 minutes on 2 cores under TCG, for CI and
     /// a first look) or full (what a study uses).
-    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    #[arg(long, default_value = "quick", value_parser = profile())]
     pub profile: Profile,
     /// A matrix TOML file instead of the profile (see `pvbench run --print-matrix`).
     #[arg(long, value_name = "FILE")]
@@ -114,7 +116,7 @@ pub struct RunArgs {
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    #[arg(long, default_value = "auto", value_parser = accel_choice())]
     pub accel: AccelChoice,
     /// vCPUs per guest (default: the matrix's, else the host's cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
@@ -148,17 +150,23 @@ pub struct SoakArgs {
     #[arg(long, requires = "out")]
     pub resume: bool,
     /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
-    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    #[arg(long, default_value = "auto", value_parser = accel_choice())]
     pub accel: AccelChoice,
     /// No progress bar; only the summary at the end.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
-    Quick,
-    Full,
+/// `--accel auto|tcg|kvm`, parsed into the VM crate's type.
+fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
+    clap::builder::PossibleValuesParser::new(AccelChoice::NAMES)
+        .map(|name| name.parse::<AccelChoice>().expect("a listed name"))
+}
+
+/// `--profile quick|full`, parsed into the results crate's type.
+fn profile() -> impl clap::builder::TypedValueParser<Value = Profile> {
+    clap::builder::PossibleValuesParser::new(Profile::NAMES)
+        .map(|name| name.parse::<Profile>().expect("a listed name"))
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

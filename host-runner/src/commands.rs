@@ -4,16 +4,17 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::accel::{self, AccelChoice, Resolved};
+use crate::build::layout::{self, Layout};
 use crate::build::{self, BuildError, BuildOptions};
-use crate::cli::{BootArgs, BuildArgs, GuestArgs, Profile, RunArgs, SoakArgs};
+use crate::cli::{BootArgs, BuildArgs, GuestArgs, RunArgs, SoakArgs};
 use crate::collect::{self, Collector};
-use crate::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
-use crate::layout::{self, Layout};
-use crate::matrix::{self, Host, MatrixError, MatrixSpec, RunOptions};
-use crate::qemu::{self, QemuError};
 use crate::report::{self, RenderOptions, ReportError};
+use crate::results::{MatrixSpec, SpecError};
+use crate::runner::{self, Host, RunError, RunOptions};
 use crate::soak::{self, SoakOptions};
+use crate::vm::accel::{self, AccelChoice, Resolved};
+use crate::vm::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
+use crate::vm::qemu::{self, QemuError};
 use pvbench_wire::exit::GuestExit;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +28,9 @@ pub enum CommandError {
     #[error(transparent)]
     Guest(#[from] GuestError),
     #[error(transparent)]
-    Matrix(#[from] MatrixError),
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error(transparent)]
     Collect(#[from] collect::CollectError),
     #[error(transparent)]
@@ -60,11 +63,7 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
 
 pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
     let layout = Layout::new(layout::project_root());
-    let Host {
-        qemu,
-        image,
-        resolved,
-    } = prepare(&layout, args.guest.accel, args.quiet)?;
+    let host = prepare(&layout, args.guest.accel, args.quiet)?;
     let collector = args
         .metrics
         .as_ref()
@@ -74,11 +73,11 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
     if let Some(collector) = &collector {
         app_args.extend(collector.guest_words(BOOT_RUN).expect("run registered above"));
     }
-    let mut config = guest_config(&args.guest, &resolved, app_args);
+    let mut config = guest_config(&args.guest, &host.resolved, app_args);
     config.network |= collector.is_some();
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
-    let outcome = guest::run(&qemu, &image, &config, echo)?;
+    let outcome = guest::run(&host.qemu, &host.boot_files(), &config, echo)?;
     report(&outcome, &config, args.quiet);
     if let (Some(collector), Some(dir)) = (collector, &args.metrics) {
         for run in &collector.finish(Duration::from_secs(3)).runs {
@@ -120,15 +119,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
     }
     let name = match (&args.matrix, args.profile) {
         (Some(_), _) => "matrix",
-        (None, Profile::Quick) => "quick",
-        (None, Profile::Full) => "full",
+        (None, profile) => profile.name(),
     };
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| matrix::default_out(&layout, name));
+        .unwrap_or_else(|| runner::default_out(&layout, name));
     let host = prepare(&layout, args.accel, args.quiet)?;
-    let results = matrix::run(
+    let results = runner::run(
         &layout,
         &host,
         RunOptions {
@@ -163,7 +161,7 @@ pub fn soak(args: &SoakArgs) -> Result<ExitCode, CommandError> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| matrix::default_out(&layout, "soak"));
+        .unwrap_or_else(|| runner::default_out(&layout, "soak"));
     let host = prepare(&layout, args.accel, args.quiet)?;
     let summary = soak::run(
         &layout,

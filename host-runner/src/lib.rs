@@ -1,24 +1,22 @@
-//! pvbench's host side as a library: the `pvbench` binary dispatches into it and
-//! the integration tests use it directly.
+//! pvbench's command line and what sits on top of its crates: the `pvbench`
+//! binary dispatches into this library, and the integration tests use it.
 //!
-//! Data flows one way: `build` makes the guest image, `guest` runs guests under
-//! QEMU (`qemu`, `accel`), `collect` receives their metrics, `stats` and
-//! `ministat` compare results, `gate` judges a run against the CI baseline,
-//! `soak` counts guest failures over many overcommitted cells.
+//! Data flows one way: [`pvbench_build`] makes the guest image,
+//! [`pvbench_vm`] runs guests under QEMU, [`pvbench_collect`] receives their
+//! metrics, [`runner`] runs the matrix into a results directory
+//! ([`pvbench_results`]), [`report`], [`gate`] and [`soak`] read it back
+//! ([`pvbench_stats`] and [`ministat`] compare).
 
-pub mod accel;
-pub mod build;
 pub mod cli;
-pub mod collect;
 pub mod commands;
 pub mod gate;
-pub mod guest;
-pub mod layout;
-pub mod matrix;
 pub mod ministat;
-pub mod qemu;
 pub mod report;
-pub mod results;
+pub mod runner;
 pub mod soak;
-pub mod stats;
-pub mod toolchain;
+
+pub use pvbench_build as build;
+pub use pvbench_collect as collect;
+pub use pvbench_results as results;
+pub use pvbench_stats as stats;
+pub use pvbench_vm as vm;

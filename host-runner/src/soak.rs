@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::layout::Layout;
-use crate::matrix::{self, Host, MatrixError, MatrixSpec, RunOptions};
+use crate::build::layout::Layout;
+use crate::results::MatrixSpec;
 use crate::results::{self, CellStatus, FailureKind, LockMode, Overcommit, Results, ResultsError, Workload};
+use crate::runner::{self, Host, RunError, RunOptions};
 
 /// The built-in soak matrix (its `vcpus` is set per run).
 pub const SOAK: &str = include_str!("../matrices/soak.toml");
@@ -103,7 +104,7 @@ pub enum SoakError {
     #[error("soak: --vcpus needs at least one vCPU count")]
     NoVcpus,
     #[error(transparent)]
-    Matrix(#[from] MatrixError),
+    Run(#[from] RunError),
     #[error(transparent)]
     Results(#[from] ResultsError),
 }
@@ -131,7 +132,7 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
         if !options.quiet {
             eprintln!("pvbench: soak with {vcpus}-vCPU guests -> {}", dir.display());
         }
-        let results = matrix::run(
+        let results = runner::run(
             layout,
             host,
             RunOptions {

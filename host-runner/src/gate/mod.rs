@@ -71,7 +71,7 @@ use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout;
+use crate::build::layout;
 use crate::results::{CellKey, LockMode, Metric, Overcommit, Results, ResultsError, Workload};
 
 pub use baseline::{Baseline, BaselineGroup, CompareUnder, RepValue};

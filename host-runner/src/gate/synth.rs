@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use super::GateGroup;
-use crate::build::short_hash;
-use crate::matrix::MatrixSpec;
+use crate::results::short_hash;
+use crate::results::MatrixSpec;
 use crate::results::{
     self, CellResult, CellStatus, Provenance, Results, ResultsError, RunManifest, Workload,
 };

@@ -11,9 +11,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{io_error, BuildError};
 use crate::layout::Layout;
 use crate::toolchain::Toolchain;
+use crate::{io_error, BuildError};
 
 pub const CRATE: &str = "hermit-kernel-0.11.0";
 /// SHA-256 of the published `.crate` (also the checksum crates.io's index lists).

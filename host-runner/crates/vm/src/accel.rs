@@ -24,11 +24,29 @@ const PROBE_LOG2: u32 = 26;
 const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccelChoice {
     Auto,
     Tcg,
     Kvm,
+}
+
+impl AccelChoice {
+    /// Every choice, by its name on the command line.
+    pub const NAMES: [&'static str; 3] = ["auto", "tcg", "kvm"];
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "tcg" => Ok(AccelChoice::Tcg),
+            "kvm" => Ok(AccelChoice::Kvm),
+            other => Err(format!("{other:?} is not one of auto, tcg, kvm")),
+        }
+    }
 }
 
 /// What guests run on.

@@ -1,5 +1,7 @@
-//! `pvbench build`: the guest image (loader + application with the kernel linked
-//! in), built with the pinned nightly and cached by content hash.
+//! The guest image (loader + application with the kernel linked in), built
+//! with the pinned nightly and cached by content hash: what `pvbench build`
+//! does. [`layout`] knows where the project's files are, [`toolchain`]
+//! installs the pinned nightly.
 //!
 //! An image is a directory `target/pvbench/images/<id>/` holding `loader.elf32`,
 //! `app.elf` and `image.json`. `<id>` hashes every input: the guest sources, the
@@ -9,6 +11,8 @@
 
 mod archive;
 mod kernel_source;
+pub mod layout;
+pub mod toolchain;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::layout::{image_files, Layout};
-use crate::toolchain::{self, Toolchain, ToolchainError};
+use crate::toolchain::{Toolchain, ToolchainError};
 
 pub use archive::ArchiveError;
 
@@ -320,11 +324,6 @@ fn image_id(layout: &Layout, toolchain: &Toolchain) -> Result<String, BuildError
     Ok(short_id(&hasher.finalize()))
 }
 
-/// SHA-256 of `bytes`, as a short id (the first 8 bytes in hex).
-pub fn short_hash(bytes: &[u8]) -> String {
-    short_id(&Sha256::digest(bytes))
-}
-
 /// The short id of a SHA-256 digest: its first 8 bytes in hex.
 fn short_id(digest: &[u8]) -> String {
     kernel_source::hex(&digest[..8])
@@ -375,7 +374,7 @@ fn file_len(path: &Path) -> Result<u64, BuildError> {
     Ok(fs::metadata(path).map_err(io_error(path))?.len())
 }
 
-pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_path_buf(),
         source,

@@ -17,8 +17,8 @@ use pvbench_wire::cmdline::APP_ARGS_SEPARATOR;
 use pvbench_wire::exit::GuestExit;
 
 use crate::accel::Accel;
-use crate::build::Image;
-use crate::qemu;
+use crate::interrupt::interrupted;
+use crate::{qemu, BootFiles};
 
 mod panic;
 mod stall;
@@ -31,15 +31,6 @@ const TAIL_LINES: usize = 30;
 /// Lines the guest application prints start with this.
 pub const APP_LINE_PREFIX: &str = "pvbench-guest:";
 pub const MAX_VCPUS: u32 = 64;
-/// Set (from a SIGINT handler) to make every waiting guest stop: `wait` kills
-/// its QEMU and reports `Ended::Killed`.
-pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn interrupted() -> bool {
-    // Relaxed: a flag polled every few milliseconds; nothing else is published with it.
-    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
@@ -170,7 +161,7 @@ impl Outcome {
 }
 
 /// The QEMU command for a guest.
-pub fn command(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Command, GuestError> {
+pub fn command(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Command, GuestError> {
     if config.vcpus == 0 || config.vcpus > MAX_VCPUS {
         return Err(GuestError::BadVcpus(config.vcpus));
     }
@@ -187,13 +178,9 @@ pub fn command(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Comma
 
     let mut cmd = Command::new(qemu);
     cmd.args(config.accel.qemu_args())
-        .args(qemu::common_args(
-            config.vcpus,
-            config.memory_mib,
-            &image.loader(),
-        ))
+        .args(qemu::common_args(config.vcpus, config.memory_mib, &image.loader))
         .arg("-initrd")
-        .arg(image.app())
+        .arg(&image.app)
         .arg("-append")
         .arg(append.join(" "));
     if config.network {
@@ -231,7 +218,7 @@ struct StallWindow {
 }
 
 /// Starts a guest; its console is read in the background.
-pub fn spawn(qemu: &Path, image: &Image, config: &GuestConfig) -> Result<Running, GuestError> {
+pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Running, GuestError> {
     let mut cmd = command(qemu, image, config)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -501,7 +488,12 @@ impl Drop for Running {
 pub type Echo<'a> = Option<&'a mut (dyn Write + Send)>;
 
 /// Boots a guest and waits for it; serial lines go to `echo` as they arrive.
-pub fn run(qemu: &Path, image: &Image, config: &GuestConfig, echo: Echo<'_>) -> Result<Outcome, GuestError> {
+pub fn run(
+    qemu: &Path,
+    image: &BootFiles,
+    config: &GuestConfig,
+    echo: Echo<'_>,
+) -> Result<Outcome, GuestError> {
     spawn(qemu, image, config)?.wait(echo)
 }
 

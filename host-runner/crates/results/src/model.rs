@@ -1,15 +1,5 @@
-//! The results of a benchmark matrix: what `matrix` writes and `report` and
-//! `gate` read. The one place that knows the cell keys, the file names and the
-//! layout of a results directory:
-//!
-//! ```text
-//! <dir>/run.json              RunManifest: provenance, the matrix, planned cells
-//! <dir>/cells/<id>.json       CellResult, one per finished cell (written atomically)
-//! <dir>/cells/<id>/           that cell's metrics files and serial logs
-//! ```
-//!
-//! A cell whose run reached its time cap is *censored*: its metric is a bound
-//! (elapsed >= cap, or throughput <= what it did by then), never a value.
+//! The data model: cell keys, statuses, results, provenance, and the
+//! results directory's files.
 
 use std::fmt;
 use std::fs;

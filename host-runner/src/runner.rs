@@ -14,22 +14,21 @@
 use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::accel::{Accel, Resolved};
+use crate::build::layout::Layout;
 use crate::build::Image;
-use crate::cli::Profile;
 use crate::collect::{self, Collector};
-use crate::guest::{self, Ended, GuestConfig, PanicSource, Running, StallWatch};
-use crate::layout::Layout;
-use crate::qemu;
 use crate::results::{
-    self, CellKey, CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, LockMode, LockStats, Overcommit,
-    Percentiles, Provenance, Results, RunManifest, Workload,
+    self, CellKey, CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, LockMode, LockStats, MatrixSpec,
+    Percentiles, Provenance, Results, RunManifest, SpecError, Workload,
 };
+use crate::vm::accel::{Accel, Resolved};
+use crate::vm::guest::{self, Ended, GuestConfig, PanicSource, Running, StallWatch};
+use crate::vm::interrupt::{self, interrupted};
+use crate::vm::{qemu, BootFiles};
 use pvbench_wire::cmdline;
 use pvbench_wire::exit::GuestExit;
 
@@ -41,69 +40,12 @@ pub const RESULT_PREFIX: &str = "pvbench-result: ";
 const BOOT_ALLOWANCE: Duration = Duration::from_secs(30);
 /// A bench guest idle (see `StallWatch`) this long has stalled.
 const BENCH_STALL_WINDOW: Duration = Duration::from_secs(10);
-/// What the budget check charges per guest start (measured: ~0.3 s under TCG).
-const START_COST_S: f64 = 1.0;
 
-pub const QUICK: &str = include_str!("../matrices/quick.toml");
-pub const FULL: &str = include_str!("../matrices/full.toml");
-
-/// A matrix as written in TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatrixSpec {
-    /// Lock modes of the bench guest.
-    pub locks: Vec<LockMode>,
-    /// Overcommit levels for kernbench (pgbench has its own list).
-    pub overcommit: Vec<Overcommit>,
-    pub reps: u32,
-    /// vCPUs per guest; absent: the host's cores, so 1x/2x/3x keep their meaning.
-    pub vcpus: Option<u32>,
-    pub memory_mib: u32,
-    /// Refuse to start a matrix whose worst case (every run at its cap) exceeds
-    /// this many seconds.
-    pub budget_s: Option<f64>,
-    /// pv spin threshold under TCG; under KVM the kernel's default (2^15, Linux's)
-    /// applies. See the README for the measurement behind the TCG value.
-    pub spin_tcg: u32,
-    /// Seconds a guest may take from QEMU's start to its workload's start line
-    /// before its cell fails (default 30).
-    pub start_timeout_s: Option<f64>,
-    /// Extra `key=value` words for every bench guest (after pvbench's own), e.g.
-    /// `pvlock.kick=nmi`, or `inject=stall` to test the stall watch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bench_args: Option<Vec<String>>,
-    pub kernbench: Option<KernbenchSpec>,
-    pub pgbench: Option<PgbenchSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KernbenchSpec {
-    pub scale: u32,
-    /// Seconds the build may take before the run is censored.
-    pub cap_s: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PgbenchSpec {
-    pub clients: Vec<u32>,
-    pub overcommit: Vec<Overcommit>,
-    pub scale: u32,
-    pub duration_s: f64,
-    pub cap_s: f64,
-}
-
+/// Why a matrix run stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum MatrixError {
-    #[error("{path}: {reason}")]
-    BadFile { path: String, reason: String },
-    #[error("matrix: {0}")]
-    Invalid(String),
-    #[error(
-        "matrix: its worst case (every run at its cap) is {worst_s:.0} s, over its budget of {budget_s:.0} s: lower the caps, reps or cells, or raise budget_s"
-    )]
-    OverBudget { worst_s: f64, budget_s: f64 },
+pub enum RunError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     #[error("{0} already holds results: pass --resume to continue it, or choose another --out")]
     OutExists(PathBuf),
     #[error("cannot resume {dir}: its results come from a different {what} ({theirs} there, {ours} now); use another --out")]
@@ -129,151 +71,21 @@ pub enum MatrixError {
     Interrupted { done: usize, total: usize, dir: PathBuf },
 }
 
-impl MatrixSpec {
-    pub fn profile(profile: Profile) -> Self {
-        let text = match profile {
-            Profile::Quick => QUICK,
-            Profile::Full => FULL,
-        };
-        Self::parse(text, "built-in profile").expect("built-in profiles are valid")
-    }
-
-    pub fn load(path: &Path) -> Result<Self, MatrixError> {
-        let text = fs::read_to_string(path).map_err(|e| MatrixError::BadFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    /// Parses and validates a matrix; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, MatrixError> {
-        let spec: MatrixSpec = toml::from_str(text).map_err(|e| MatrixError::BadFile {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// Refuses matrices that cannot run, before any guest starts.
-    pub fn validate(&self) -> Result<(), MatrixError> {
-        let bad = |why: &str| Err(MatrixError::Invalid(why.to_string()));
-        if self.locks.is_empty() {
-            return bad("`locks` is empty: give base, pv or both");
-        }
-        if self.reps == 0 {
-            return bad("`reps` must be at least 1");
-        }
-        if self.vcpus == Some(0) || self.vcpus.is_some_and(|v| v > guest::MAX_VCPUS) {
-            return bad("`vcpus` must be 1 to 64");
-        }
-        if self.start_timeout_s.is_some_and(|t| !positive(t)) {
-            return bad("`start_timeout_s` must be above 0");
-        }
-        if let Some(bad) = self.bench_args.iter().flatten().find(|w| !is_guest_word(w)) {
-            return Err(MatrixError::Invalid(format!(
-                "`bench_args` word {bad:?} is not key=value without spaces or quotes"
-            )));
-        }
-        if !(64..=16384).contains(&self.memory_mib) {
-            return bad("`memory_mib` must be 64 to 16384");
-        }
-        if self.kernbench.is_none() && self.pgbench.is_none() {
-            return bad("no workload: add a [kernbench] or [pgbench] table");
-        }
-        if self.kernbench.is_some() && self.overcommit.is_empty() {
-            return bad("`overcommit` is empty but [kernbench] is present");
-        }
-        if let Some(k) = &self.kernbench {
-            if k.scale == 0 || !positive(k.cap_s) {
-                return bad("[kernbench] needs scale >= 1 and cap_s > 0");
-            }
-        }
-        if let Some(p) = &self.pgbench {
-            if p.clients.is_empty() || p.clients.contains(&0) {
-                return bad("[pgbench] `clients` must list client counts >= 1");
-            }
-            if p.overcommit.is_empty() {
-                return bad("[pgbench] `overcommit` is empty");
-            }
-            if p.scale == 0 || !positive(p.duration_s) || !positive(p.cap_s - p.duration_s) {
-                return bad("[pgbench] needs scale >= 1, duration_s > 0 and cap_s > duration_s");
-            }
-        }
-        if let Some(budget_s) = self.budget_s {
-            let worst_s = self.worst_case_s();
-            if worst_s > budget_s {
-                return Err(MatrixError::OverBudget { worst_s, budget_s });
-            }
-        }
-        Ok(())
-    }
-
-    /// Seconds the matrix takes if every run reaches its cap.
-    pub fn worst_case_s(&self) -> f64 {
-        self.plan()
-            .iter()
-            .map(|key| self.cap_s(key.workload) + START_COST_S * key.overcommit.factor() as f64)
-            .sum()
-    }
-
-    fn cap_s(&self, workload: Workload) -> f64 {
-        match workload {
-            Workload::Kernbench => self.kernbench.as_ref().map_or(0.0, |k| k.cap_s),
-            Workload::Pgbench => self.pgbench.as_ref().map_or(0.0, |p| p.cap_s),
-        }
-    }
-
-    /// Every cell, in run order: repetitions outermost, and inside each group the
-    /// lock modes alternate their order from one repetition to the next.
-    pub fn plan(&self) -> Vec<CellKey> {
-        let mut groups = Vec::new();
-        if self.kernbench.is_some() {
-            for &overcommit in &self.overcommit {
-                groups.push((Workload::Kernbench, overcommit, None));
-            }
-        }
-        if let Some(p) = &self.pgbench {
-            for &overcommit in &p.overcommit {
-                for &clients in &p.clients {
-                    groups.push((Workload::Pgbench, overcommit, Some(clients)));
-                }
-            }
-        }
-        let mut cells = Vec::new();
-        for rep in 1..=self.reps {
-            for &(workload, overcommit, clients) in &groups {
-                let mut locks = self.locks.clone();
-                if rep % 2 == 0 {
-                    locks.reverse();
-                }
-                for lock in locks {
-                    cells.push(CellKey {
-                        workload,
-                        overcommit,
-                        clients,
-                        lock,
-                        rep,
-                    });
-                }
-            }
-        }
-        cells
-    }
-
-    /// Hash of the matrix as it will run (host-dependent defaults resolved).
-    pub fn hash(&self) -> String {
-        let json = serde_json::to_string(self).expect("spec serializes");
-        crate::build::short_hash(json.as_bytes())
-    }
-}
-
 /// QEMU, the guest image and the accelerator, found and checked by the caller.
 pub struct Host {
     pub qemu: PathBuf,
     pub image: Image,
     pub resolved: Resolved,
+}
+
+impl Host {
+    /// The files guests boot from.
+    pub fn boot_files(&self) -> BootFiles {
+        BootFiles {
+            loader: self.image.loader(),
+            app: self.image.app(),
+        }
+    }
 }
 
 /// Options of one `pvbench run`.
@@ -285,7 +97,7 @@ pub struct RunOptions {
 }
 
 /// Runs (or resumes) the matrix; returns the results directory's contents.
-pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Results, MatrixError> {
+pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Results, RunError> {
     let Host {
         qemu,
         image,
@@ -302,12 +114,13 @@ pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Resu
         cells: plan.clone(),
     };
     prepare_out(&options.out, &manifest, options.resume)?;
-    install_interrupt_handler();
+    interrupt::install();
 
+    let boot_files = host.boot_files();
     let ctx = CellContext {
         host_cores,
         qemu,
-        image,
+        image: &boot_files,
         accel: resolved.accel,
         hardware_kvm: resolved.verified_hardware_kvm,
         spec: &spec,
@@ -326,7 +139,7 @@ pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Resu
                 .iter()
                 .filter(|k| results::cell_path(&options.out, k).is_file())
                 .count();
-            return Err(MatrixError::Interrupted {
+            return Err(RunError::Interrupted {
                 done,
                 total: plan.len(),
                 dir: options.out.clone(),
@@ -342,7 +155,7 @@ pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Resu
 struct CellContext<'a> {
     host_cores: u32,
     qemu: &'a Path,
-    image: &'a Image,
+    image: &'a BootFiles,
     accel: Accel,
     hardware_kvm: bool,
     spec: &'a MatrixSpec,
@@ -432,9 +245,9 @@ impl CellContext<'_> {
 }
 
 /// Runs one cell; `None` if pvbench was interrupted meanwhile.
-fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, MatrixError> {
+fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, RunError> {
     let cell_dir = results::cell_dir(ctx.out, key);
-    fs::create_dir_all(&cell_dir).map_err(|source| MatrixError::Io {
+    fs::create_dir_all(&cell_dir).map_err(|source| RunError::Io {
         path: cell_dir.clone(),
         source,
     })?;
@@ -450,7 +263,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
         ];
         let mut hog = guest::spawn(ctx.qemu, ctx.image, &ctx.guest(words, Duration::MAX, false))?;
         if !hog.wait_for_line(STARTED_PREFIX, ctx.start_timeout(), None) {
-            if guest::interrupted() {
+            if interrupted() {
                 return Ok(None);
             }
             let outcome = hog.kill()?;
@@ -505,7 +318,7 @@ fn run_cell(ctx: &CellContext<'_>, key: &CellKey) -> Result<Option<CellResult>, 
     for hog in hogs {
         hog.kill()?;
     }
-    if guest::interrupted() {
+    if interrupted() {
         return Ok(None);
     }
 
@@ -623,18 +436,6 @@ fn classify(
     }
 }
 
-/// `key=value`, with a key and without white space or quotes (which the guest
-/// command line cannot carry).
-fn is_guest_word(word: &str) -> bool {
-    let clean = !word.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'');
-    clean && word.split_once('=').is_some_and(|(k, _)| !k.is_empty())
-}
-
-/// A finite number above zero (NaN is not).
-fn positive(x: f64) -> bool {
-    x.is_finite() && x > 0.0
-}
-
 fn failed(key: &CellKey, reason: String) -> CellResult {
     CellResult::new(*key, CellStatus::failed(FailureKind::Other, reason))
 }
@@ -686,19 +487,19 @@ fn parse_pvlock_stats(line: &str) -> Option<LockStats> {
     })
 }
 
-fn save_log(dir: &Path, name: &str, lines: &[String]) -> Result<(), MatrixError> {
+fn save_log(dir: &Path, name: &str, lines: &[String]) -> Result<(), RunError> {
     let path = dir.join(format!("{name}.serial.log"));
     let mut text = lines.join("\n");
     text.push('\n');
-    fs::write(&path, text).map_err(|source| MatrixError::Io { path, source })
+    fs::write(&path, text).map_err(|source| RunError::Io { path, source })
 }
 
 /// Creates the results directory, or checks that a resumed one is the same run.
-fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), MatrixError> {
+fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), RunError> {
     let manifest_path = dir.join(results::MANIFEST_FILE);
     if manifest_path.is_file() {
         if !resume {
-            return Err(MatrixError::OutExists(dir.to_path_buf()));
+            return Err(RunError::OutExists(dir.to_path_buf()));
         }
         let theirs: RunManifest = results::read_json(&manifest_path)?;
         let (t, o) = (&theirs.provenance, &manifest.provenance);
@@ -708,7 +509,7 @@ fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), M
             ("accelerator", &t.accel, &o.accel),
         ] {
             if theirs != ours {
-                return Err(MatrixError::Mismatch {
+                return Err(RunError::Mismatch {
                     dir: dir.to_path_buf(),
                     what,
                     theirs: theirs.clone(),
@@ -757,26 +558,6 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
         started_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-    }
-}
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Async-signal-safe: one atomic store. Relaxed: polled, publishes nothing.
-    guest::INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Ctrl-C stops the running cell's guests and keeps the finished cells.
-fn install_interrupt_handler() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
     }
 }
 
@@ -883,63 +664,6 @@ pub fn default_out(layout: &Layout, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profiles_parse_and_quick_fits_its_budget() {
-        let quick = MatrixSpec::profile(Profile::Quick);
-        assert!(quick.worst_case_s() <= quick.budget_s.unwrap());
-        let full = MatrixSpec::profile(Profile::Full);
-        assert!(full.plan().len() > quick.plan().len());
-    }
-
-    #[test]
-    fn shipped_matrix_files_load() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("matrices");
-        let four = MatrixSpec::load(&dir.join("full-4vcpu.toml")).expect("full-4vcpu.toml");
-        assert_eq!(four.vcpus, Some(4));
-        for name in ["quick.toml", "full.toml"] {
-            MatrixSpec::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
-
-    #[test]
-    fn arms_are_interleaved() {
-        let quick = MatrixSpec::profile(Profile::Quick);
-        let plan = quick.plan();
-        let first = &plan[..2];
-        assert_eq!(first[0].group(), first[1].group());
-        assert_ne!(first[0].lock, first[1].lock);
-        // The next repetition of the same group starts with the other arm.
-        let again: Vec<_> = plan
-            .iter()
-            .filter(|k| k.group() == first[0].group() && k.rep == 2)
-            .collect();
-        assert_eq!(again[0].lock, first[1].lock);
-    }
-
-    #[test]
-    fn bad_matrices_are_refused_with_the_reason() {
-        let quick = QUICK.to_string();
-        for (edit, expect) in [
-            (
-                quick.replace("locks = [\"base\", \"pv\"]", "locks = []"),
-                "`locks` is empty",
-            ),
-            (quick.replace("reps = ", "reps = 0 #"), "`reps` must be"),
-            (format!("vcpus = 0\n{quick}"), "`vcpus` must be"),
-            (quick.replace("[kernbench]", "[kernbanch]"), "unknown field"),
-            (quick.replace("clients = [", "clients = [0, "), "client counts"),
-            (quick.replace("budget_s = ", "budget_s = 1 #"), "over its budget"),
-            (format!("bench_args = [\"a b\"]\n{quick}"), "`bench_args` word"),
-            (
-                format!("bench_args = [\"novalue\"]\n{quick}"),
-                "`bench_args` word",
-            ),
-        ] {
-            let err = MatrixSpec::parse(&edit, "test").unwrap_err().to_string();
-            assert!(err.contains(expect), "{expect:?} not in {err:?}");
-        }
-    }
 
     fn outcome(ended: Ended, tail: &[&str]) -> guest::Outcome {
         let mut watch = guest::PanicWatch::default();

@@ -1,0 +1,22 @@
+//! Running pvbench guests under QEMU: finding QEMU and the command line every
+//! guest shares ([`qemu`]), choosing the accelerator ([`accel`]), the guest
+//! process with its console, CPU sampling, timeout, stall watch and panic
+//! reading ([`guest`]), and Ctrl-C ([`interrupt`]).
+//!
+//! No QEMU outlives pvbench: a running guest kills its QEMU when dropped, and
+//! every QEMU gets SIGKILL from the kernel if pvbench itself dies.
+
+pub mod accel;
+pub mod guest;
+pub mod interrupt;
+pub mod qemu;
+
+use std::path::PathBuf;
+
+/// The two files a guest boots from: the multiboot loader and the
+/// application (with the kernel linked in), which QEMU loads as its module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFiles {
+    pub loader: PathBuf,
+    pub app: PathBuf,
+}
