@@ -1,9 +1,20 @@
-//! Command-line options, parsed once into typed structs.
+//! Command-line options, parsed once into typed structs. `report`, `gate`,
+//! `baseline` and `ministat` take options without clap in them; their
+//! argument structs (in the submodules) convert into those once (`From`), so
+//! nothing downstream reads raw arguments.
 
 use std::time::Duration;
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
+
+mod gate;
+mod ministat;
+mod report;
+
+pub use self::gate::{BaselineArgs, BaselineCommand, GateArgs, SaveArgs};
+pub use self::ministat::MinistatArgs;
+pub use self::report::ReportArgs;
 
 use crate::results::Profile;
 use crate::vm::accel::AccelChoice;
@@ -33,15 +44,15 @@ pub enum Command {
     Run(RunArgs),
     /// Compare data sets like ministat(1): distribution plot, summary table and
     /// Student's t verdict (exit 1 if a difference is proven).
-    Ministat(crate::ministat::MinistatArgs),
+    Ministat(MinistatArgs),
     /// Report a results directory: kernbench table, pgbench ministat blocks,
     /// latency, pv-lock counters, CPU shares; Markdown, JSON and SVG plots.
-    Report(crate::report::ReportArgs),
+    Report(ReportArgs),
     /// Compare a results directory with the CI baseline: exit 0 pass, 1 regression,
     /// 2 cannot judge.
-    Gate(crate::gate::GateArgs),
+    Gate(GateArgs),
     /// The CI gate's baseline (`baseline save RESULTS_DIR`).
-    Baseline(crate::gate::BaselineArgs),
+    Baseline(BaselineArgs),
     /// Run many overcommitted cells (base and pv, 2x and 3x, guests of 2 and 4
     /// vCPUs) and count how many completed, were censored, stalled or panicked:
     /// exit 0 if none failed, 1 if any did.

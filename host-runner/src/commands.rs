@@ -1,18 +1,20 @@
 //! What each subcommand does, on top of the modules that do the work.
 
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::build::layout::{self, Layout};
 use crate::build::{self, BuildError, BuildOptions};
 use crate::cli::{BootArgs, BuildArgs, GuestArgs, RunArgs, SoakArgs};
 use crate::collect::{self, Collector};
+use crate::exit::Exit;
 use crate::report::{self, RenderOptions, ReportError};
 use crate::results::{MatrixSpec, SpecError};
 use crate::runner::{self, Host, RunError, RunOptions};
 use crate::soak::{self, SoakOptions};
 use crate::vm::accel::{self, AccelChoice, Resolved};
+use pvbench_wire::cmdline::Cmdline;
+
 use crate::vm::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
 use crate::vm::qemu::{self, QemuError};
 use pvbench_wire::exit::GuestExit;
@@ -37,12 +39,11 @@ pub enum CommandError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Soak(#[from] soak::SoakError),
+    #[error(transparent)]
+    Cmdline(#[from] pvbench_wire::cmdline::CmdlineError),
 }
 
-/// Exit status of `pvbench boot` for a guest killed after its timeout (as timeout(1)).
-const EXIT_TIMEOUT: u8 = 124;
-
-pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
+pub fn build(args: &BuildArgs) -> Result<Exit, CommandError> {
     let layout = Layout::new(layout::project_root());
     let image = build::build(
         &layout,
@@ -58,10 +59,10 @@ pub fn build(args: &BuildArgs) -> Result<ExitCode, CommandError> {
         );
     }
     println!("{}", image.dir.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
-pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
+pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
     let layout = Layout::new(layout::project_root());
     let host = prepare(&layout, args.guest.accel, args.quiet)?;
     let collector = args
@@ -69,11 +70,16 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
         .as_ref()
         .map(|_| Collector::start([BOOT_RUN]))
         .transpose()?;
-    let mut app_args = args.guest_args.clone();
-    if let Some(collector) = &collector {
-        app_args.extend(collector.guest_words(BOOT_RUN).expect("run registered above"));
+    let mut cmdline = Cmdline::new();
+    for word in &args.guest_args {
+        cmdline.push_word(word)?;
     }
-    let mut config = guest_config(&args.guest, &host.resolved, app_args);
+    if let Some(collector) = &collector {
+        for (key, value) in collector.target(BOOT_RUN).expect("run registered above").words() {
+            cmdline.push(key, value)?;
+        }
+    }
+    let mut config = guest_config(&args.guest, &host.resolved, cmdline)?;
     config.network |= collector.is_some();
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
@@ -97,14 +103,14 @@ pub fn boot(args: &BootArgs) -> Result<ExitCode, CommandError> {
             }
         }
     }
-    Ok(ExitCode::from(exit_status(&outcome)))
+    Ok(exit_status(&outcome))
 }
 
 /// The metrics run name of `pvbench boot --metrics`.
 const BOOT_RUN: &str = "boot";
 
 /// The benchmark matrix (a profile or a TOML file), then its summary.
-pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
+pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
     let layout = Layout::new(layout::project_root());
     let mut spec = match &args.matrix {
         Some(path) => MatrixSpec::load(path)?,
@@ -115,7 +121,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
     }
     if args.print_matrix {
         print!("{}", toml::to_string(&spec).expect("spec serializes"));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     let name = match (&args.matrix, args.profile) {
         (Some(_), _) => "matrix",
@@ -144,12 +150,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, CommandError> {
     }
     report.write_into(&out)?;
     eprintln!("pvbench: results in {}", out.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// Many overcommitted cells, counted by how they ended: exit 0 if none failed,
 /// 1 if any did.
-pub fn soak(args: &SoakArgs) -> Result<ExitCode, CommandError> {
+pub fn soak(args: &SoakArgs) -> Result<Exit, CommandError> {
     let layout = Layout::new(layout::project_root());
     let mut spec = match &args.matrix {
         Some(path) => MatrixSpec::load(path)?,
@@ -177,9 +183,9 @@ pub fn soak(args: &SoakArgs) -> Result<ExitCode, CommandError> {
     print!("{}", soak::text(&summary));
     eprintln!("pvbench: soak results in {}", out.display());
     Ok(if summary.total.failed() == 0 {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::CellsFailed
     })
 }
 
@@ -198,22 +204,25 @@ fn prepare(layout: &Layout, choice: AccelChoice, quiet: bool) -> Result<Host, Co
     })
 }
 
-fn guest_config(args: &GuestArgs, resolved: &Resolved, mut app_args: Vec<String>) -> GuestConfig {
+fn guest_config(
+    args: &GuestArgs,
+    resolved: &Resolved,
+    mut cmdline: Cmdline,
+) -> Result<GuestConfig, CommandError> {
     // Only a KVM the probe saw at native speed is vouched for: the guest may then
     // use the KVM_HC_KICK_CPU hypercall (nested KVMs advertise it and hang).
     if resolved.verified_hardware_kvm {
-        app_args.push(format!("{}=1", pvbench_wire::cmdline::PVLOCK_HW_KVM));
+        cmdline.push(pvbench_wire::cmdline::PVLOCK_HW_KVM, 1)?;
     }
-    GuestConfig {
+    Ok(GuestConfig {
         vcpus: args.vcpus,
         memory_mib: args.memory,
         accel: resolved.accel,
-        kernel_args: Vec::new(),
-        app_args,
+        cmdline,
         timeout: args.timeout,
         network: args.network,
         stall: args.stall_after.map(StallWatch::over),
-    }
+    })
 }
 
 fn report(outcome: &Outcome, config: &GuestConfig, show_tail_on_failure: bool) {
@@ -243,13 +252,14 @@ fn report(outcome: &Outcome, config: &GuestConfig, show_tail_on_failure: bool) {
     }
 }
 
-fn exit_status(outcome: &Outcome) -> u8 {
+/// `pvbench boot`'s status: the guest's own, where it chose one.
+fn exit_status(outcome: &Outcome) -> Exit {
     match outcome.ended {
-        Ended::Exited(GuestExit::Status(status)) => status,
-        Ended::Exited(GuestExit::KernelSuccess) => 0,
+        Ended::Exited(GuestExit::Status(status)) => Exit::Guest(status),
+        Ended::Exited(GuestExit::KernelSuccess) => Exit::Success,
         Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_))
         | Ended::Signaled
-        | Ended::Killed => 1,
-        Ended::TimedOut | Ended::Stalled { .. } => EXIT_TIMEOUT,
+        | Ended::Killed => Exit::GuestFailed,
+        Ended::TimedOut | Ended::Stalled { .. } => Exit::TimedOut,
     }
 }

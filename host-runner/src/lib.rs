@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod exit;
 pub mod gate;
 pub mod ministat;
 pub mod report;

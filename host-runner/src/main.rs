@@ -3,33 +3,28 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pvbench::cli::{Cli, Command};
-use pvbench::{commands, gate, ministat};
-
-/// Exit status for errors before or around the guest (bad input, missing tools).
-const EXIT_ERROR: u8 = 2;
+use pvbench::cli::{BaselineCommand, Cli, Command};
+use pvbench::exit::{self, Error, Exit};
+use pvbench::{commands, gate, ministat, report};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Build(args) => commands::build(args),
-        Command::Boot(args) => commands::boot(args),
-        Command::Run(args) => commands::run(args),
-        Command::Soak(args) => commands::soak(args),
-        // ministat has its own exit statuses (0 no difference, 1 difference, 2 error).
-        Command::Ministat(args) => return ministat::run(args),
-        Command::Report(args) => {
-            return pvbench::report::run(args).unwrap_or_else(|err| {
-                eprintln!("pvbench: error: {err}");
-                ExitCode::from(EXIT_ERROR)
-            })
-        }
-        // The gate's statuses are its verdict (0 pass, 1 regression, 2 cannot judge).
-        Command::Gate(args) => return gate::run(args),
-        Command::Baseline(args) => return gate::baseline(args),
+    let result: Result<Exit, Error> = match cli.command {
+        Command::Build(args) => commands::build(&args).map_err(Error::from),
+        Command::Boot(args) => commands::boot(&args).map_err(Error::from),
+        Command::Run(args) => commands::run(&args).map_err(Error::from),
+        Command::Soak(args) => commands::soak(&args).map_err(Error::from),
+        Command::Ministat(args) => Ok(ministat::run(&args.into())),
+        Command::Report(args) => report::run(&args.into()).map_err(Error::from),
+        Command::Gate(args) => gate::run(&args.into()).map_err(Error::from),
+        Command::Baseline(args) => match args.command {
+            BaselineCommand::Save(save) => gate::save_baseline(&save.into()).map_err(Error::Baseline),
+        },
     };
-    result.unwrap_or_else(|err| {
-        eprintln!("pvbench: error: {err}");
-        ExitCode::from(EXIT_ERROR)
-    })
+    // The one place a subcommand's end becomes the process's status.
+    let exit = result.unwrap_or_else(|err| {
+        exit::print_error(&err);
+        Exit::Error
+    });
+    ExitCode::from(exit.code())
 }

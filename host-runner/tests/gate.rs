@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pvbench::gate::synth::{self, Draw, Synth};
-use pvbench::gate::{Baseline, GateGroup};
-use pvbench::results::{LockMode, Overcommit, Workload};
+use pvbench::gate::Baseline;
+use pvbench::results::{ArmKey, GroupKey, LockMode, Overcommit, Workload};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gate")
@@ -92,20 +92,24 @@ cap_s = 10
     /// Every value's coefficient of variation: a quiet TCG host.
     const CV: f64 = 0.02;
 
-    pub fn slowed() -> GateGroup {
-        GateGroup {
-            workload: Workload::Kernbench,
-            overcommit: Overcommit::X2,
-            clients: None,
+    pub fn slowed() -> ArmKey {
+        ArmKey {
+            group: GroupKey {
+                workload: Workload::Kernbench,
+                overcommit: Overcommit::X2,
+                clients: None,
+            },
             lock: LockMode::Pv,
         }
     }
 
-    pub fn noisy() -> GateGroup {
-        GateGroup {
-            workload: Workload::Pgbench,
-            overcommit: Overcommit::X1,
-            clients: Some(2),
+    pub fn noisy() -> ArmKey {
+        ArmKey {
+            group: GroupKey {
+                workload: Workload::Pgbench,
+                overcommit: Overcommit::X1,
+                clients: Some(2),
+            },
             lock: LockMode::Base,
         }
     }
@@ -129,7 +133,7 @@ cap_s = 10
     }
 
     /// How each new run draws a group's values.
-    fn draw(run: &str, g: GateGroup) -> Draw {
+    fn draw(run: &str, g: ArmKey) -> Draw {
         match run {
             // kernbench 2x pv 25 % slower.
             "regression" if g == slowed() => Draw::nominal(g, CV).scaled(1.25),

@@ -22,10 +22,16 @@ fn boot_streaming(
     args: &[&str],
 ) -> (std::process::Output, String) {
     let mut words: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    words.extend(collector.guest_words(run).unwrap());
+    words.extend(target_words(collector, run));
     let out = boot_networked(vcpus, 300, &words);
     let console = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
     (out, console)
+}
+
+/// The words that make `run`'s guest stream to `collector`.
+fn target_words(collector: &Collector, run: &str) -> Vec<String> {
+    let target = collector.target(run).unwrap();
+    target.words().iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 fn errors(r: &RunResult) -> String {
@@ -208,7 +214,7 @@ fn overflowing_queue_is_counted_never_silent() {
 #[test]
 fn guest_with_a_wrong_token_is_refused_and_says_so() {
     let collector = Collector::start(["bench"]).unwrap();
-    let mut words: Vec<String> = collector.guest_words("bench").unwrap();
+    let mut words = target_words(&collector, "bench");
     words[1] = "token=00000000000000000000000000000000".into();
     words.push("mode=selftest".into());
     let out = boot_networked(1, 120, &words);

@@ -13,7 +13,9 @@ use std::fs;
 
 use clap::Parser;
 
-use pvbench::ministat::{self, MinistatArgs, Outcome, Streams};
+use pvbench::cli::MinistatArgs;
+use pvbench::exit::Exit;
+use pvbench::ministat::{self, Outcome, Streams};
 use pvbench::stats::student::ministat_t;
 use pvbench::stats::Confidence;
 
@@ -40,7 +42,8 @@ impl Output {
     }
 }
 
-/// Runs `pvbench ministat ARGS` as main.rs will: clap parses, then execute.
+/// Runs `pvbench ministat ARGS` as main.rs will: clap parses, the arguments
+/// become options, then execute.
 fn ministat(args: &[&str], stdin: &[u8]) -> Output {
     let argv = std::iter::once("ministat").chain(args.iter().copied());
     match Cli::try_parse_from(argv) {
@@ -53,7 +56,7 @@ fn ministat(args: &[&str], stdin: &[u8]) -> Output {
             let mut input = stdin;
             let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
             let outcome = ministat::execute(
-                &cli.args,
+                &cli.args.into(),
                 &mut Streams {
                     stdin: &mut input,
                     stdout: &mut stdout,
@@ -65,7 +68,7 @@ fn ministat(args: &[&str], stdin: &[u8]) -> Output {
             Output {
                 stdout,
                 stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                status: outcome as u8,
+                status: Exit::from(outcome).code(),
             }
         }
     }
@@ -460,11 +463,11 @@ fn exit_status_says_whether_a_difference_was_proven() {
     // Proven at 80 % and 90 %, not at 95 % (golden pv2_c*).
     assert_eq!(
         ministat(&["-c", "80", &base, &pv2], b"").status,
-        Outcome::Difference as u8
+        Exit::from(Outcome::Difference).code()
     );
     assert_eq!(
         ministat(&["-c", "95", &base, &pv2], b"").status,
-        Outcome::NoDifference as u8
+        Exit::from(Outcome::NoDifference).code()
     );
     // One set, or -n: nothing compared.
     assert_eq!(ministat(&[&base], b"").status, 0);

@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use pvbench::report::{self, Bounded, RenderOptions, Verdict, WarningKind};
+use pvbench::report::{self, Bounded, LockVerdict, RenderOptions, WarningKind};
 use pvbench::results::{
     self, CellKey, CellResult, CellStatus, GuestCpu, GuestRole, LockMode, LockStats, Overcommit, Percentiles,
     Provenance, Results, RunManifest, Workload,
@@ -93,6 +93,7 @@ fn pv_stats(scale: u64, rep: u32) -> LockStats {
         released_slow: 84 * s,
         released_slow_kicked: 82 * s,
         time_blocked_cycles: 12_000_000 * s,
+        ..LockStats::default()
     }
 }
 
@@ -418,7 +419,7 @@ fn fixture_figures() {
     let x1 = &r.kernbench[0];
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
     match &x1.verdict {
-        Verdict::Student {
+        LockVerdict::Student {
             improvement_percent,
             proven,
             ..
@@ -435,7 +436,7 @@ fn fixture_figures() {
     // 2x: base 11.3 (sd 1.5524), pv 6.13333 (sd 0.2517): improvement 45.7227 %,
     // pooled s = 1.112055, half-width 2.776 x 1.112055 x sqrt(2/3) = 2.520578.
     match &r.kernbench[1].verdict {
-        Verdict::Student {
+        LockVerdict::Student {
             improvement_percent,
             half_width,
             proven,
@@ -454,7 +455,7 @@ fn fixture_figures() {
     }
     // 3x: all base runs capped (15.01..15.03), pv 7.9, 8.4, 8.1.
     match &r.kernbench[2].verdict {
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent,
             dominance,
             gehan_p,
@@ -484,7 +485,7 @@ fn fixture_figures() {
         (2, 1, 2, 1)
     );
     match &c2.verdict {
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent: Bounded { lo, hi },
             gehan_p,
             ..
@@ -592,7 +593,7 @@ fn seed_kernbench_2x_row() {
         let s = g.base.stats.unwrap();
         assert!((s.mean.lo - 778.622).abs() < 1e-9 && (s.stddev.unwrap() - 1092.68).abs() < 1e-9);
         match &g.verdict {
-            Verdict::Student {
+            LockVerdict::Student {
                 improvement_percent,
                 half_width,
                 improvement_half_width_percent,
@@ -637,7 +638,7 @@ fn all_base_capped_gives_conservative_bounds() {
     let g = &r.kernbench[0];
     assert!(g.base.stats.unwrap().stddev.is_none(), "no sd for capped runs");
     match &g.verdict {
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent,
             dominance,
             gehan_p,
@@ -674,7 +675,7 @@ fn capped_pv_bounds_the_improvement_from_above() {
     ));
     let r = report::render(&results_of(cells), &RenderOptions::default());
     match &r.kernbench[0].verdict {
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent,
             dominance,
             ..
@@ -745,7 +746,7 @@ fn missing_and_failed_cells_are_listed() {
     assert_eq!(r.missing, ["pgbench-1x-c2-pv-r3", "pgbench-1x-c4-base-r1"]);
     let c4 = r.pgbench.last().unwrap();
     assert_eq!(c4.group.clients, Some(4));
-    assert!(matches!(c4.verdict, Verdict::TooFew { base: 0, pv: 0 }));
+    assert!(matches!(c4.verdict, LockVerdict::TooFew { base: 0, pv: 0 }));
     let text = r.text();
     assert!(text.contains("2 of 31 planned cells have no result"));
     assert!(text.contains("--resume --out in-memory"));

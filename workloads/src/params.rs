@@ -425,6 +425,63 @@ pub fn default_vcpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
+/// What the host asks of a guest's workload, typed: the words it sets. The
+/// guest reads them back with [`parse_args`]; both use [`keys`], so one place
+/// knows them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadArgs {
+    Kernbench {
+        scale: u32,
+        reps: u32,
+        vcpus: usize,
+    },
+    Pgbench {
+        scale: u32,
+        clients: usize,
+        duration_s: f64,
+        reps: u32,
+        vcpus: usize,
+    },
+    Cpuhog {
+        threads: usize,
+        vcpus: usize,
+    },
+}
+
+impl WorkloadArgs {
+    /// The words, as (key, value), `workload=` first.
+    pub fn words(&self) -> Vec<(&'static str, String)> {
+        let kind = |k: WorkloadKind| (keys::WORKLOAD, k.name().to_string());
+        match *self {
+            WorkloadArgs::Kernbench { scale, reps, vcpus } => vec![
+                kind(WorkloadKind::Kernbench),
+                (keys::SCALE, scale.to_string()),
+                (keys::REPS, reps.to_string()),
+                (keys::VCPUS, vcpus.to_string()),
+            ],
+            WorkloadArgs::Pgbench {
+                scale,
+                clients,
+                duration_s,
+                reps,
+                vcpus,
+            } => vec![
+                kind(WorkloadKind::Pgbench),
+                (keys::SCALE, scale.to_string()),
+                (keys::CLIENTS, clients.to_string()),
+                (keys::DURATION_S, duration_s.to_string()),
+                (keys::REPS, reps.to_string()),
+                (keys::VCPUS, vcpus.to_string()),
+            ],
+            WorkloadArgs::Cpuhog { threads, vcpus } => vec![
+                kind(WorkloadKind::Cpuhog),
+                (keys::THREADS, threads.to_string()),
+                (keys::VCPUS, vcpus.to_string()),
+            ],
+        }
+    }
+}
+
 /// Parses `key=value` words into a config. Words that are empty are ignored (they can arise from
 /// doubled spaces on a command line); everything else must be a known key, given once, that
 /// applies to the chosen workload.
@@ -691,5 +748,37 @@ mod tests {
         let c = parse_args(["workload=pgbench", "vcpus=3", "profile=full"]).unwrap();
         let WorkloadConfig::Pgbench(p) = c else { panic!() };
         assert_eq!((p.clients, p.scale, p.reps), (3, 10, 3));
+    }
+
+    #[test]
+    fn what_the_host_asks_is_what_the_guest_parses() {
+        let words =
+            |a: &WorkloadArgs| -> Vec<String> { a.words().iter().map(|(k, v)| format!("{k}={v}")).collect() };
+        let k = WorkloadArgs::Kernbench {
+            scale: 3,
+            reps: 1,
+            vcpus: 4,
+        };
+        let WorkloadConfig::Kernbench(c) = parse_args(words(&k)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.scale, c.reps, c.jobs), (3, 1, 16));
+        let p = WorkloadArgs::Pgbench {
+            scale: 1,
+            clients: 8,
+            duration_s: 2.5,
+            reps: 1,
+            vcpus: 2,
+        };
+        let WorkloadConfig::Pgbench(c) = parse_args(words(&p)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.scale, c.clients, c.reps), (1, 8, 1));
+        assert_eq!(c.limit, RunLimit::Duration(Duration::from_secs_f64(2.5)));
+        let h = WorkloadArgs::Cpuhog { threads: 2, vcpus: 2 };
+        let WorkloadConfig::Cpuhog(c) = parse_args(words(&h)).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.threads, c.duration), (2, None));
     }
 }

@@ -29,8 +29,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{metric_name, GateError, GateGroup};
-use crate::results::{self, CellStatus, LockMode, Metric, Overcommit, Provenance, Results, Workload};
+use super::{metric_name, GateError};
+use crate::results::{
+    self, ArmKey, CellStatus, GroupKey, LockMode, Metric, Overcommit, Provenance, Results, Workload,
+};
 
 pub const FORMAT: &str = "pvbench-baseline";
 pub const VERSION: u32 = 1;
@@ -88,11 +90,13 @@ pub struct RepValue {
 }
 
 impl BaselineGroup {
-    pub fn group(&self) -> GateGroup {
-        GateGroup {
-            workload: self.workload,
-            overcommit: self.overcommit,
-            clients: self.clients,
+    pub fn arm(&self) -> ArmKey {
+        ArmKey {
+            group: GroupKey {
+                workload: self.workload,
+                overcommit: self.overcommit,
+                clients: self.clients,
+            },
             lock: self.lock,
         }
     }
@@ -103,7 +107,7 @@ impl Baseline {
     /// failed. `source` is how the directory is named in the file.
     pub fn from_results(results: &Results, source: &str) -> Result<Self, GateError> {
         let mut problems = Vec::new();
-        let mut groups: BTreeMap<GateGroup, Vec<RepValue>> = BTreeMap::new();
+        let mut groups: BTreeMap<ArmKey, Vec<RepValue>> = BTreeMap::new();
         for key in &results.manifest.cells {
             let Some(cell) = results.cells.iter().find(|c| c.key == *key) else {
                 problems.push(format!("{} did not run", key.id()));
@@ -121,7 +125,7 @@ impl Baseline {
                 ));
                 continue;
             };
-            groups.entry(GateGroup::of(key)).or_default().push(RepValue {
+            groups.entry(key.arm()).or_default().push(RepValue {
                 rep: key.rep,
                 value,
                 censored,
@@ -149,14 +153,14 @@ impl Baseline {
             matrix: results.manifest.matrix.clone(),
             groups: groups
                 .into_iter()
-                .map(|(group, mut values)| {
+                .map(|(arm, mut values)| {
                     values.sort_by_key(|v| v.rep);
                     BaselineGroup {
-                        workload: group.workload,
-                        overcommit: group.overcommit,
-                        clients: group.clients,
-                        lock: group.lock,
-                        metric: group.metric(),
+                        workload: arm.group.workload,
+                        overcommit: arm.group.overcommit,
+                        clients: arm.group.clients,
+                        lock: arm.lock,
+                        metric: arm.metric(),
                         values,
                     }
                 })
@@ -220,8 +224,8 @@ impl Baseline {
             .count()
     }
 
-    pub fn group(&self, group: &GateGroup) -> Option<&BaselineGroup> {
-        self.groups.iter().find(|g| g.group() == *group)
+    pub fn group(&self, arm: &ArmKey) -> Option<&BaselineGroup> {
+        self.groups.iter().find(|g| g.arm() == *arm)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -230,7 +234,7 @@ impl Baseline {
         }
         let mut seen = std::collections::BTreeSet::new();
         for g in &self.groups {
-            let group = g.group();
+            let group = g.arm();
             if !seen.insert(group) {
                 return Err(format!("group {group} appears twice"));
             }

@@ -10,30 +10,30 @@ use serde::Serialize;
 use super::baseline::{Baseline, BaselineGroup, RepValue};
 use super::config::{GateConfig, TestKind, Thresholds};
 use super::correction::adjust;
-use super::hypothesis::{self, median, TestResult};
-use super::{metric_name, short_hash, GateGroup, EXIT_CANNOT_JUDGE, EXIT_PASS, EXIT_REGRESSION};
-use crate::results::{CellKey, CellResult, CellStatus, Metric, Provenance, Results};
-use crate::stats::mean_variance;
+use super::hypothesis::{self, TestResult, MEDIAN_RULE};
+use super::{metric_name, short_hash};
+use crate::exit::Exit;
+use crate::results::{ArmKey, CellKey, CellResult, CellStatus, Metric, Provenance, Results};
+use crate::stats::{mean_variance, median};
 
 pub const REPORT_FORMAT: &str = "pvbench-gate-report";
 pub const REPORT_VERSION: u32 = 1;
 
-/// The gate's answer.
+/// The gate's answer: the new run against the baseline (the report's
+/// base-against-pv verdict is [`crate::report::LockVerdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum GateVerdict {
     Pass,
     Regression,
     CannotJudge,
 }
 
-impl Verdict {
+impl GateVerdict {
+    /// The status `pvbench gate` exits with (0 pass, 1 regression, 2 cannot
+    /// judge), as the JSON report records it.
     pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Pass => EXIT_PASS,
-            Verdict::Regression => EXIT_REGRESSION,
-            Verdict::CannotJudge => EXIT_CANNOT_JUDGE,
-        }
+        Exit::from(self).code()
     }
 }
 
@@ -43,7 +43,7 @@ pub struct GateReport {
     /// Always [`REPORT_FORMAT`].
     pub format: &'static str,
     pub version: u32,
-    pub verdict: Verdict,
+    pub verdict: GateVerdict,
     pub exit_code: u8,
     pub baseline: RunInfo,
     pub results: RunInfo,
@@ -51,7 +51,7 @@ pub struct GateReport {
     pub problems: Vec<String>,
     pub notes: Vec<String>,
     pub metrics: Vec<MetricReport>,
-    pub groups: Vec<GroupReport>,
+    pub groups: Vec<BaselineComparison>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,10 +71,12 @@ pub struct MetricReport {
     pub groups: usize,
 }
 
+/// One arm of the new run against the same arm of the baseline (the report
+/// compares a group's two arms within one run: [`crate::report::LockComparison`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct GroupReport {
+pub struct BaselineComparison {
     #[serde(flatten)]
-    pub group: GateGroup,
+    pub arm: ArmKey,
     pub metric: Metric,
     pub lower_is_better: bool,
     pub baseline: Option<SideStats>,
@@ -104,16 +106,15 @@ pub struct SideStats {
 
 impl SideStats {
     fn of(values: &[RepValue]) -> Option<Self> {
-        if values.is_empty() {
-            return None;
-        }
         let raw: Vec<f64> = values.iter().map(|v| v.value).collect();
+        // None without values.
+        let median = median(&raw, MEDIAN_RULE)?;
         let (mean, variance) = mean_variance(&raw);
         let stddev = variance.max(0.0).sqrt();
         Some(Self {
             n: raw.len(),
             mean,
-            median: median(&raw),
+            median,
             stddev,
             cv: stddev / mean.abs(),
             censored_reps: values.iter().filter(|v| v.censored).map(|v| v.rep).collect(),
@@ -170,8 +171,10 @@ impl fmt::Display for Side {
     }
 }
 
+/// A failed repetition of the arm being judged (the report lists failed
+/// cells of a whole run by id: [`crate::report::FailedCell`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FailedCell {
+pub struct FailedRep {
     pub rep: u32,
     pub reason: String,
 }
@@ -185,7 +188,7 @@ pub enum Reason {
         reps: Vec<u32>,
     },
     Failed {
-        cells: Vec<FailedCell>,
+        cells: Vec<FailedRep>,
     },
     TooFewReps {
         side: Side,
@@ -269,7 +272,7 @@ impl fmt::Display for Reason {
 
 /// A group before its family's correction.
 struct Prepared {
-    report: GroupReport,
+    report: BaselineComparison,
     thresholds: Thresholds,
     /// Set when the group cannot be judged whatever the test says.
     blocked: Option<Reason>,
@@ -339,16 +342,16 @@ pub fn evaluate(
                     .map_or(1, |m| m.groups);
                 prepare(
                     bg,
-                    planned.get(&bg.group()),
+                    planned.get(&bg.arm()),
                     &cells,
                     config.for_metric(bg.metric),
                     family,
                 )
             })
             .collect();
-        for group in planned.keys() {
-            if baseline.group(group).is_none() {
-                notes.push(format!("{group}: not in the baseline, not gated"));
+        for arm in planned.keys() {
+            if baseline.group(arm).is_none() {
+                notes.push(format!("{arm}: not in the baseline, not gated"));
             }
         }
         for metric in &metrics {
@@ -358,19 +361,19 @@ pub fn evaluate(
     }
 
     let verdict = if !problems.is_empty() {
-        Verdict::CannotJudge
+        GateVerdict::CannotJudge
     } else if groups
         .iter()
         .any(|g| matches!(g.outcome, Outcome::Regression { .. }))
     {
-        Verdict::Regression
+        GateVerdict::Regression
     } else if groups
         .iter()
         .any(|g| matches!(g.outcome, Outcome::CannotJudge { .. }))
     {
-        Verdict::CannotJudge
+        GateVerdict::CannotJudge
     } else {
-        Verdict::Pass
+        GateVerdict::Pass
     };
     GateReport {
         format: REPORT_FORMAT,
@@ -393,10 +396,10 @@ pub fn evaluate(
 }
 
 /// The new run's planned repetitions, by group.
-fn planned_reps(results: &Results) -> BTreeMap<GateGroup, Vec<u32>> {
-    let mut planned: BTreeMap<GateGroup, Vec<u32>> = BTreeMap::new();
+fn planned_reps(results: &Results) -> BTreeMap<ArmKey, Vec<u32>> {
+    let mut planned: BTreeMap<ArmKey, Vec<u32>> = BTreeMap::new();
     for key in &results.manifest.cells {
-        planned.entry(GateGroup::of(key)).or_default().push(key.rep);
+        planned.entry(key.arm()).or_default().push(key.rep);
     }
     for reps in planned.values_mut() {
         reps.sort_unstable();
@@ -412,7 +415,7 @@ fn prepare(
     thresholds: Thresholds,
     family: usize,
 ) -> Prepared {
-    let group = bg.group();
+    let arm = bg.arm();
     let metric = bg.metric;
     let lower_is_better = metric.lower_is_better();
     let mut new_values = Vec::new();
@@ -422,15 +425,15 @@ fn prepare(
         None => missing.extend(bg.values.iter().map(|v| v.rep)),
         Some(reps) => {
             for &rep in reps {
-                match cells.get(&group.cell(rep)) {
+                match cells.get(&arm.cell(rep)) {
                     None => missing.push(rep),
                     Some(cell) => match (cell.value(), &cell.status) {
                         (Some((value, censored)), _) => new_values.push(RepValue { rep, value, censored }),
-                        (None, CellStatus::Failed { reason, .. }) => failed.push(FailedCell {
+                        (None, CellStatus::Failed { reason, .. }) => failed.push(FailedRep {
                             rep,
                             reason: reason.clone(),
                         }),
-                        (None, _) => failed.push(FailedCell {
+                        (None, _) => failed.push(FailedRep {
                             rep,
                             reason: format!("no {} recorded", metric_name(metric)),
                         }),
@@ -454,8 +457,8 @@ fn prepare(
         family,
     );
     Prepared {
-        report: GroupReport {
-            group,
+        report: BaselineComparison {
+            arm,
             metric,
             lower_is_better,
             baseline: base,
@@ -473,7 +476,7 @@ fn prepare(
 /// The first reason, in the documented order, why a group cannot be judged.
 fn blocking_reason(
     missing: &[u32],
-    failed: Vec<FailedCell>,
+    failed: Vec<FailedRep>,
     sides: [(Side, Option<&SideStats>); 2],
     test: Option<&TestResult>,
     t: &Thresholds,
@@ -567,7 +570,13 @@ fn judge_family(prepared: &mut [Prepared], metric: Metric) {
 }
 
 /// A tested group's outcome, with the censoring rules.
-fn classify(report: &GroupReport, test: &TestResult, p_worse: f64, p_better: f64, t: &Thresholds) -> Outcome {
+fn classify(
+    report: &BaselineComparison,
+    test: &TestResult,
+    p_worse: f64,
+    p_better: f64,
+    t: &Thresholds,
+) -> Outcome {
     let worse_by = test.worse_by(report.lower_is_better);
     let censored = |side: &Option<SideStats>| side.as_ref().map_or(Vec::new(), |s| s.censored_reps.clone());
     let (new_censored, base_censored) = (censored(&report.new), censored(&report.baseline));

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::config::TestKind;
-use crate::stats::{mann_whitney, mann_whitney_min_p, mean_variance, t_test, TMethod};
+use crate::stats::{mann_whitney, mann_whitney_min_p, mean_variance, median, t_test, MedianRule, TMethod};
 
 /// What a test says about one group (before the family's correction).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -78,26 +78,16 @@ pub fn run(kind: TestKind, new: &[f64], baseline: &[f64], lower_is_better: bool)
                 min_p: mann_whitney_min_p(new.len(), baseline.len()),
                 // A rank test's centre is the median: an outlier moves
                 // neither the p-value nor the effect.
-                change: median(new) / median(baseline) - 1.0,
+                change: median(new, MEDIAN_RULE)? / median(baseline, MEDIAN_RULE)? - 1.0,
             }
         }
     };
     Some(result)
 }
 
-pub fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
+/// The gate's median (of a rank test's centre, and in its reports): the
+/// textbook one, not ministat's upper middle value.
+pub const MEDIAN_RULE: MedianRule = MedianRule::MeanOfMiddle;
 
 #[cfg(test)]
 mod tests {
@@ -129,8 +119,8 @@ mod tests {
     }
 
     #[test]
-    fn medians() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    fn medians_average_the_middle_pair() {
+        assert_eq!(median(&[3.0, 1.0, 2.0], MEDIAN_RULE), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0], MEDIAN_RULE), Some(2.5));
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! # What is compared
 //!
-//! A *group* is a cell without its repetition: workload, overcommit, clients
-//! and lock mode ([`GateGroup`]). For each group of the baseline the gate
+//! A *group* here is an arm ([`ArmKey`]): a cell without its repetition,
+//! i.e. workload, overcommit, clients and lock mode. For each group of the baseline the gate
 //! compares the new run's per-repetition values of the group's metric
 //! ([`Metric`]: kernbench's elapsed seconds, lower is better; pgbench's TPS,
 //! higher is better) with the baseline's.
@@ -65,20 +65,18 @@ pub mod synth;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use serde::{Deserialize, Serialize};
 
 use crate::build::layout;
-use crate::results::{CellKey, LockMode, Metric, Overcommit, Results, ResultsError, Workload};
+use crate::exit::Exit;
+use crate::results::{Metric, Results, ResultsError};
 
 pub use baseline::{Baseline, BaselineGroup, CompareUnder, RepValue};
 pub use config::{GateConfig, TestKind, Thresholds};
 pub use correction::{adjust, Correction};
 pub use evaluate::{
-    evaluate, FailedCell, GateReport, GroupReport, MetricReport, Outcome, Reason, Side, SideStats, Verdict,
+    evaluate, BaselineComparison, FailedRep, GateReport, GateVerdict, MetricReport, Outcome, Reason, Side,
+    SideStats,
 };
 pub use hypothesis::TestResult;
 
@@ -87,69 +85,35 @@ pub const DEFAULT_BASELINE: &str = "results/baseline.json";
 /// The gate's thresholds, relative to the project root.
 pub const DEFAULT_CONFIG: &str = "ci/gate.toml";
 
-/// Exit statuses of `pvbench gate`.
-pub const EXIT_PASS: u8 = 0;
-pub const EXIT_REGRESSION: u8 = 1;
-pub const EXIT_CANNOT_JUDGE: u8 = 2;
-
-/// Compare a results directory with the baseline, metric by metric and group
-/// by group; fail on a regression.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    after_help = "Exit status: 0 = no regression, 1 = a regression, 2 = cannot judge \
-                        (different matrix or accelerator than the baseline, missing or failed \
-                        cells, too few repetitions, too noisy, censored runs) or an error."
-)]
-pub struct GateArgs {
-    /// Results directory of the new run (`pvbench run --out DIR`).
-    #[arg(value_name = "RESULTS_DIR")]
+/// What `pvbench gate` does (`crate::cli` makes it from the command line).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateOptions {
+    /// Results directory of the new run.
     pub results: PathBuf,
-    /// The baseline [default: results/baseline.json in the project].
-    #[arg(long, value_name = "FILE")]
+    /// The baseline; None: [`DEFAULT_BASELINE`] in the project.
     pub baseline: Option<PathBuf>,
-    /// Thresholds [default: ci/gate.toml in the project, else built-in defaults].
-    #[arg(long, value_name = "FILE")]
+    /// The thresholds; None: [`DEFAULT_CONFIG`] in the project, else the
+    /// built-in ones.
     pub config: Option<PathBuf>,
-    /// Test for every metric, overriding the thresholds file.
-    #[arg(long, value_enum)]
+    /// The test for every metric, over the thresholds file's.
     pub test: Option<TestKind>,
-    /// Multiple-comparison correction for every metric, overriding the thresholds file.
-    #[arg(long, value_enum)]
+    /// The correction for every metric, over the thresholds file's.
     pub correction: Option<Correction>,
-    /// Write the summary as Markdown to FILE. It is also appended to
-    /// $GITHUB_STEP_SUMMARY when that is set.
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the Markdown summary (also appended to
+    /// `$GITHUB_STEP_SUMMARY` when that is set).
     pub markdown: Option<PathBuf>,
-    /// Write the full report as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the full report as JSON.
     pub json: Option<PathBuf>,
     /// Print only the verdict line.
-    #[arg(long, short)]
     pub quiet: bool,
 }
 
-/// The baseline `pvbench gate` compares against.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BaselineArgs {
-    #[command(subcommand)]
-    pub command: BaselineCommand,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum BaselineCommand {
-    /// Write a baseline from a complete results directory (refuses missing or
-    /// failed cells), with its provenance and the matrix hash and accelerator
-    /// it must be compared under.
-    Save(SaveArgs),
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct SaveArgs {
+/// What `pvbench baseline save` does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SaveBaselineOptions {
     /// Results directory of the run to record.
-    #[arg(value_name = "RESULTS_DIR")]
     pub results: PathBuf,
-    /// Where to write it [default: results/baseline.json in the project].
-    #[arg(long, value_name = "FILE")]
+    /// Where to write it; None: [`DEFAULT_BASELINE`] in the project.
     pub out: Option<PathBuf>,
 }
 
@@ -175,46 +139,14 @@ pub enum GateError {
     Results(#[from] ResultsError),
 }
 
-/// The unit the gate judges: a cell without its repetition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct GateGroup {
-    pub workload: Workload,
-    pub overcommit: Overcommit,
-    /// pgbench's client count; `None` for kernbench.
-    pub clients: Option<u32>,
-    pub lock: LockMode,
-}
-
-impl GateGroup {
-    pub fn of(key: &CellKey) -> Self {
-        Self {
-            workload: key.workload,
-            overcommit: key.overcommit,
-            clients: key.clients,
-            lock: key.lock,
-        }
-    }
-
-    pub fn metric(&self) -> Metric {
-        self.workload.metric()
-    }
-
-    /// The cell of repetition `rep`.
-    pub fn cell(&self, rep: u32) -> CellKey {
-        CellKey {
-            workload: self.workload,
-            overcommit: self.overcommit,
-            clients: self.clients,
-            lock: self.lock,
-            rep,
-        }
-    }
-}
-
-impl fmt::Display for GateGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.cell(1).group(), self.lock)
-    }
+/// Why `pvbench gate` could not run, and, should that have failed too, why
+/// the job summary saying so could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct GateFailure {
+    #[source]
+    pub error: GateError,
+    pub summary: Option<GateError>,
 }
 
 /// A metric's name as results files spell it (`elapsed_s`, `tps`).
@@ -225,29 +157,25 @@ pub fn metric_name(metric: Metric) -> String {
     }
 }
 
-/// `pvbench gate`.
-pub fn run(args: &GateArgs) -> ExitCode {
+/// `pvbench gate`: [`Exit`] from the verdict.
+pub fn run(options: &GateOptions) -> Result<Exit, GateFailure> {
     let root = layout::project_root();
-    let baseline_path = args
+    let baseline_path = options
         .baseline
         .clone()
         .unwrap_or_else(|| root.join(DEFAULT_BASELINE));
-    match gate(args, &root, &baseline_path) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("pvbench gate: error: {err}");
+    gate(options, &root, &baseline_path)
+        .map(Exit::from)
+        .map_err(|error| {
             // A CI job summary should say why the gate could not run, too.
-            let text = summary::error_markdown(&err.to_string());
-            if let Err(write_err) = summary::write_markdown(args.markdown.as_deref(), &text) {
-                eprintln!("pvbench gate: error: {write_err}");
-            }
-            ExitCode::from(EXIT_CANNOT_JUDGE)
-        }
-    }
+            let text = summary::error_markdown(&error.to_string());
+            let summary = summary::write_markdown(options.markdown.as_deref(), &text).err();
+            GateFailure { error, summary }
+        })
 }
 
-fn gate(args: &GateArgs, root: &Path, baseline_path: &Path) -> Result<u8, GateError> {
-    let mut config = match &args.config {
+fn gate(options: &GateOptions, root: &Path, baseline_path: &Path) -> Result<GateVerdict, GateError> {
+    let mut config = match &options.config {
         Some(path) => GateConfig::load(path)?,
         None => {
             let path = root.join(DEFAULT_CONFIG);
@@ -262,44 +190,30 @@ fn gate(args: &GateArgs, root: &Path, baseline_path: &Path) -> Result<u8, GateEr
             }
         }
     };
-    config.override_all(args.test, args.correction);
+    config.override_all(options.test, options.correction);
     let baseline = Baseline::load(baseline_path)?;
-    let results = Results::load(&args.results)?;
+    let results = Results::load(&options.results)?;
     let report = evaluate(
         &baseline,
         &display_path(baseline_path, root),
         &results,
-        &display_path(&args.results, root),
+        &display_path(&options.results, root),
         &config,
     );
-    let code = report.exit_code;
-    summary::print(&report, args.quiet);
-    summary::write_markdown(args.markdown.as_deref(), &summary::markdown(&report))?;
-    if let Some(path) = &args.json {
+    summary::print(&report, options.quiet);
+    summary::write_markdown(options.markdown.as_deref(), &summary::markdown(&report))?;
+    if let Some(path) = &options.json {
         crate::results::write_json_atomic(path, &report)?;
     }
-    Ok(code)
+    Ok(report.verdict)
 }
 
-/// `pvbench baseline ...`.
-pub fn baseline(args: &BaselineArgs) -> ExitCode {
-    let result = match &args.command {
-        BaselineCommand::Save(save) => save_baseline(save),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("pvbench baseline: error: {err}");
-            ExitCode::from(EXIT_CANNOT_JUDGE)
-        }
-    }
-}
-
-fn save_baseline(args: &SaveArgs) -> Result<(), GateError> {
+/// `pvbench baseline save`.
+pub fn save_baseline(options: &SaveBaselineOptions) -> Result<Exit, GateError> {
     let root = layout::project_root();
-    let out = args.out.clone().unwrap_or_else(|| root.join(DEFAULT_BASELINE));
-    let results = Results::load(&args.results)?;
-    let baseline = Baseline::from_results(&results, &display_path(&args.results, &root))?;
+    let out = options.out.clone().unwrap_or_else(|| root.join(DEFAULT_BASELINE));
+    let results = Results::load(&options.results)?;
+    let baseline = Baseline::from_results(&results, &display_path(&options.results, &root))?;
     let censored = baseline.censored_count();
     if censored > 0 {
         eprintln!(
@@ -316,7 +230,7 @@ fn save_baseline(args: &SaveArgs) -> Result<(), GateError> {
         short_hash(&baseline.compare_under.matrix_hash),
         out.display()
     );
-    Ok(())
+    Ok(Exit::Success)
 }
 
 /// `path` relative to the project root when it is inside it, for summaries

@@ -3,10 +3,9 @@
 //! rename), so a reader never sees half a summary.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
-use super::evaluate::{GateReport, GroupReport, Outcome, SideStats, Verdict};
+use super::evaluate::{BaselineComparison, GateReport, GateVerdict, Outcome, SideStats};
 use super::{metric_name, short_hash, GateError};
 use crate::results::Provenance;
 
@@ -34,9 +33,9 @@ fn tally(report: &GateReport) -> Tally {
 fn headline(report: &GateReport) -> String {
     let t = tally(report);
     let verdict = match report.verdict {
-        Verdict::Pass => "pass",
-        Verdict::Regression => "REGRESSION",
-        Verdict::CannotJudge => "cannot judge",
+        GateVerdict::Pass => "pass",
+        GateVerdict::Regression => "REGRESSION",
+        GateVerdict::CannotJudge => "cannot judge",
     };
     if !report.problems.is_empty() {
         return format!("{verdict}: the run cannot be compared with the baseline");
@@ -69,14 +68,14 @@ pub fn print(report: &GateReport, quiet: bool) {
         let width = report
             .groups
             .iter()
-            .map(|g| g.group.to_string().len())
+            .map(|g| g.arm.to_string().len())
             .max()
             .unwrap_or(0);
         for g in &report.groups {
             let _ = write!(
                 out,
                 "  {:<width$}  {:<9}  {:>21}  {:>7}  {:>10}  {}",
-                g.group.to_string(),
+                g.arm.to_string(),
                 metric_name(g.metric),
                 format!("{} -> {}", centre(&g.baseline), centre(&g.new)),
                 change(g),
@@ -99,9 +98,9 @@ pub fn print(report: &GateReport, quiet: bool) {
 pub fn markdown(report: &GateReport) -> String {
     let mut md = String::new();
     let icon = match report.verdict {
-        Verdict::Pass => "✅",
-        Verdict::Regression => "❌",
-        Verdict::CannotJudge => "⚠️",
+        GateVerdict::Pass => "✅",
+        GateVerdict::Regression => "❌",
+        GateVerdict::CannotJudge => "⚠️",
     };
     let _ = writeln!(md, "## pvbench gate: {icon} {}\n", headline(report));
     let _ = writeln!(
@@ -132,7 +131,7 @@ pub fn markdown(report: &GateReport) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} {arrow} | {} | {} | {} | {} | {verdict} |",
-                g.group,
+                g.arm,
                 metric_name(g.metric),
                 side_md(&g.baseline, g.lower_is_better),
                 side_md(&g.new, g.lower_is_better),
@@ -146,7 +145,7 @@ pub fn markdown(report: &GateReport) -> String {
              one-sided p-value in the direction of the change.\n\n",
         );
     }
-    let blocked: Vec<&GroupReport> = report
+    let blocked: Vec<&BaselineComparison> = report
         .groups
         .iter()
         .filter(|g| matches!(g.outcome, Outcome::CannotJudge { .. }))
@@ -155,7 +154,7 @@ pub fn markdown(report: &GateReport) -> String {
         md.push_str("### Could not judge\n\n");
         for g in blocked {
             if let Outcome::CannotJudge { reason } = &g.outcome {
-                let _ = writeln!(md, "- **{}**: {reason}", g.group);
+                let _ = writeln!(md, "- **{}**: {reason}", g.arm);
             }
         }
         md.push('\n');
@@ -203,7 +202,7 @@ pub fn error_markdown(error: &str) -> String {
 /// the environment names one).
 pub fn write_markdown(path: Option<&Path>, text: &str) -> Result<(), GateError> {
     if let Some(path) = path {
-        write_atomic(path, text.as_bytes())?;
+        write_file(path, text.as_bytes())?;
     }
     if let Some(summary) = std::env::var_os(STEP_SUMMARY_ENV).filter(|s| !s.is_empty()) {
         let summary = Path::new(&summary);
@@ -222,31 +221,18 @@ pub fn write_markdown(path: Option<&Path>, text: &str) -> Result<(), GateError> 
             existing.push(b'\n');
         }
         existing.extend_from_slice(text.as_bytes());
-        write_atomic(summary, &existing)?;
+        write_file(summary, &existing)?;
     }
     Ok(())
 }
 
-/// A temporary file in the same directory, flushed, then renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GateError> {
-    let io = |source| GateError::Io {
+/// Writes `bytes` to `path` atomically (the shared helper), failing with the
+/// gate's error.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), GateError> {
+    crate::collect::write_atomic(path, bytes).map_err(|source| GateError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 fn run_label(p: &Provenance) -> String {
@@ -280,7 +266,7 @@ fn side_md(side: &Option<SideStats>, lower_is_better: bool) -> String {
     format!("{bound}{} ± {} ({})", number(s.mean), number(s.stddev), s.n)
 }
 
-fn change(g: &GroupReport) -> String {
+fn change(g: &BaselineComparison) -> String {
     match &g.test {
         Some(t) if t.change.is_finite() => format!("{:+.1}%", t.change * 100.0),
         _ => "–".into(),
@@ -288,7 +274,7 @@ fn change(g: &GroupReport) -> String {
 }
 
 /// The adjusted p-value in the direction of the observed change.
-fn p_text(g: &GroupReport) -> Option<String> {
+fn p_text(g: &BaselineComparison) -> Option<String> {
     let test = g.test.as_ref()?;
     let worse = test.worse_by(g.lower_is_better) > 0.0;
     let p = if worse {
@@ -336,16 +322,5 @@ mod tests {
         assert_eq!(short_revision(hash), "0123456789ab");
         assert_eq!(short_revision(&format!("{hash}-dirty")), "0123456789ab-dirty");
         assert_eq!(short_revision("unknown"), "unknown");
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("pvbench-gate-summary-{}", std::process::id()));
-        let path = dir.join("gate.md");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

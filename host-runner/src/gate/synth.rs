@@ -11,11 +11,10 @@
 
 use std::path::Path;
 
-use super::GateGroup;
 use crate::results::short_hash;
 use crate::results::MatrixSpec;
 use crate::results::{
-    self, CellResult, CellStatus, Provenance, Results, ResultsError, RunManifest, Workload,
+    self, ArmKey, CellResult, CellStatus, Provenance, Results, ResultsError, RunManifest, Workload,
 };
 
 /// splitmix64 (Steele, Lea and Flood, 2014): a 64-bit counter through a
@@ -63,7 +62,7 @@ pub struct Draw {
 
 impl Draw {
     /// The group's plausible value ([`Synth::nominal`]) with spread `cv`.
-    pub fn nominal(group: GateGroup, cv: f64) -> Self {
+    pub fn nominal(group: ArmKey, cv: f64) -> Self {
         Self {
             mean: Synth::nominal(group),
             cv,
@@ -108,10 +107,10 @@ impl Synth {
     }
 
     /// The matrix's groups, in run order.
-    pub fn groups(&self) -> Vec<GateGroup> {
+    pub fn groups(&self) -> Vec<ArmKey> {
         let mut groups = Vec::new();
         for key in self.spec.plan() {
-            let group = GateGroup::of(&key);
+            let group = key.arm();
             if !groups.contains(&group) {
                 groups.push(group);
             }
@@ -122,14 +121,14 @@ impl Synth {
     /// A plausible centre for a group: kernbench slows with overcommit, less
     /// with pv locks (which cost a little at 1x); pgbench's TPS grow with
     /// clients and fall with overcommit, less with pv locks.
-    pub fn nominal(group: GateGroup) -> f64 {
-        let f = f64::from(group.overcommit.factor());
+    pub fn nominal(group: ArmKey) -> f64 {
+        let f = f64::from(group.group.overcommit.factor());
         let pv = group.lock == crate::results::LockMode::Pv;
-        match group.workload {
+        match group.group.workload {
             Workload::Kernbench if pv => 4.08 * f.powf(0.85),
             Workload::Kernbench => 4.0 * f,
             Workload::Pgbench => {
-                let clients = f64::from(group.clients.unwrap_or(1)).powf(0.8);
+                let clients = f64::from(group.group.clients.unwrap_or(1)).powf(0.8);
                 if pv {
                     294.0 * clients / f.powf(0.8)
                 } else {
@@ -142,13 +141,13 @@ impl Synth {
     /// Every planned cell, its value drawn by `draw(group)` from a stream
     /// seeded with `seed`, one draw per cell in run order. A kernbench value
     /// above the cap is censored at the cap, as `pvbench run` records it.
-    pub fn results(&self, dir: &Path, seed: u64, draw: impl Fn(GateGroup) -> Draw) -> Results {
+    pub fn results(&self, dir: &Path, seed: u64, draw: impl Fn(ArmKey) -> Draw) -> Results {
         let mut rng = SplitMix64::new(seed);
         let plan = self.spec.plan();
         let cells = plan
             .iter()
             .map(|key| {
-                let d = draw(GateGroup::of(key));
+                let d = draw(key.arm());
                 let value = d.mean * (1.0 + d.cv * rng.normal());
                 self.cell(*key, value)
             })

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::synth::{Draw, Synth};
 use super::*;
-use crate::results::{CellStatus, FailureKind};
+use crate::results::{ArmKey, CellStatus, FailureKind, GroupKey, LockMode, Overcommit, Workload};
 
 /// The quick profile's shape: 10 groups (kernbench 1x/2x/3x, pgbench 1 and 2
 /// clients at 1x; base and pv), 3 repetitions.
@@ -54,11 +54,11 @@ fn synth(toml: &str) -> Synth {
     Synth::new(toml).expect("test matrix is valid")
 }
 
-fn results(s: &Synth, seed: u64, draw: impl Fn(GateGroup) -> Draw) -> Results {
+fn results(s: &Synth, seed: u64, draw: impl Fn(ArmKey) -> Draw) -> Results {
     s.results(Path::new("synthetic"), seed, draw)
 }
 
-fn nominal(cv: f64) -> impl Fn(GateGroup) -> Draw {
+fn nominal(cv: f64) -> impl Fn(ArmKey) -> Draw {
     move |g| Draw::nominal(g, cv)
 }
 
@@ -76,44 +76,46 @@ fn find(
     overcommit: Overcommit,
     clients: Option<u32>,
     lock: LockMode,
-) -> GateGroup {
-    let g = GateGroup {
-        workload,
-        overcommit,
-        clients,
+) -> ArmKey {
+    let g = ArmKey {
+        group: GroupKey {
+            workload,
+            overcommit,
+            clients,
+        },
         lock,
     };
     assert!(s.groups().contains(&g), "{g} is not in the matrix");
     g
 }
 
-fn outcome(report: &GateReport, group: GateGroup) -> &Outcome {
+fn outcome(report: &GateReport, group: ArmKey) -> &Outcome {
     &report
         .groups
         .iter()
-        .find(|g| g.group == group)
+        .find(|g| g.arm == group)
         .unwrap_or_else(|| panic!("{group} not in the report"))
         .outcome
 }
 
-fn others_unchanged(report: &GateReport, except: &[GateGroup]) {
+fn others_unchanged(report: &GateReport, except: &[ArmKey]) {
     for g in &report.groups {
-        if !except.contains(&g.group) {
+        if !except.contains(&g.arm) {
             assert!(
                 matches!(g.outcome, Outcome::NoChange | Outcome::BelowMinEffect),
                 "{}: {:?}",
-                g.group,
+                g.arm,
                 g.outcome
             );
         }
     }
 }
 
-fn kernbench_2x_pv(s: &Synth) -> GateGroup {
+fn kernbench_2x_pv(s: &Synth) -> ArmKey {
     find(s, Workload::Kernbench, Overcommit::X2, None, LockMode::Pv)
 }
 
-fn pgbench_1x_c2_base(s: &Synth) -> GateGroup {
+fn pgbench_1x_c2_base(s: &Synth) -> ArmKey {
     find(s, Workload::Pgbench, Overcommit::X1, Some(2), LockMode::Base)
 }
 
@@ -122,7 +124,7 @@ fn no_change_passes() {
     let s = synth(QUICK);
     let base = baseline(&results(&s, 1, nominal(CV)));
     let report = judge(&base, &results(&s, 2, nominal(CV)), &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.verdict, GateVerdict::Pass);
     assert_eq!(report.exit_code, 0);
     assert_eq!(report.groups.len(), 10);
     others_unchanged(&report, &[]);
@@ -133,9 +135,9 @@ fn identical_runs_pass() {
     let s = synth(QUICK);
     let run = results(&s, 1, nominal(CV));
     let report = judge(&baseline(&run), &run, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.verdict, GateVerdict::Pass);
     for g in &report.groups {
-        assert_eq!(g.outcome, Outcome::NoChange, "{}", g.group);
+        assert_eq!(g.outcome, Outcome::NoChange, "{}", g.arm);
         assert_eq!(g.test.unwrap().change, 0.0);
     }
 }
@@ -149,7 +151,7 @@ fn slower_build_is_a_regression() {
         Draw::nominal(g, CV).scaled(if g == slow { 1.25 } else { 1.0 })
     });
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Regression);
+    assert_eq!(report.verdict, GateVerdict::Regression);
     assert_eq!(report.exit_code, 1);
     assert_eq!(*outcome(&report, slow), Outcome::Regression { by_bounds: false });
     others_unchanged(&report, &[slow]);
@@ -164,7 +166,7 @@ fn fewer_transactions_are_a_regression() {
         Draw::nominal(g, CV).scaled(if g == slow { 0.8 } else { 1.0 })
     });
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Regression);
+    assert_eq!(report.verdict, GateVerdict::Regression);
     assert_eq!(*outcome(&report, slow), Outcome::Regression { by_bounds: false });
     others_unchanged(&report, &[slow]);
 }
@@ -185,7 +187,7 @@ fn improvements_in_either_direction_pass() {
         Draw::nominal(g, CV).scaled(factor)
     });
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.verdict, GateVerdict::Pass);
     assert_eq!(*outcome(&report, build), Outcome::Improved);
     assert_eq!(*outcome(&report, tps), Outcome::Improved);
     others_unchanged(&report, &[build, tps]);
@@ -202,7 +204,7 @@ fn significant_but_small_change_is_ignored() {
     });
     let report = judge(&base, &new, &GateConfig::default());
     assert_eq!(*outcome(&report, group), Outcome::BelowMinEffect);
-    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.verdict, GateVerdict::Pass);
     // With no minimum effect the same change fails the gate.
     let mut strict = GateConfig::default();
     strict.set(
@@ -223,7 +225,7 @@ fn noisy_groups_cannot_be_judged() {
     let base = baseline(&results(&s, 1, nominal(CV)));
     let new = results(&s, 2, |g| Draw::nominal(g, if g == noisy { 0.5 } else { CV }));
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::CannotJudge);
+    assert_eq!(report.verdict, GateVerdict::CannotJudge);
     assert_eq!(report.exit_code, 2);
     match outcome(&report, noisy) {
         Outcome::CannotJudge {
@@ -263,7 +265,7 @@ fn a_regression_elsewhere_still_fails_next_to_unjudged_groups() {
         d.scaled(if g == slow { 1.3 } else { 1.0 })
     });
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::Regression);
+    assert_eq!(report.verdict, GateVerdict::Regression);
     assert!(matches!(outcome(&report, noisy), Outcome::CannotJudge { .. }));
 }
 
@@ -275,7 +277,7 @@ fn missing_and_failed_cells_are_named() {
     let mut new = results(&s, 2, nominal(CV));
     new.cells.retain(|c| c.key != group.cell(2));
     let report = judge(&base, &new, &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::CannotJudge);
+    assert_eq!(report.verdict, GateVerdict::CannotJudge);
     assert_eq!(
         *outcome(&report, group),
         Outcome::CannotJudge {
@@ -292,7 +294,7 @@ fn missing_and_failed_cells_are_named() {
         *outcome(&report, group),
         Outcome::CannotJudge {
             reason: Reason::Failed {
-                cells: vec![FailedCell {
+                cells: vec![FailedRep {
                     rep: 3,
                     reason: "guest crashed".into()
                 }]
@@ -314,7 +316,7 @@ fn too_few_repetitions() {
         },
     );
     let report = judge(&base, &results(&s, 2, nominal(CV)), &config);
-    assert_eq!(report.verdict, Verdict::CannotJudge);
+    assert_eq!(report.verdict, GateVerdict::CannotJudge);
     for g in &report.groups {
         match (&g.outcome, g.metric) {
             (
@@ -324,7 +326,7 @@ fn too_few_repetitions() {
                 Metric::Tps,
             ) => {}
             (Outcome::NoChange | Outcome::BelowMinEffect, Metric::ElapsedS) => {}
-            other => panic!("{}: {other:?}", g.group),
+            other => panic!("{}: {other:?}", g.arm),
         }
     }
 }
@@ -336,7 +338,7 @@ fn different_matrix_or_accelerator_is_refused() {
     let mut kvm = s.clone();
     kvm.accel = "kvm".into();
     let report = judge(&base, &results(&kvm, 2, nominal(CV)), &GateConfig::default());
-    assert_eq!(report.verdict, Verdict::CannotJudge);
+    assert_eq!(report.verdict, GateVerdict::CannotJudge);
     assert!(report.groups.is_empty());
     assert!(
         report.problems[0].contains("different accelerator"),
@@ -355,9 +357,9 @@ fn different_matrix_or_accelerator_is_refused() {
 }
 
 /// Marks repetitions of a group as censored, keeping their values as the bounds.
-fn censor(r: &mut Results, group: GateGroup, reps: &[u32]) {
+fn censor(r: &mut Results, group: ArmKey, reps: &[u32]) {
     for cell in &mut r.cells {
-        if GateGroup::of(&cell.key) == group && reps.contains(&cell.key.rep) {
+        if cell.key.arm() == group && reps.contains(&cell.key.rep) {
             cell.status = CellStatus::Censored;
             cell.cap_s = cell.elapsed_s;
         }
@@ -377,7 +379,7 @@ fn censored_new_run_fails_only_when_its_bounds_prove_it() {
     assert!(new
         .cells
         .iter()
-        .filter(|c| GateGroup::of(&c.key) == group)
+        .filter(|c| c.key.arm() == group)
         .all(|c| c.status == CellStatus::Censored && c.elapsed_s == 15.0));
     let report = judge(&base, &new, &GateConfig::default());
     assert_eq!(*outcome(&report, group), Outcome::Regression { by_bounds: true });
@@ -432,7 +434,7 @@ fn censored_baseline_can_pass_but_not_fail() {
     // No regression even against the bound: a pass.
     let report = judge(&base, &results(&s, 2, nominal(CV)), &GateConfig::default());
     assert_eq!(*outcome(&report, group), Outcome::NoChange);
-    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.verdict, GateVerdict::Pass);
     // Worse than the bound: the baseline's truth may be as bad.
     let new = results(&s, 2, |g| {
         Draw::nominal(g, CV).scaled(if g == group { 1.3 } else { 1.0 })
@@ -453,7 +455,7 @@ fn mann_whitney_says_when_it_cannot_decide() {
     let mut config = GateConfig::default();
     config.override_all(Some(TestKind::MannWhitney), None);
     let report = judge(&base, &results(&s, 2, nominal(CV)), &config);
-    assert_eq!(report.verdict, Verdict::CannotJudge);
+    assert_eq!(report.verdict, GateVerdict::CannotJudge);
     assert!(report.groups.iter().all(|g| matches!(
         g.outcome,
         Outcome::CannotJudge {
@@ -469,7 +471,7 @@ fn mann_whitney_says_when_it_cannot_decide() {
         Draw::nominal(g, CV).scaled(if g == slow { 1.25 } else { 1.0 })
     });
     let report = judge(&base, &new, &config);
-    assert_eq!(report.verdict, Verdict::Regression);
+    assert_eq!(report.verdict, GateVerdict::Regression);
     assert_eq!(*outcome(&report, slow), Outcome::Regression { by_bounds: false });
     others_unchanged(&report, &[slow]);
 }
@@ -492,7 +494,7 @@ fn every_test_and_correction_finds_a_clear_regression() {
             let mut config = GateConfig::default();
             config.override_all(Some(test), Some(correction));
             let report = judge(&base, &new, &config);
-            assert_eq!(report.verdict, Verdict::Regression, "{test:?} {correction:?}");
+            assert_eq!(report.verdict, GateVerdict::Regression, "{test:?} {correction:?}");
             others_unchanged(&report, &[slow]);
         }
     }
@@ -534,8 +536,8 @@ fn false_alarms(trials: u64, test: TestKind, correction: Correction, alpha: f64)
     for trial in 0..trials {
         let base = baseline(&results(&s, 1000 + 2 * trial, nominal(0.05)));
         let report = judge(&base, &results(&s, 1001 + 2 * trial, nominal(0.05)), &config);
-        assert_ne!(report.verdict, Verdict::CannotJudge, "trial {trial}");
-        if report.verdict == Verdict::Regression {
+        assert_ne!(report.verdict, GateVerdict::CannotJudge, "trial {trial}");
+        if report.verdict == GateVerdict::Regression {
             alarms += 1;
         }
     }
@@ -595,7 +597,7 @@ fn power_against_a_real_regression() {
         if report
             .groups
             .iter()
-            .any(|g| g.group != slow && matches!(g.outcome, Outcome::Regression { .. }))
+            .any(|g| g.arm != slow && matches!(g.outcome, Outcome::Regression { .. }))
         {
             elsewhere += 1;
         }

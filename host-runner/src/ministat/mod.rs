@@ -37,141 +37,88 @@ pub(crate) mod text;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::process::ExitCode;
 
-use input::Columns;
+pub(crate) use input::parse_c_double;
+pub use input::Columns;
 
-use crate::stats::{
-    compare, CompareOptions, Comparison, Confidence, MedianRule, PercentMethod, Sample, StatsError, TMethod,
-    TSource,
-};
+use crate::exit::Exit;
+use crate::stats::{compare, CompareOptions, Comparison, MedianRule, Sample, StatsError};
 
 /// ministat's limit: one plot symbol per set (x + * % # @ O).
 pub const MAX_SETS: usize = 7;
 
-/// Compare data sets like ministat(1): plot, summary table, and whether the
-/// means differ at the chosen confidence (Student's t).
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(after_help = "Exit status: 0 = no difference proven (or nothing compared), \
-                        1 = a difference proven, 2 = usage or input error.")]
-pub struct MinistatArgs {
-    /// Just report the statistics and comparisons, suppress the ASCII-art plot
-    #[arg(short = 'A')]
-    pub no_plot: bool,
-
-    // allow_hyphen_values: like getopt, a value option takes the next word even
-    // if it starts with '-', so `-w -5` gets ministat's message.
-    /// Column number to extract (starts and defaults to 1)
-    #[arg(short = 'C', value_name = "column", value_parser = parse_column, allow_hyphen_values = true)]
-    pub column: Option<usize>,
-
-    /// Confidence level for Student's t: 80, 90, 95, 98, 99 or 99.5 (default 95)
-    #[arg(short = 'c', value_name = "confidence", value_parser = parse_confidence, allow_hyphen_values = true)]
-    pub confidence: Option<Confidence>,
-
-    /// Column delimiter characters, default space and tab (any one separates)
-    #[arg(short = 'd', value_name = "delimiters", value_parser = parse_delimiters, allow_hyphen_values = true)]
-    pub delimiters: Option<String>,
-
-    /// Just report the raw statistics, no plot and no comparisons
-    #[arg(short = 'n')]
-    pub summary_only: bool,
-
-    /// Suppress the legend and the table header (FreeBSD's -q)
-    #[arg(short = 'q')]
-    pub quiet: bool,
-
-    /// Print the avg/median/stddev bars of each set on separate lines
-    #[arg(short = 's')]
-    pub separate_bars: bool,
-
-    /// Width of the plot (default: terminal width, or 74 if not a terminal)
-    #[arg(short = 'w', value_name = "width", value_parser = parse_width, allow_hyphen_values = true)]
-    pub width: Option<usize>,
-
-    /// Median of an even count = mean of the two middle values (ministat: the upper one)
-    #[arg(long)]
-    pub median_mean: bool,
-
-    /// Percent interval by Fieller's theorem (ministat: half-width / reference mean)
-    #[arg(long)]
-    pub pct_fieller: bool,
-
-    /// Exact Student's t quantiles instead of ministat's rounded table
-    #[arg(long)]
-    pub exact_t: bool,
-
-    /// Welch's t-test (unequal variances, Welch-Satterthwaite df)
-    #[arg(long)]
-    pub welch: bool,
-
-    /// Print the statistics and comparisons as JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-
-    /// Data files, the first is the reference; `-` or none reads stdin (at most 7)
-    #[arg(value_name = "FILE")]
+/// What `pvbench ministat` does: the options, parsed (`crate::cli` makes
+/// them from the command line).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MinistatOptions {
+    /// Data files, the first is the reference; `-` or none reads stdin (at most 7).
     pub files: Vec<OsString>,
+    /// Where each line's number is (`-C`, `-d`).
+    pub columns: Columns,
+    pub analysis: AnalysisOptions,
+    pub output: OutputFormat,
 }
 
-impl MinistatArgs {
-    fn columns(&self) -> Columns {
-        let default = Columns::default();
-        Columns {
-            column: self.column.unwrap_or(default.column),
-            delimiters: self
-                .delimiters
-                .as_ref()
-                .map_or(default.delimiters, |d| d.as_bytes().to_vec()),
-        }
-    }
+/// What is computed from the sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AnalysisOptions {
+    /// `--median-mean` takes the mean of the middle two.
+    pub median_rule: MedianRule,
+    /// `-c`, `--welch`, `--exact-t`, `--pct-fieller`.
+    pub compare: CompareOptions,
+    /// Only each set's statistics, no comparisons (`-n`).
+    pub summary_only: bool,
+}
 
-    fn median_rule(&self) -> MedianRule {
-        if self.median_mean {
-            MedianRule::MeanOfMiddle
-        } else {
-            MedianRule::UpperMiddle
-        }
-    }
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputFormat {
+    /// ministat's layout.
+    Text(TextOptions),
+    /// `--json`.
+    Json,
+}
 
-    fn compare_options(&self) -> CompareOptions {
-        CompareOptions {
-            confidence: self.confidence.unwrap_or_default(),
-            t_method: if self.welch {
-                TMethod::Welch
-            } else {
-                TMethod::Student
-            },
-            t_source: if self.exact_t {
-                TSource::Exact
-            } else {
-                TSource::MinistatTable
-            },
-            percent: if self.pct_fieller {
-                PercentMethod::Fieller
-            } else {
-                PercentMethod::Ministat
-            },
-        }
+impl Default for OutputFormat {
+    fn default() -> Self {
+        OutputFormat::Text(TextOptions::default())
     }
 }
 
-/// What the exit status reports.
+/// ministat's text layout; by default everything, as ministat without options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextOptions {
+    /// The ASCII plot (off with `-A` and with `-n`).
+    pub plot: bool,
+    /// The legend and the table header (off with `-q`).
+    pub legend: bool,
+    /// Each set's avg/median/stddev bars on a line of their own (`-s`).
+    pub separate_bars: bool,
+    /// Plot width (`-w`); None: the terminal's, else 74.
+    pub width: Option<usize>,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        Self {
+            plot: true,
+            legend: true,
+            separate_bars: false,
+            width: None,
+        }
+    }
+}
+
+/// What the exit status reports ([`Exit`] has the numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// No set differs from the reference at the chosen confidence, or no
     /// comparison was made (one set, `-n`).
-    NoDifference = 0,
+    NoDifference,
     /// At least one set differs from the reference.
-    Difference = 1,
-    /// Usage or input error (ministat's code for bad input).
-    Failed = 2,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(outcome: Outcome) -> Self {
-        ExitCode::from(outcome as u8)
-    }
+    Difference,
+    /// Usage or input error; its message is printed.
+    Failed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +174,7 @@ pub struct Streams<'a> {
 }
 
 /// Entry point for `pvbench ministat`.
-pub fn run(args: &MinistatArgs) -> ExitCode {
+pub fn run(options: &MinistatOptions) -> Exit {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     let mut stdout = io::stdout().lock();
@@ -237,16 +184,17 @@ pub fn run(args: &MinistatArgs) -> ExitCode {
         stdout: &mut stdout,
         stderr: &mut stderr,
     };
-    execute(args, &mut streams, term::default_width()).into()
+    execute(options, &mut streams, term::default_width()).into()
 }
 
 /// Runs ministat on `streams`; `default_width` applies without `-w`.
-pub fn execute(args: &MinistatArgs, streams: &mut Streams<'_>, default_width: usize) -> Outcome {
-    let result = analyze(args, streams.stdin).and_then(|analysis| {
-        let output = if args.json {
-            json::render(&analysis)?
-        } else {
-            text::render(&analysis, args, args.width.unwrap_or(default_width))
+pub fn execute(options: &MinistatOptions, streams: &mut Streams<'_>, default_width: usize) -> Outcome {
+    let result = analyze(options, streams.stdin).and_then(|analysis| {
+        let output = match &options.output {
+            OutputFormat::Json => json::render(&analysis)?,
+            OutputFormat::Text(layout) => {
+                text::render(&analysis, layout, layout.width.unwrap_or(default_width))
+            }
         };
         streams
             .stdout
@@ -295,15 +243,15 @@ impl Analysis {
 
 /// Reads every set (in order, stopping at the first error, as ministat) and
 /// compares each with the first.
-pub fn analyze(args: &MinistatArgs, stdin: &mut dyn BufRead) -> Result<Analysis, MinistatError> {
-    if args.files.len() > MAX_SETS {
+pub fn analyze(options: &MinistatOptions, stdin: &mut dyn BufRead) -> Result<Analysis, MinistatError> {
+    if options.files.len() > MAX_SETS {
         return Err(MinistatError::TooManySets);
     }
-    let columns = args.columns();
-    let paths: Vec<Option<&OsString>> = if args.files.is_empty() {
+    let columns = &options.columns;
+    let paths: Vec<Option<&OsString>> = if options.files.is_empty() {
         vec![None]
     } else {
-        args.files.iter().map(Some).collect()
+        options.files.iter().map(Some).collect()
     };
     let mut sets = Vec::with_capacity(paths.len());
     for path in paths {
@@ -314,131 +262,41 @@ pub fn analyze(args: &MinistatArgs, stdin: &mut dyn BufRead) -> Result<Analysis,
                     name: name.clone(),
                     source,
                 })?;
-                input::read_values(BufReader::new(file), &name, &columns)?
+                input::read_values(BufReader::new(file), &name, columns)?
             }
-            _ => input::read_values(&mut *stdin, &name, &columns)?,
+            _ => input::read_values(&mut *stdin, &name, columns)?,
         };
         sets.push(DataSet {
             name,
             sample: Sample::new(values)?,
         });
     }
-    Ok(analyze_sets(sets, args))
+    Ok(analyze_sets(sets, &options.analysis))
 }
 
 /// Compares in-memory sets (the first is the reference) as `analyze` does
 /// files, for callers that render ministat blocks from their own data.
 /// Every set needs at least one value; a comparison needs two in each.
-pub fn analyze_sets(sets: Vec<DataSet>, args: &MinistatArgs) -> Analysis {
-    let options = args.compare_options();
-    let comparisons = if args.summary_only {
+pub fn analyze_sets(sets: Vec<DataSet>, options: &AnalysisOptions) -> Analysis {
+    let comparisons = if options.summary_only {
         Vec::new()
     } else {
         sets[1..]
             .iter()
-            .map(|set| compare(&set.sample, &sets[0].sample, &options))
+            .map(|set| compare(&set.sample, &sets[0].sample, &options.compare))
             .collect()
     };
     Analysis {
         sets,
-        median_rule: args.median_rule(),
-        options,
+        median_rule: options.median_rule,
+        options: options.compare,
         comparisons,
     }
-}
-
-/// C `strtol` base 10 as ministat uses it: the whole string must be taken;
-/// an empty string is 0. None if anything is left over.
-fn c_strtol(s: &str) -> Option<i64> {
-    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
-    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if s.is_empty() {
-        return Some(0);
-    }
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // Saturates like strtol on overflow.
-    Some(
-        t.parse()
-            .unwrap_or(if t.starts_with('-') { i64::MIN } else { i64::MAX }),
-    )
-}
-
-fn parse_column(s: &str) -> Result<usize, String> {
-    let column = c_strtol(s).ok_or("Invalid column number.")?;
-    usize::try_from(column)
-        .ok()
-        .filter(|&c| c > 0)
-        .ok_or_else(|| "Column number should be positive.".to_string())
-}
-
-fn parse_confidence(s: &str) -> Result<Confidence, String> {
-    let percent = input::parse_c_double(s).ok_or("Not a floating point number")?;
-    Confidence::from_percent(percent)
-        .ok_or_else(|| "No support for confidence level (80, 90, 95, 98, 99 or 99.5)".to_string())
-}
-
-fn parse_delimiters(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("Can't use empty delimiter string".to_string());
-    }
-    Ok(s.to_string())
-}
-
-/// Wider plots than this are surely a typo, and would need width × height
-/// bytes of memory.
-const MAX_WIDTH: i64 = 100_000;
-
-fn parse_width(s: &str) -> Result<usize, String> {
-    let width = c_strtol(s).ok_or("Invalid width, not a number.")?;
-    if width < 0 {
-        return Err("Unable to move beyond left margin.".to_string());
-    }
-    if width > MAX_WIDTH {
-        return Err(format!("Invalid width, more than {MAX_WIDTH}."));
-    }
-    Ok(width as usize)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strtol_like_ministat() {
-        assert_eq!(c_strtol("60"), Some(60));
-        assert_eq!(c_strtol(" +7"), Some(7));
-        assert_eq!(c_strtol("-3"), Some(-3));
-        assert_eq!(c_strtol(""), Some(0));
-        assert_eq!(c_strtol("6x"), None);
-        assert_eq!(c_strtol("x"), None);
-        assert_eq!(c_strtol(" "), None);
-        assert_eq!(c_strtol("99999999999999999999"), Some(i64::MAX));
-    }
-
-    #[test]
-    fn option_messages_are_ministats() {
-        assert_eq!(
-            parse_column("0").unwrap_err(),
-            "Column number should be positive."
-        );
-        assert_eq!(parse_column("a").unwrap_err(), "Invalid column number.");
-        assert_eq!(parse_confidence("x").unwrap_err(), "Not a floating point number");
-        assert!(parse_confidence("96")
-            .unwrap_err()
-            .starts_with("No support for confidence level"));
-        assert_eq!(parse_confidence("9.95e1"), Ok(Confidence::P99_5));
-        assert_eq!(
-            parse_width("-1").unwrap_err(),
-            "Unable to move beyond left margin."
-        );
-        assert_eq!(parse_width("1x").unwrap_err(), "Invalid width, not a number.");
-        assert_eq!(
-            parse_delimiters("").unwrap_err(),
-            "Can't use empty delimiter string"
-        );
-    }
 
     #[test]
     fn os_message_drops_rust_suffix() {

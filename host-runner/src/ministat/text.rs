@@ -4,16 +4,16 @@ use std::ffi::OsStr;
 
 use super::cfmt::{g, g_width};
 use super::plot::{self, PlotSet, SYMBOLS};
-use super::{Analysis, MinistatArgs};
+use super::{Analysis, TextOptions};
 use crate::stats::{Comparison, PercentInterval, Summary, TMethod};
 
 pub(crate) const TABLE_HEADER: &str =
     "    N           Min           Max        Median           Avg        Stddev\n";
 
 /// Bytes, not a String: file names need not be UTF-8 and are echoed as is.
-pub fn render(analysis: &Analysis, args: &MinistatArgs, width: usize) -> Vec<u8> {
+pub fn render(analysis: &Analysis, options: &TextOptions, width: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    if !args.quiet {
+    if options.legend {
         for (index, set) in analysis.sets.iter().enumerate() {
             out.push(SYMBOLS[index + 1]);
             out.push(b' ');
@@ -26,7 +26,7 @@ pub fn render(analysis: &Analysis, args: &MinistatArgs, width: usize) -> Vec<u8>
         .iter()
         .map(|set| set.sample.summary(analysis.median_rule))
         .collect();
-    if !args.summary_only && !args.no_plot {
+    if options.plot {
         let plot_sets: Vec<PlotSet<'_>> = analysis
             .sets
             .iter()
@@ -38,9 +38,9 @@ pub fn render(analysis: &Analysis, args: &MinistatArgs, width: usize) -> Vec<u8>
                 stddev: summary.stddev,
             })
             .collect();
-        out.extend_from_slice(plot::render(&plot_sets, width, args.separate_bars).as_bytes());
+        out.extend_from_slice(plot::render(&plot_sets, width, options.separate_bars).as_bytes());
     }
-    if !args.quiet {
+    if options.legend {
         out.extend_from_slice(TABLE_HEADER.as_bytes());
     }
     for (index, summary) in summaries.iter().enumerate() {

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::censored::{self, Bounded, Dominance};
-use crate::ministat::{self, DataSet, MinistatArgs};
+use crate::ministat::{self, AnalysisOptions, DataSet, TextOptions};
 use crate::results::{
-    CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, LockMode, LockStats, Metric,
+    ArmKey, CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, LockMode, LockStats, Metric,
     Provenance, Results, Workload,
 };
-use crate::stats::{compare, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
+use crate::stats::{compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
 
 /// What the report needs besides the results.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,9 +48,9 @@ pub struct Report {
     pub min_runs: usize,
     pub cells: CellCounts,
     /// One per overcommit level, in order.
-    pub kernbench: Vec<GroupReport>,
+    pub kernbench: Vec<LockComparison>,
     /// One per (overcommit, clients), in order.
-    pub pgbench: Vec<GroupReport>,
+    pub pgbench: Vec<LockComparison>,
     pub latency: Vec<LatencyRow>,
     pub pvlock: Vec<LockRow>,
     pub cpu: Vec<CpuRow>,
@@ -73,19 +73,20 @@ pub struct CellCounts {
     pub missing: usize,
 }
 
-/// One cell group: base against pv.
+/// One cell group: its base arm against its pv arm, in this run. (The gate
+/// compares each arm with a baseline instead: [`crate::gate::BaselineComparison`].)
 #[derive(Debug, Clone, Serialize)]
-pub struct GroupReport {
+pub struct LockComparison {
     pub group: GroupKey,
     pub metric: Metric,
     /// The group's time cap, if any of its cells ran.
     pub cap_s: Option<f64>,
     pub base: Arm,
     pub pv: Arm,
-    pub verdict: Verdict,
+    pub verdict: LockVerdict,
 }
 
-impl GroupReport {
+impl LockComparison {
     pub fn arm(&self, lock: LockMode) -> &Arm {
         match lock {
             LockMode::Base => &self.base,
@@ -164,10 +165,11 @@ pub struct ArmStats {
     pub cv_percent: Option<f64>,
 }
 
-/// base against pv.
+/// Which lock mode is better in a group, and how sure (the gate's answer,
+/// pass or regression against a baseline, is [`crate::gate::GateVerdict`]).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Verdict {
+pub enum LockVerdict {
     /// An arm has fewer than two runs (one with censored runs): nothing to compare.
     TooFew { base: usize, pv: usize },
     /// Every run completed: Student's t with ministat's table and pooled
@@ -197,11 +199,11 @@ pub enum Verdict {
     },
 }
 
-impl Verdict {
+impl LockVerdict {
     pub fn proven(&self) -> bool {
         match self {
-            Verdict::TooFew { .. } => false,
-            Verdict::Student { proven, .. } | Verdict::Censored { proven, .. } => *proven,
+            LockVerdict::TooFew { .. } => false,
+            LockVerdict::Student { proven, .. } | LockVerdict::Censored { proven, .. } => *proven,
         }
     }
 }
@@ -284,6 +286,7 @@ pub struct Warning {
     pub message: String,
 }
 
+/// A failed cell of the run, by id.
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedCell {
     pub id: String,
@@ -343,7 +346,7 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         .chain(results.cells.iter().map(|c| &c.key))
         .map(CellKey::group)
         .collect();
-    let group_reports: Vec<GroupReport> = groups
+    let group_reports: Vec<LockComparison> = groups
         .iter()
         .map(|g| group_report(*g, results, &missing, options))
         .collect();
@@ -381,17 +384,17 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
     let (kernbench, pgbench): (Vec<_>, Vec<_>) = group_reports
         .into_iter()
         .partition(|g| g.group.workload == Workload::Kernbench);
-    let arms: Vec<(GroupKey, LockMode, Vec<&CellResult>)> = groups
+    let arms: Vec<(ArmKey, Vec<&CellResult>)> = groups
         .iter()
-        .flat_map(|g| [LockMode::Base, LockMode::Pv].map(|lock| (*g, lock)))
-        .map(|(g, lock)| {
+        .flat_map(|&group| [LockMode::Base, LockMode::Pv].map(|lock| ArmKey { group, lock }))
+        .map(|arm| {
             let cells = results
                 .cells
                 .iter()
-                .filter(|c| c.key.group() == g && c.key.lock == lock)
+                .filter(|c| c.key.arm() == arm)
                 .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
                 .collect();
-            (g, lock, cells)
+            (arm, cells)
         })
         .collect();
     let host_cores = results.manifest.provenance.host_cores;
@@ -406,15 +409,15 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         pgbench,
         latency: arms
             .iter()
-            .filter_map(|(g, lock, cells)| latency_row(*g, *lock, cells))
+            .filter_map(|(arm, cells)| latency_row(*arm, cells))
             .collect(),
         pvlock: arms
             .iter()
-            .filter_map(|(g, lock, cells)| lock_row(*g, *lock, cells))
+            .filter_map(|(arm, cells)| lock_row(*arm, cells))
             .collect(),
         cpu: arms
             .iter()
-            .filter_map(|(g, lock, cells)| cpu_row(*g, *lock, cells, host_cores))
+            .filter_map(|(arm, cells)| cpu_row(*arm, cells, host_cores))
             .collect(),
         warnings,
         failed,
@@ -432,7 +435,7 @@ fn failure_rows(groups: &BTreeSet<GroupKey>, results: &Results) -> Vec<FailureRo
             let cells: Vec<&CellResult> = results
                 .cells
                 .iter()
-                .filter(|c| c.key.group() == group && c.key.lock == lock)
+                .filter(|c| c.key.arm() == ArmKey { group, lock })
                 .collect();
             let count = |kind| cells.iter().filter(|c| c.status.failure() == Some(kind)).count();
             let row = FailureRow {
@@ -465,7 +468,7 @@ fn group_report(
     results: &Results,
     missing: &[CellKey],
     options: &RenderOptions,
-) -> GroupReport {
+) -> LockComparison {
     let metric = group.workload.metric();
     let in_group: Vec<&CellResult> = results.cells.iter().filter(|c| c.key.group() == group).collect();
     let cap_s = in_group
@@ -492,7 +495,7 @@ fn group_report(
             .count();
         let missing = missing
             .iter()
-            .filter(|k| k.group() == group && k.lock == lock)
+            .filter(|k| k.arm() == ArmKey { group, lock })
             .count();
         let mut arm = Arm {
             lock,
@@ -506,7 +509,7 @@ fn group_report(
     };
     let (base, pv) = (arm(LockMode::Base), arm(LockMode::Pv));
     let verdict = verdict(&base, &pv, metric, options.confidence);
-    GroupReport {
+    LockComparison {
         group,
         metric,
         cap_s,
@@ -550,8 +553,8 @@ fn arm_stats(arm: &Arm, metric: Metric) -> Option<ArmStats> {
 
 /// The comparison rule: Student's t as ministat when no run is censored
 /// (both arms need two runs), Gehan's test and bounds otherwise.
-pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> Verdict {
-    let too_few = Verdict::TooFew {
+pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> LockVerdict {
+    let too_few = LockVerdict::TooFew {
         base: base.n(),
         pv: pv.n(),
     };
@@ -565,7 +568,7 @@ pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> 
             return too_few;
         };
         let proven = test.p < 1.0 - confidence.level();
-        return Verdict::Censored {
+        return LockVerdict::Censored {
             improvement_percent: censored::improvement(bs.mean, ps.mean, metric),
             dominance: censored::dominance(&b, &p, metric),
             gehan_p: test.p,
@@ -585,7 +588,7 @@ pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> 
 }
 
 /// ministat's comparison of pv (the `+` set) with base (the `x` set).
-pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidence) -> Verdict {
+pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidence) -> LockVerdict {
     let options = CompareOptions {
         confidence,
         ..CompareOptions::default()
@@ -598,7 +601,7 @@ pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidenc
         // Not produced with the default options.
         PercentInterval::Bounds { .. } | PercentInterval::Unbounded => f64::NAN,
     };
-    Verdict::Student {
+    LockVerdict::Student {
         difference: c.difference,
         half_width: c.half_width,
         pooled_s: c.pooled_s.unwrap_or(f64::NAN),
@@ -621,11 +624,17 @@ pub fn ministat_rows(base: &Arm, pv: &Arm, confidence: Confidence) -> Option<Str
     if b.n() < 2 || p.n() < 2 {
         return None;
     }
-    let args = MinistatArgs {
-        no_plot: true,
-        quiet: true,
-        confidence: Some(confidence),
-        ..MinistatArgs::default()
+    let options = AnalysisOptions {
+        compare: CompareOptions {
+            confidence,
+            ..CompareOptions::default()
+        },
+        ..AnalysisOptions::default()
+    };
+    let layout = TextOptions {
+        plot: false,
+        legend: false,
+        ..TextOptions::default()
     };
     let sets = vec![
         DataSet {
@@ -637,12 +646,12 @@ pub fn ministat_rows(base: &Arm, pv: &Arm, confidence: Confidence) -> Option<Str
             sample: p,
         },
     ];
-    let analysis = ministat::analyze_sets(sets, &args);
-    let bytes = ministat::text::render(&analysis, &args, 74);
+    let analysis = ministat::analyze_sets(sets, &options);
+    let bytes = ministat::text::render(&analysis, &layout, 74);
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn arm_warnings(g: &GroupReport, arm: &Arm, options: &RenderOptions, out: &mut Vec<Warning>) {
+fn arm_warnings(g: &LockComparison, arm: &Arm, options: &RenderOptions, out: &mut Vec<Warning>) {
     let name = format!("{} {}", super::format::short_group(&g.group), arm.lock);
     if arm.n() < options.min_runs {
         out.push(Warning {
@@ -675,18 +684,7 @@ fn arm_warnings(g: &GroupReport, arm: &Arm, options: &RenderOptions, out: &mut V
     }
 }
 
-/// The median of `values` (mean of the middle two for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn latency_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option<LatencyRow> {
+fn latency_row(arm: ArmKey, cells: &[&CellResult]) -> Option<LatencyRow> {
     let with: Vec<(&CellResult, _)> = cells
         .iter()
         .filter_map(|c| c.latency_us.map(|l| (*c, l)))
@@ -694,35 +692,39 @@ fn latency_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option
     if with.is_empty() {
         return None;
     }
-    let med =
-        |f: fn(&crate::results::Percentiles) -> u64| median(with.iter().map(|(_, l)| f(l) as f64).collect());
+    // The textbook median (mean of the middle two for an even count), not
+    // ministat's: these are not ministat's tables.
+    let med = |f: fn(&crate::results::Percentiles) -> u64| {
+        let values: Vec<f64> = with.iter().map(|(_, l)| f(l) as f64).collect();
+        median(&values, MedianRule::MeanOfMiddle)
+    };
     Some(LatencyRow {
-        group,
-        lock,
+        group: arm.group,
+        lock: arm.lock,
         runs: with.len(),
         censored: with
             .iter()
             .filter(|(c, _)| matches!(c.status, CellStatus::Censored))
             .count(),
         samples: with.iter().map(|(_, l)| l.count).sum(),
-        p50: med(|l| l.p50),
-        p90: med(|l| l.p90),
-        p99: med(|l| l.p99),
-        p999: med(|l| l.p999),
-        p9999: med(|l| l.p9999),
+        p50: med(|l| l.p50)?,
+        p90: med(|l| l.p90)?,
+        p99: med(|l| l.p99)?,
+        p999: med(|l| l.p999)?,
+        p9999: med(|l| l.p9999)?,
         max: with.iter().map(|(_, l)| l.max).max().unwrap_or(0),
     })
 }
 
-fn lock_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option<LockRow> {
+fn lock_row(arm: ArmKey, cells: &[&CellResult]) -> Option<LockRow> {
     let stats: Vec<LockStats> = cells.iter().filter_map(|c| c.pvlock).collect();
     if stats.is_empty() {
         return None;
     }
     let mean = |f: fn(&LockStats) -> u64| stats.iter().map(|s| f(s) as f64).sum::<f64>() / stats.len() as f64;
     Some(LockRow {
-        group,
-        lock,
+        group: arm.group,
+        lock: arm.lock,
         runs: stats.len(),
         taken_slow: mean(|s| s.taken_slow),
         taken_slow_pickup: mean(|s| s.taken_slow_pickup),
@@ -734,7 +736,7 @@ fn lock_row(group: GroupKey, lock: LockMode, cells: &[&CellResult]) -> Option<Lo
     })
 }
 
-fn cpu_row(group: GroupKey, lock: LockMode, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow> {
+fn cpu_row(arm: ArmKey, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow> {
     let per_vcpu = |g: &crate::results::GuestCpu| g.cpu_s / g.wall_s / f64::from(g.vcpus.max(1));
     let usable = |g: &&crate::results::GuestCpu| g.wall_s > 0.0 && g.cpu_s.is_finite();
     let runs: Vec<&CellResult> = cells
@@ -757,8 +759,8 @@ fn cpu_row(group: GroupKey, lock: LockMode, cells: &[&CellResult], host_cores: u
     let hog_shares = shares(GuestRole::Hog);
     let bench_share = mean(&bench_shares);
     Some(CpuRow {
-        group,
-        lock,
+        group: arm.group,
+        lock: arm.lock,
         runs: runs.len(),
         host_cores,
         guests,

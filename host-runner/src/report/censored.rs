@@ -42,6 +42,7 @@
 use serde::Serialize;
 
 use crate::results::{LockMode, Metric};
+use crate::stats::MedianRule;
 
 /// A value known to lie in `[lo, hi]`; exact when `lo == hi`. An unbounded
 /// end is infinite (null in JSON).
@@ -102,7 +103,10 @@ pub fn summarize(runs: &[Bounded]) -> Option<BoundedSummary> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
     Some(BoundedSummary {
         min: pick(0),
-        median: pick(n / 2),
+        median: Bounded {
+            lo: MedianRule::UpperMiddle.of_sorted(&lows),
+            hi: MedianRule::UpperMiddle.of_sorted(&highs),
+        },
         max: pick(n - 1),
         mean: Bounded {
             lo: mean(&lows),

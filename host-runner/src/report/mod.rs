@@ -28,72 +28,43 @@ mod text;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 pub use analysis::{
-    Arm, ArmStats, CellCounts, CpuRow, FailedCell, GroupReport, LatencyRow, LockRow, RenderOptions, Report,
-    RunValue, Verdict, Warning, WarningKind,
+    Arm, ArmStats, CellCounts, CpuRow, FailedCell, LatencyRow, LockComparison, LockRow, LockVerdict,
+    RenderOptions, Report, RunValue, Warning, WarningKind,
 };
 pub use censored::{Bounded, Dominance};
 
+use crate::exit::Exit;
 use crate::results::{Results, ResultsError};
-use crate::stats::Confidence;
 
 /// The plots' directory inside a results directory, by default.
 pub const PLOTS_DIR: &str = "plots";
 /// The Markdown report's name inside a results directory (`Report::write_into`).
 pub const MARKDOWN_FILE: &str = "report.md";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReportArgs {
+/// What `pvbench report` does (`crate::cli` makes it from the command line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
     /// Results directory written by `pvbench run`.
-    #[arg(value_name = "RESULTS_DIR")]
     pub dir: PathBuf,
-    /// Also write the report as Markdown to FILE (atomically).
-    #[arg(long, value_name = "FILE")]
+    pub render: RenderOptions,
+    /// Also write the Markdown report here.
     pub markdown: Option<PathBuf>,
-    /// Print a machine-readable JSON summary instead of the text report.
-    #[arg(long)]
-    pub json: bool,
-    /// Directory for the SVG plots [default: RESULTS_DIR/plots].
-    #[arg(long, value_name = "DIR")]
+    /// Where the SVG plots go; None for no plots.
     pub plots: Option<PathBuf>,
-    /// Write no plots.
-    #[arg(long, conflicts_with = "plots")]
-    pub no_plots: bool,
-    /// Confidence level of the verdicts: 80, 90, 95, 98, 99 or 99.5.
-    #[arg(long, short = 'c', value_name = "PERCENT", default_value = "95", value_parser = parse_confidence)]
-    pub confidence: Confidence,
-    /// Warn when an arm's coefficient of variation (sd / mean) is above
-    /// this many percent.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
-    pub max_cv: f64,
+    /// What goes to stdout.
+    pub format: StdoutFormat,
 }
 
-fn parse_confidence(s: &str) -> Result<Confidence, String> {
-    s.parse::<f64>()
-        .ok()
-        .and_then(Confidence::from_percent)
-        .ok_or_else(|| format!("{s:?} is not one of 80, 90, 95, 98, 99, 99.5"))
-}
-
-impl ReportArgs {
-    pub fn render_options(&self) -> RenderOptions {
-        RenderOptions {
-            confidence: self.confidence,
-            max_cv_percent: self.max_cv,
-            ..RenderOptions::default()
-        }
-    }
-
-    /// Where the plots go, or None with `--no-plots`.
-    pub fn plots_dir(&self) -> Option<PathBuf> {
-        if self.no_plots {
-            None
-        } else {
-            Some(self.plots.clone().unwrap_or_else(|| self.dir.join(PLOTS_DIR)))
-        }
-    }
+/// The report on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StdoutFormat {
+    /// For people ([`Report::text`]).
+    #[default]
+    Text,
+    /// For scripts ([`Report::json`]).
+    Json,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,38 +124,36 @@ impl Report {
     /// Writes the Markdown report to `path` atomically.
     pub fn write_markdown(&self, path: &Path, plots: &[PathBuf]) -> Result<(), ReportError> {
         let text = self.markdown(plots, path.parent());
-        plots::write_atomic(path, text.as_bytes())
+        plots::write_file(path, text.as_bytes())
     }
 }
 
 /// Entry point of `pvbench report`.
-pub fn run(args: &ReportArgs) -> Result<ExitCode, ReportError> {
-    let results = Results::load(&args.dir)?;
-    let report = render(&results, &args.render_options());
-    let plots = match args.plots_dir() {
-        Some(dir) => report.write_plots(&dir)?,
+pub fn run(options: &ReportOptions) -> Result<Exit, ReportError> {
+    let results = Results::load(&options.dir)?;
+    let report = render(&results, &options.render);
+    let plots = match &options.plots {
+        Some(dir) => report.write_plots(dir)?,
         None => Vec::new(),
     };
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &options.markdown {
         report.write_markdown(path, &plots)?;
     }
-    let out = if args.json {
-        report.json() + "\n"
-    } else {
-        report.text()
+    let out = match options.format {
+        StdoutFormat::Json => report.json() + "\n",
+        StdoutFormat::Text => report.text(),
     };
     let mut stdout = io::stdout().lock();
     match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => {}
-        // A reader that went away (`| head`) wants no more; not a success.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::FAILURE),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::OutputClosed),
         Err(e) => return Err(ReportError::Stdout(e)),
     }
-    if let Some(dir) = args.plots_dir().filter(|_| !plots.is_empty()) {
+    if let Some(dir) = options.plots.as_ref().filter(|_| !plots.is_empty()) {
         eprintln!("pvbench: plots in {}", dir.display());
     }
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &options.markdown {
         eprintln!("pvbench: Markdown report in {}", path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -8,15 +8,13 @@
 //! time at least this, down: TPS at most this) with the bound written
 //! beside them, never as a mean with error bars.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::analysis::{Arm, GroupReport, LatencyRow, Report};
+use super::analysis::{Arm, LatencyRow, LockComparison, Report};
 use super::format::{bounded, g6};
 use super::tables::short_group;
 use super::ReportError;
@@ -80,37 +78,18 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportErro
             path: path.clone(),
             reason,
         })?;
-        write_atomic(&path, svg.as_bytes())?;
+        write_file(&path, svg.as_bytes())?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// A temporary file in the same directory, then a rename over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Write {
+/// Writes `bytes` to `path` atomically (the shared helper), failing with the
+/// report's error.
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    crate::collect::write_atomic(path, bytes).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io(e)
     })
 }
 
@@ -320,7 +299,7 @@ fn pgbench(report: &Report) -> Result<String, String> {
     let mut levels: Vec<_> = report.pgbench.iter().map(|g| g.group.overcommit).collect();
     levels.sort();
     levels.dedup();
-    let index = |g: &GroupReport| {
+    let index = |g: &LockComparison| {
         clients
             .iter()
             .position(|&c| Some(c) == g.group.clients)

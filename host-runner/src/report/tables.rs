@@ -1,7 +1,7 @@
 //! The report's tables and ministat blocks, built once from the figures and
 //! laid out by `text` and `markdown`.
 
-use super::analysis::{self, Arm, GroupReport, Report, Verdict};
+use super::analysis::{self, Arm, LockComparison, LockVerdict, Report};
 use super::censored::Dominance;
 pub use super::format::short_group;
 use super::format::{bounded, g6, improvement, micros, utc, Align, Table};
@@ -84,10 +84,10 @@ fn mean_sd(arm: &Arm, metric: Metric) -> String {
 }
 
 /// The improvement and verdict cells of a kernbench row.
-fn verdict_cells(g: &GroupReport) -> (String, String) {
+fn verdict_cells(g: &LockComparison) -> (String, String) {
     match &g.verdict {
-        Verdict::TooFew { base, pv } => ("-".into(), format!("too few runs (base {base}, pv {pv})")),
-        Verdict::Student {
+        LockVerdict::TooFew { base, pv } => ("-".into(), format!("too few runs (base {base}, pv {pv})")),
+        LockVerdict::Student {
             improvement_percent,
             improvement_half_width_percent,
             proven,
@@ -106,7 +106,7 @@ fn verdict_cells(g: &GroupReport) -> (String, String) {
             };
             (g6(*improvement_percent), verdict)
         }
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent,
             gehan_p,
             proven,
@@ -139,7 +139,7 @@ fn better_phrase(better: Option<LockMode>, metric: Metric) -> String {
 }
 
 /// What the censored groups' figures mean, one paragraph per group.
-pub fn censored_notes(groups: &[GroupReport], confidence_percent: f64) -> Vec<String> {
+pub fn censored_notes(groups: &[LockComparison], confidence_percent: f64) -> Vec<String> {
     groups
         .iter()
         .filter(|g| g.censored())
@@ -147,7 +147,7 @@ pub fn censored_notes(groups: &[GroupReport], confidence_percent: f64) -> Vec<St
         .collect()
 }
 
-fn censored_note(g: &GroupReport, confidence_percent: f64) -> String {
+fn censored_note(g: &LockComparison, confidence_percent: f64) -> String {
     let cap = g.cap_s.map_or(String::new(), |c| format!(" {} s", g6(c)));
     let bound = match g.metric {
         Metric::ElapsedS => "their times are lower bounds (>=)",
@@ -163,7 +163,7 @@ fn censored_note(g: &GroupReport, confidence_percent: f64) -> String {
         short_group(&g.group),
         arms.join(" and ")
     );
-    if let Verdict::Censored {
+    if let LockVerdict::Censored {
         improvement_percent,
         dominance,
         gehan_p,
@@ -246,7 +246,7 @@ pub fn pgbench_blocks(report: &Report) -> String {
     out
 }
 
-fn block_body(g: &GroupReport, report: &Report) -> String {
+fn block_body(g: &LockComparison, report: &Report) -> String {
     if let Some(text) = analysis::ministat_rows(&g.base, &g.pv, report.confidence) {
         return text;
     }
@@ -256,10 +256,10 @@ fn block_body(g: &GroupReport, report: &Report) -> String {
     }
     let confidence = report.confidence_percent;
     match &g.verdict {
-        Verdict::TooFew { base, pv } => {
+        LockVerdict::TooFew { base, pv } => {
             out.push_str(&format!("Too few runs to compare (base {base}, pv {pv})\n"));
         }
-        Verdict::Censored {
+        LockVerdict::Censored {
             improvement_percent,
             dominance,
             gehan_p,
@@ -302,7 +302,7 @@ fn block_body(g: &GroupReport, report: &Report) -> String {
             }
         }
         // ministat_rows covers every uncensored pair of two runs or more.
-        Verdict::Student { .. } => {}
+        LockVerdict::Student { .. } => {}
     }
     out
 }

@@ -6,7 +6,7 @@
 //! keys are the workloads crate's); `mode=lockstress threads=N rounds=M` hammers the kernel's
 //! locks and checks their data and the pv-lock counters; `mode=panic` and
 //! `mode=hang` exist for the host's failure tests; `mode=selftest` streams
-//! metrics to the host (see `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder`
+//! metrics to the host (see `selftest.rs` and `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder`
 //! provoke the kernel races pvbench's patch fixes (see `races.rs`).
 //! `pvlock=on|off` and friends configure the kernel's pv-ticketlocks first
 //! (see `pvlock.rs`).
@@ -15,11 +15,14 @@ mod lockstress;
 mod metrics;
 mod pvlock;
 mod races;
+mod selftest;
 
 use std::process::ExitCode;
 
 use pvbench_wire::cmdline;
-use pvbench_wire::exit::{DEBUG_EXIT_PORT, port_value};
+use pvbench_wire::console::WORKLOAD_STARTED;
+use pvbench_wire::exit::{DEBUG_EXIT_PORT, Status, port_value};
+use pvbench_wire::frames::Figures;
 use pvbench_workloads as workloads;
 
 // std on Hermit calls the C math functions; this crate defines them.
@@ -40,14 +43,14 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(message) => {
             eprintln!("pvbench-guest: {message}");
-            exit(2)
+            exit(Status::Usage.code())
         }
     };
     match pvlock::configure(&pv_config) {
         Ok(report) => println!("pvbench-guest: {}", pvlock::describe(&report)),
         Err(report) => {
             eprintln!("pvbench-guest: pv-lock configuration refused: {}", pvlock::describe(&report));
-            exit(2)
+            exit(Status::Usage.code())
         }
     }
 
@@ -57,16 +60,16 @@ fn main() -> ExitCode {
         "hello"
     };
     let status = match cmdline::find(&line, cmdline::MODE).unwrap_or(default_mode) {
-        "hello" => 0,
+        "hello" => Status::Success.code(),
         "workload" => workload(&args, &line, &pv_config),
         "lockstress" => lockstress(&line, &pv_config),
         "fdstress" | "futexrace" | "timedpoll" | "sleeporder" => race(&line),
-        "selftest" => metrics::selftest(&line),
+        "selftest" => selftest::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
             Some(Ok(status)) => status,
             _ => {
                 eprintln!("pvbench-guest: mode=exit needs status=0..=125");
-                2
+                Status::Usage.code()
             }
         },
         "panic" => panic!("mode=panic asked for a panic"),
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
                 "pvbench-guest: unknown mode={other} (expected hello, workload, lockstress, fdstress, \
                  futexrace, timedpoll, sleeporder, selftest, exit, panic, hang)"
             );
-            2
+            Status::Usage.code()
         }
     };
     println!("pvbench-guest: {}", pvlock::stats_line(&pvlock::report(&pv_config)));
@@ -97,25 +100,25 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         Ok(config) => config,
         Err(e) => {
             eprintln!("pvbench-guest: {e}");
-            return 2;
+            return Status::Usage.code();
         }
     };
     let kind = cmdline::find(line, workloads::params::keys::WORKLOAD).unwrap_or("?");
-    let mut sink = match metrics::Target::from_line(line) {
+    let mut sink = match metrics::Target::parse(line) {
         Err(e) => {
             eprintln!("pvbench-guest: {e}");
-            return 2;
+            return Status::Usage.code();
         }
         Ok(None) => None,
         Ok(Some(target)) => match metrics::Sink::connect(target, run_info(kind, line, pv_config)) {
             Ok(sink) => Some(sink),
             Err(e) => {
                 eprintln!("pvbench-guest: cannot stream metrics: {e}");
-                return 4;
+                return Status::MetricsIncomplete.code();
             }
         },
     };
-    println!("{STARTED_LINE} {kind}");
+    println!("{WORKLOAD_STARTED} {kind}");
     if cmdline::find(line, cmdline::INJECT) == Some("stall") {
         inject_stall();
     }
@@ -126,21 +129,21 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
     let (status, outcome) = match &result {
         Ok(summary) => {
             println!("pvbench-guest: {}", summary.line());
-            println!("pvbench-result: {}", result_json(summary));
-            (0, Ok(summary.line()))
+            (Status::Success, Ok(ending(summary, pv_config)))
         }
         Err(e) => {
             eprintln!("pvbench-guest: workload FAILED: {e}");
-            (3, Err(e.to_string()))
+            (Status::Failed, Err(e.to_string()))
         }
     };
     if let Some(sink) = sink {
         if let Err(e) = sink.finish(outcome) {
             eprintln!("pvbench-guest: metrics stream incomplete: {e}");
-            return if status == 0 { 4 } else { status };
+            let status = if status == Status::Success { Status::MetricsIncomplete } else { status };
+            return status.code();
         }
     }
-    status
+    status.code()
 }
 
 /// `inject=stall`: the failure the host's stall watch exists for, on purpose.
@@ -170,7 +173,7 @@ fn race(line: &str) -> u8 {
         (Ok(t), Ok(r), Ok(ms)) => (t, r, ms),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("pvbench-guest: {e}");
-            return 2;
+            return Status::Usage.code();
         }
     };
     let mode = cmdline::find(line, cmdline::MODE).unwrap_or("?");
@@ -192,54 +195,45 @@ fn race(line: &str) -> u8 {
                 summary.operations,
                 started.elapsed().as_secs_f64()
             );
-            0
+            Status::Success.code()
         }
         Err(e) => {
             eprintln!("pvbench-guest: {mode} FAILED: {e}");
-            3
+            Status::Failed.code()
         }
     }
 }
 
-/// The line the host waits for before it starts the run's clock.
-const STARTED_LINE: &str = "pvbench-guest: workload started";
-
 /// What Hello tells the host about the run, lock counters included.
 fn run_info(kind: &str, line: &str, pv_config: &::pvlock::report::Config) -> metrics::RunInfo {
-    use pvbench_wire::frames::{LockMode, LockStats};
     let mut info = metrics::RunInfo::new(kind, line);
     let report = pvlock::report(pv_config);
-    let mode = |on: bool| if on { LockMode::Pv } else { LockMode::Base };
-    info.lock_requested = mode(report.requested.enabled);
-    info.lock_effective = mode(report.active);
+    info.lock_requested = pvlock::mode(report.requested.enabled);
+    info.lock_effective = pvlock::mode(report.active);
     info.kick_backend = report.backend.name().into();
     let config = *pv_config;
-    info.lock_stats = Some(Box::new(move || {
-        let s = pvlock::report(&config).stats;
-        LockStats {
-            taken_slow: s.taken_slow,
-            taken_slow_pickup: s.taken_slow_pickup,
-            released_slow: s.released_slow,
-            released_slow_kicked: s.released_slow_kicked,
-            spurious_wakeups: s.spurious_wakeups,
-            blocked_cycles: s.time_blocked,
-        }
-    }));
+    info.lock_stats = Some(Box::new(move || pvlock::lock_stats(&pvlock::report(&config))));
     info
 }
 
-/// `{"workload":..,"elapsed_s":..,"ops":..,"tps":..}` for the host.
-fn result_json(summary: &workloads::RunSummary) -> String {
-    let (workload, elapsed_s, ops, tps) = match summary {
-        workloads::RunSummary::Kernbench(k) => ("kernbench", k.elapsed_s.mean, k.jobs_done, None),
-        workloads::RunSummary::Pgbench(p) => {
-            let elapsed: f64 = p.reps.iter().map(|r| r.elapsed_s).sum();
-            ("pgbench", elapsed, p.transactions, Some(p.tps.mean))
-        }
-        workloads::RunSummary::Cpuhog(c) => ("cpuhog", c.elapsed_s, c.iterations, None),
+/// The last frame's figures and counters: everything the host reads of a run.
+fn ending(summary: &workloads::RunSummary, pv_config: &::pvlock::report::Config) -> metrics::Ending {
+    let figures = match summary {
+        workloads::RunSummary::Kernbench(k) => Figures { elapsed_s: k.elapsed_s.mean, ops: k.jobs_done, tps: None },
+        workloads::RunSummary::Pgbench(p) => Figures {
+            elapsed_s: p.reps.iter().map(|r| r.elapsed_s).sum(),
+            ops: p.transactions,
+            tps: Some(p.tps.mean),
+        },
+        workloads::RunSummary::Cpuhog(c) => Figures { elapsed_s: c.elapsed_s, ops: c.iterations, tps: None },
     };
-    let tps = tps.map_or("null".to_string(), |t: f64| format!("{t}"));
-    format!(r#"{{"workload":"{workload}","elapsed_s":{elapsed_s},"ops":{ops},"tps":{tps}}}"#)
+    let report = pvlock::report(pv_config);
+    metrics::Ending {
+        line: summary.line(),
+        figures,
+        lock: pvlock::lock_stats(&report),
+        kernel: pvlock::kernel_events(&report),
+    }
 }
 
 /// Runs the lock stress test and checks the pv-lock counters afterwards.
@@ -252,7 +246,7 @@ fn lockstress(line: &str, pv_config: &::pvlock::report::Config) -> u8 {
         (Ok(t), Ok(r)) => (t, r),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("pvbench-guest: {e}");
-            return 2;
+            return Status::Usage.code();
         }
     };
     let started = std::time::Instant::now();
@@ -260,7 +254,7 @@ fn lockstress(line: &str, pv_config: &::pvlock::report::Config) -> u8 {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("pvbench-guest: lockstress FAILED: {e}");
-            return 3;
+            return Status::Failed.code();
         }
     };
     // The kernel keeps taking locks after the threads are done (idle loops,
@@ -282,10 +276,10 @@ fn lockstress(line: &str, pv_config: &::pvlock::report::Config) -> u8 {
         started.elapsed().as_secs_f64()
     );
     if problems.is_empty() {
-        0
+        Status::Success.code()
     } else {
         eprintln!("pvbench-guest: lockstress counters inconsistent: {}", problems.join("; "));
-        3
+        Status::Failed.code()
     }
 }
 

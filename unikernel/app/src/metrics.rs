@@ -9,10 +9,10 @@
 //! `shutdown()` does nothing and the VM powers off right after `main` returns.
 //!
 //! ```ignore
-//! let target = metrics::Target::from_line(&line)?;          // None: metrics= not given
+//! let target = metrics::Target::parse(&line)?;              // None: metrics= not given
 //! let mut sink = metrics::Sink::connect(target.unwrap(), info)?;
 //! let outcome = pvbench_workloads::run(&config, &mut sink);  // Sink is an Observer
-//! sink.finish(outcome.map(|s| s.line()).map_err(|e| e.to_string()))?;
+//! sink.finish(outcome.map(ending).map_err(|e| e.to_string()))?;       // figures in Done
 //! ```
 
 use std::fmt;
@@ -28,21 +28,14 @@ use hdrhistogram::Histogram;
 use pvbench_wire::cmdline;
 use pvbench_wire::frames::{
     self, Ack, Done, Frame, FrameError, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval,
-    LockMode, LockStats, Param, Reply, Token,
+    Figures, KernelEvents, LockMode, LockStats, Param, Reply, TargetError,
 };
-use pvbench_workloads::params::{key_spec, keys as workload_keys};
-use pvbench_workloads::report::new_latency_histogram;
-use pvbench_workloads::{IntervalReport, NullObserver, Observer, RunSummary};
+use pvbench_workloads::{IntervalReport, Observer, RunSummary};
 
-/// Intervals the sender may hold before new ones are dropped; at the workloads'
-/// default 250 ms interval, 16 s of network stall. Each holds a histogram of
-/// ~200 KB, so this also bounds the sink's memory.
-const DEFAULT_QUEUE: usize = 64;
-const MAX_QUEUE: usize = 4096;
 /// How long the guest keeps trying to reach the host (DHCP may still be running).
 const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 /// How long the guest waits for the host's Welcome and, at the end, its Ack.
-const REPLY_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const REPLY_DEADLINE: Duration = Duration::from_secs(30);
 
 const KERNEL_VERSION: &str = match option_env!("PVBENCH_KERNEL_VERSION") {
     Some(version) => version,
@@ -65,7 +58,7 @@ pub enum MetricsError {
         value: String,
         expected: &'static str,
     },
-    MissingWord(&'static str),
+    Target(TargetError),
     Connect {
         addr: SocketAddr,
         source: io::Error,
@@ -83,7 +76,7 @@ impl fmt::Display for MetricsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadWord { key, value, expected } => write!(f, "{key}={value}: expected {expected}"),
-            Self::MissingWord(key) => write!(f, "streaming needs {key}="),
+            Self::Target(e) => e.fmt(f),
             Self::Connect { addr, source } => write!(f, "cannot reach the host at {addr}: {source}"),
             Self::Rejected(why) => write!(f, "host refused the run: {why}"),
             Self::UnexpectedReply(what) => write!(f, "unexpected reply from the host: {what}"),
@@ -98,54 +91,18 @@ impl fmt::Display for MetricsError {
 
 impl std::error::Error for MetricsError {}
 
-/// Where and as whom to stream: the `metrics=`, `token=`, `run=` and
-/// `metrics_queue=` words.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub token: Token,
-    pub run: String,
-    pub queue: usize,
-}
+/// Where and as whom to stream (the `metrics=`, `token=`, `run=` and
+/// `metrics_queue=` words): the wire's type, which the host builds them from.
+pub use pvbench_wire::frames::Target;
 
-impl Target {
-    /// `None` if the line has no `metrics=` word (streaming off).
-    pub fn from_line(line: &str) -> Result<Option<Target>, MetricsError> {
-        let Some(addr) = cmdline::find(line, cmdline::METRICS) else {
-            return Ok(None);
-        };
-        let addr = addr.parse().map_err(|_| MetricsError::BadWord {
-            key: cmdline::METRICS,
-            value: addr.into(),
-            expected: "IP:PORT of the host, e.g. 10.0.2.2:4000",
-        })?;
-        let token = cmdline::find(line, cmdline::TOKEN).ok_or(MetricsError::MissingWord(cmdline::TOKEN))?;
-        let token = Token::parse(token).map_err(|_| MetricsError::BadWord {
-            key: cmdline::TOKEN,
-            value: token.into(),
-            expected: "32 hex digits",
-        })?;
-        let run = cmdline::find(line, cmdline::RUN).ok_or(MetricsError::MissingWord(cmdline::RUN))?;
-        let queue = match cmdline::find(line, cmdline::METRICS_QUEUE) {
-            None => DEFAULT_QUEUE,
-            Some(q) => {
-                q.parse()
-                    .ok()
-                    .filter(|q| (1..=MAX_QUEUE).contains(q))
-                    .ok_or(MetricsError::BadWord {
-                        key: cmdline::METRICS_QUEUE,
-                        value: q.into(),
-                        expected: "an integer in 1..=4096",
-                    })?
-            }
-        };
-        Ok(Some(Target {
-            addr,
-            token,
-            run: run.into(),
-            queue,
-        }))
-    }
+/// How a run ended, for its last frame.
+pub struct Ending {
+    /// The workload's verdict line (checksum or invariant).
+    pub line: String,
+    pub figures: Figures,
+    /// pv-lock counters since the lock was configured.
+    pub lock: LockStats,
+    pub kernel: KernelEvents,
 }
 
 /// What Hello says about the run, besides who the guest is.
@@ -175,8 +132,8 @@ impl RunInfo {
         Self {
             workload: workload.into(),
             params,
-            lock_requested: LockMode::Unknown,
-            lock_effective: LockMode::Unknown,
+            lock_requested: LockMode::Pv,
+            lock_effective: LockMode::Pv,
             kick_backend: "unknown".into(),
             lock_stats: None,
         }
@@ -270,7 +227,7 @@ impl Sink {
             kick_backend: info.kick_backend.clone(),
             build_id: build_id(),
         };
-        let (tx, rx) = mpsc::sync_channel(target.queue);
+        let (tx, rx) = mpsc::sync_channel(target.queue());
         let (events_tx, events) = mpsc::channel();
         let addr = target.addr;
         let handled = Arc::new(AtomicU64::new(0));
@@ -369,10 +326,10 @@ impl Sink {
     /// Ends the stream: `Done` with the totals (and `result`, the workload's
     /// verdict) or `Error` with the failure; waits for the sender to write
     /// everything and, after `Done`, for the host's Ack.
-    pub fn finish(mut self, outcome: Result<String, String>) -> Result<Finished, MetricsError> {
+    pub fn finish(mut self, outcome: Result<Ending, String>) -> Result<Finished, MetricsError> {
         let c = self.counts;
         let (msg, done) = match outcome {
-            Ok(result) => (
+            Ok(ending) => (
                 Msg::Done(Done {
                     ops: c.ops,
                     samples: c.samples,
@@ -380,8 +337,11 @@ impl Sink {
                     intervals_dropped: c.intervals_dropped,
                     ops_dropped: c.ops_dropped,
                     samples_dropped: c.samples_dropped,
-                    result: self.result.take().unwrap_or(result),
+                    result: self.result.take().unwrap_or(ending.line),
                     elapsed_ns: nanos(self.t0.elapsed()),
+                    figures: ending.figures,
+                    lock: ending.lock,
+                    kernel: ending.kernel,
                 }),
                 Some(c),
             ),
@@ -593,232 +553,5 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, MetricsError> {
             Err(source) if Instant::now() >= deadline => return Err(MetricsError::Connect { addr, source }),
             Err(_) => thread::sleep(Duration::from_millis(20)),
         }
-    }
-}
-
-/// `mode=selftest`: runs a workload with streaming (if `metrics=` is given) and,
-/// with `compare=N`, N more times without, alternating, printing both timings.
-/// The workload is the real one named by `workload=`, else a synthetic one that
-/// records `selftest_samples` latencies per interval for `selftest_intervals`
-/// intervals of `selftest_ms` each. Returns the guest's exit status.
-pub fn selftest(line: &str) -> u8 {
-    match run_selftest(line) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("pvbench-guest: selftest failed: {e}");
-            1
-        }
-    }
-}
-
-fn run_selftest(line: &str) -> Result<(), MetricsError> {
-    let work = Work::from_line(line)?;
-    let compare = word_u64(line, cmdline::COMPARE, 0, 1000)?;
-    let target = Target::from_line(line)?;
-    let mut sink = match target {
-        Some(t) => Some(Sink::connect(t, RunInfo::new(work.name(), line))?),
-        None => None,
-    };
-    // Synthetic rounds with streaming wait for the sender to finish, so their
-    // time includes all of streaming's guest-side work (the cost per sample);
-    // real workloads are timed as they run (the slowdown they see).
-    let drain = matches!(work, Work::Synthetic { .. });
-    let mut result = String::new();
-    let mut on = Vec::new();
-    let mut off = Vec::new();
-    if compare > 0 {
-        // The first run pays for page faults and heap growth; neither side gets it.
-        let (elapsed, _) = work.run(None)?;
-        println!(
-            "pvbench-guest: selftest warmup elapsed_s={:.4}",
-            elapsed.as_secs_f64()
-        );
-    }
-    for round in 0..compare.max(1) {
-        if compare > 0 {
-            let (elapsed, line) = work.run(None)?;
-            off.push(elapsed);
-            println!(
-                "pvbench-guest: selftest round={round} streaming=off elapsed_s={:.4} {line}",
-                elapsed.as_secs_f64()
-            );
-        }
-        let started = Instant::now();
-        let (mut elapsed, line) = work.run(sink.as_mut())?;
-        if let Some(sink) = sink.as_ref().filter(|_| drain) {
-            if !sink.drain(REPLY_DEADLINE) {
-                return Err(MetricsError::Timeout("progress from the sender"));
-            }
-            elapsed = started.elapsed();
-        }
-        on.push(elapsed);
-        let streaming = if sink.is_some() { "on" } else { "off" };
-        println!(
-            "pvbench-guest: selftest round={round} streaming={streaming} elapsed_s={:.4} {line}",
-            elapsed.as_secs_f64()
-        );
-        result = line;
-    }
-    if compare > 0 {
-        let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
-        let (on_s, off_s) = (mean(&on), mean(&off));
-        println!(
-            "pvbench-guest: selftest compare rounds={compare} on_s={on_s:.4} off_s={off_s:.4} slowdown_pct={:.2}",
-            (on_s / off_s - 1.0) * 100.0
-        );
-        if let (
-            Work::Synthetic {
-                intervals, samples, ..
-            },
-            Some(_),
-        ) = (&work, &sink)
-        {
-            let per_round = (intervals * samples).max(1) as f64;
-            println!(
-                "pvbench-guest: selftest streaming_cost_ns_per_sample={:.1}",
-                (on_s - off_s) * 1e9 / per_round
-            );
-        }
-    }
-    if let Some(sink) = sink {
-        let f = sink.finish(Ok(result))?;
-        let c = f.done.unwrap_or_default();
-        let per_sample = |d: Duration| d.as_nanos() as f64 / c.samples.max(1) as f64;
-        println!(
-            "pvbench-guest: metrics intervals={} dropped={} ops={} samples={} frames={} bytes={} \
-             handoff_ns_per_sample={:.1} encode_ns_per_sample={:.1} write_ms={:.1}",
-            c.intervals,
-            c.intervals_dropped,
-            c.ops,
-            c.samples,
-            f.sender.frames,
-            f.sender.bytes,
-            per_sample(f.handoff),
-            per_sample(f.sender.encode),
-            f.sender.write.as_secs_f64() * 1e3,
-        );
-        if let Some(ack) = f.ack {
-            println!(
-                "pvbench-guest: metrics host acknowledged intervals={} ops={} samples={}",
-                ack.intervals, ack.ops, ack.samples
-            );
-            let sent = (
-                c.intervals - c.intervals_dropped,
-                c.ops - c.ops_dropped,
-                c.samples - c.samples_dropped,
-            );
-            if (ack.intervals, ack.ops, ack.samples) != sent {
-                return Err(MetricsError::UnexpectedReply(format!(
-                    "host counted {ack:?}, guest sent intervals/ops/samples {sent:?}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What `mode=selftest` runs.
-enum Work {
-    Synthetic {
-        intervals: u64,
-        samples: u64,
-        interval: Duration,
-    },
-    Workload(pvbench_workloads::WorkloadConfig),
-}
-
-impl Work {
-    fn from_line(line: &str) -> Result<Work, MetricsError> {
-        if cmdline::find(line, workload_keys::WORKLOAD).is_some() {
-            // The workload parser refuses words that are not its own.
-            let words = line
-                .split_ascii_whitespace()
-                .filter(|w| w.split_once('=').is_some_and(|(k, _)| key_spec(k).is_some()));
-            let config =
-                pvbench_workloads::parse_args(words).map_err(|e| MetricsError::Workload(e.to_string()))?;
-            return Ok(Work::Workload(config));
-        }
-        Ok(Work::Synthetic {
-            intervals: word_u64(line, cmdline::SELFTEST_INTERVALS, 20, 1_000_000)?,
-            samples: word_u64(line, cmdline::SELFTEST_SAMPLES, 1000, 100_000_000)?,
-            interval: Duration::from_millis(word_u64(line, cmdline::SELFTEST_MS, 50, 60_000)?),
-        })
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Work::Synthetic { .. } => "selftest",
-            Work::Workload(c) => c.kind().name(),
-        }
-    }
-
-    /// Runs once; returns the time taken and the workload's verdict line.
-    fn run(&self, sink: Option<&mut Sink>) -> Result<(Duration, String), MetricsError> {
-        let started = Instant::now();
-        let line = match self {
-            Work::Synthetic {
-                intervals,
-                samples,
-                interval,
-            } => synthetic(*intervals, *samples, *interval, sink)?,
-            Work::Workload(config) => {
-                let summary = match sink {
-                    Some(sink) => pvbench_workloads::run(config, sink),
-                    None => pvbench_workloads::run(config, &mut NullObserver),
-                };
-                summary.map_err(|e| MetricsError::Workload(e.to_string()))?.line()
-            }
-        };
-        Ok((started.elapsed(), line))
-    }
-}
-
-/// Records pseudo-random latencies (a body around 100-1100 us, one in a thousand
-/// a thousand times longer) and hands each interval to the sink.
-fn synthetic(
-    intervals: u64,
-    samples: u64,
-    interval: Duration,
-    mut sink: Option<&mut Sink>,
-) -> Result<String, MetricsError> {
-    let template = new_latency_histogram().map_err(|e| MetricsError::Workload(e.to_string()))?;
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut checksum = 0u64;
-    let mut total = 0u64;
-    for _ in 0..intervals {
-        let started = Instant::now();
-        let mut h = Histogram::new_from(&template);
-        for _ in 0..samples {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let mut us = 100 + rng % 1000;
-            if rng % 1000 == 0 {
-                us *= 1000;
-            }
-            h.saturating_record(us);
-            checksum = checksum.wrapping_add(us);
-        }
-        total += samples;
-        if let Some(rest) = interval.checked_sub(started.elapsed()) {
-            thread::sleep(rest);
-        }
-        if let Some(sink) = sink.as_deref_mut() {
-            sink.record(1, started.elapsed(), samples, vec![samples], h);
-        }
-    }
-    Ok(format!(
-        "selftest: intervals={intervals} samples={total} checksum={checksum:#018x}"
-    ))
-}
-
-fn word_u64(line: &str, key: &'static str, default: u64, max: u64) -> Result<u64, MetricsError> {
-    match cmdline::find(line, key) {
-        None => Ok(default),
-        Some(v) => v.parse().ok().filter(|n| *n <= max).ok_or(MetricsError::BadWord {
-            key,
-            value: v.into(),
-            expected: "a non-negative integer in range",
-        }),
     }
 }

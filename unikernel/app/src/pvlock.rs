@@ -1,7 +1,8 @@
 //! pv-ticketlock configuration from the command line, through the kernel's
 //! `sys_pvlock_*` calls (pvbench's kernel patch).
 
-use pvbench_wire::cmdline::{self, PVLOCK, PVLOCK_HW_KVM, PVLOCK_KICK, PVLOCK_SPIN};
+use pvbench_wire::frames::{KernelEvents, LockStats};
+use pvbench_wire::lock::{Kick, LockMode, PvlockArgs};
 use pvlock::DEFAULT_SPIN_THRESHOLD;
 use pvlock::report::{Backend, Config, Report, VERSION};
 
@@ -10,29 +11,46 @@ unsafe extern "C" {
     fn sys_pvlock_report(config: *const Config, report: *mut Report) -> i32;
 }
 
-/// Reads `pvlock=`, `pvlock.spin=`, `pvlock.kick=` and `pvlock.hwkvm=`.
+/// Reads `pvlock=`, `pvlock.spin=`, `pvlock.kick=` and `pvlock.hwkvm=` (the
+/// wire's words, which the host builds) into the kernel's configuration.
 pub fn parse(line: &str) -> Result<Config, String> {
-    let enabled = match cmdline::find(line, PVLOCK).unwrap_or("on") {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("{PVLOCK}={other}: expected on or off")),
-    };
-    let spin_threshold = match cmdline::find(line, PVLOCK_SPIN) {
-        None => DEFAULT_SPIN_THRESHOLD,
-        Some(n) => n.parse().map_err(|_| format!("{PVLOCK_SPIN}={n}: expected a number of spins"))?,
-    };
-    let backend = match cmdline::find(line, PVLOCK_KICK).unwrap_or("auto") {
-        "auto" => Backend::Auto,
-        "nmi" => Backend::Nmi,
-        "hypercall" => Backend::Hypercall,
-        other => return Err(format!("{PVLOCK_KICK}={other}: expected auto, nmi or hypercall")),
-    };
-    let host_is_hardware_kvm = match cmdline::find(line, PVLOCK_HW_KVM).unwrap_or("0") {
-        "1" => true,
-        "0" => false,
-        other => return Err(format!("{PVLOCK_HW_KVM}={other}: expected 0 or 1")),
-    };
-    Ok(Config { version: VERSION, spin_threshold, enabled, backend, host_is_hardware_kvm })
+    let args = PvlockArgs::parse(line).map_err(|e| e.to_string())?;
+    Ok(Config {
+        version: VERSION,
+        spin_threshold: args.spin.unwrap_or(DEFAULT_SPIN_THRESHOLD),
+        enabled: args.lock == LockMode::Pv,
+        backend: match args.kick {
+            Kick::Auto => Backend::Auto,
+            Kick::Nmi => Backend::Nmi,
+            Kick::Hypercall => Backend::Hypercall,
+        },
+        host_is_hardware_kvm: args.hardware_kvm,
+    })
+}
+
+/// The lock mode a configuration asks for or a report says is in force.
+pub fn mode(pv: bool) -> LockMode {
+    if pv { LockMode::Pv } else { LockMode::Base }
+}
+
+/// The report's counters in the wire's shape, the one the host reads.
+pub fn lock_stats(report: &Report) -> LockStats {
+    let s = &report.stats;
+    LockStats {
+        taken_slow: s.taken_slow,
+        taken_slow_pickup: s.taken_slow_pickup,
+        halted: s.halted,
+        halted_irqs_disabled: s.halted_irqs_disabled,
+        spurious_wakeups: s.spurious_wakeups,
+        released_slow: s.released_slow,
+        released_slow_kicked: s.released_slow_kicked,
+        time_blocked_cycles: s.time_blocked,
+    }
+}
+
+/// The kernel's event counters in the wire's shape.
+pub fn kernel_events(report: &Report) -> KernelEvents {
+    KernelEvents { stray_nmis: report.kernel.stray_nmis, stale_wakeups: report.kernel.stale_wakeups }
 }
 
 /// Applies `config`; the error is the report of what is in force instead.

@@ -80,12 +80,157 @@ pub const TIMEOUT_MS: &str = "timeout_ms";
 pub const THREADS: &str = "threads";
 pub const ROUNDS: &str = "rounds";
 
+#[cfg(feature = "std")]
+pub use builder::{Cmdline, CmdlineError};
+
 /// Finds `key=value` among whitespace-separated words and returns `value`.
 pub fn find<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_ascii_whitespace().find_map(|word| {
         let (k, v) = word.split_once('=')?;
         (k == key).then_some(v)
     })
+}
+
+#[cfg(feature = "std")]
+mod builder {
+    use std::collections::BTreeSet;
+    use std::fmt::Display;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::APP_ARGS_SEPARATOR;
+
+    /// A word the command line cannot carry.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum CmdlineError {
+        #[error("guest word {0:?} is empty or contains white space, quotes or NUL, which the kernel command line cannot carry")]
+        Unquotable(String),
+        #[error(
+            "guest word {0:?} is not key=value (with a key of letters, digits, `.`, `_` or `-`, and a value)"
+        )]
+        NotKeyValue(String),
+        #[error("guest word {0:?} gives `{1}` a second time")]
+        Duplicate(String, String),
+        #[error("guest word {0:?} is the kernel/application separator")]
+        Separator(String),
+    }
+
+    /// A guest command line (QEMU's `-append`): kernel words, `--`, then the
+    /// application's `key=value` words. Every word is checked when it is added,
+    /// as linux-loader's `Cmdline` does, so a bad word fails where it is made,
+    /// not inside the guest.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Cmdline {
+        kernel: Vec<String>,
+        app: Vec<String>,
+        keys: BTreeSet<String>,
+    }
+
+    impl Cmdline {
+        /// An empty command line.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Adds a kernel word (before `--`), e.g. `env=RUST_LOG=info`.
+        pub fn kernel_word(&mut self, word: &str) -> Result<&mut Self, CmdlineError> {
+            check_quotable(word)?;
+            self.kernel.push(word.to_string());
+            Ok(self)
+        }
+
+        /// Adds the application word `key=value`.
+        pub fn push(&mut self, key: &str, value: impl Display) -> Result<&mut Self, CmdlineError> {
+            self.push_word(&std::format!("{key}={value}"))
+        }
+
+        /// Adds an application word given whole (`key=value`), e.g. one a user typed.
+        pub fn push_word(&mut self, word: &str) -> Result<&mut Self, CmdlineError> {
+            check_quotable(word)?;
+            let Some((key, value)) = word.split_once('=') else {
+                return Err(CmdlineError::NotKeyValue(word.into()));
+            };
+            let key_ok = !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !key_ok || value.is_empty() {
+                return Err(CmdlineError::NotKeyValue(word.into()));
+            }
+            if !self.keys.insert(key.to_string()) {
+                return Err(CmdlineError::Duplicate(word.into(), key.into()));
+            }
+            self.app.push(word.to_string());
+            Ok(self)
+        }
+
+        /// The application's words, in order.
+        pub fn app_words(&self) -> &[String] {
+            &self.app
+        }
+
+        /// The kernel's words, in order.
+        pub fn kernel_words(&self) -> &[String] {
+            &self.kernel
+        }
+
+        /// The whole line for QEMU's `-append`.
+        pub fn to_append(&self) -> String {
+            let mut words: Vec<&str> = self.kernel.iter().map(String::as_str).collect();
+            words.push(APP_ARGS_SEPARATOR);
+            words.extend(self.app.iter().map(String::as_str));
+            words.join(" ")
+        }
+    }
+
+    fn check_quotable(word: &str) -> Result<(), CmdlineError> {
+        if word == APP_ARGS_SEPARATOR {
+            return Err(CmdlineError::Separator(word.into()));
+        }
+        let bad = word.is_empty()
+            || word
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\0'));
+        if bad {
+            return Err(CmdlineError::Unquotable(word.into()));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn words_are_checked_where_they_are_added() {
+            let mut line = Cmdline::new();
+            line.kernel_word("env=A=B").unwrap();
+            line.push("mode", "exit").unwrap().push("status", 7).unwrap();
+            assert_eq!(line.to_append(), "env=A=B -- mode=exit status=7");
+            for bad in [
+                "a b", "quote\"d", "", "novalue=", "=value", "nokey", "k!y=v", "--",
+            ] {
+                assert!(line.clone().push_word(bad).is_err(), "{bad:?} was taken");
+            }
+            assert_eq!(
+                line.push("mode", "hello").unwrap_err(),
+                CmdlineError::Duplicate("mode=hello".into(), "mode".into())
+            );
+            assert!(Cmdline::new().kernel_word("two words").is_err());
+        }
+
+        #[test]
+        fn what_is_built_is_what_find_reads() {
+            let mut line = Cmdline::new();
+            line.push("pvlock.spin", 256)
+                .unwrap()
+                .push("run", "kernbench-2x-pv-r1")
+                .unwrap();
+            let text = line.to_append();
+            assert_eq!(super::super::find(&text, "pvlock.spin"), Some("256"));
+            assert_eq!(super::super::find(&text, "run"), Some("kernbench-2x-pv-r1"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,49 @@ pub const STATUS_BASE: u32 = 2;
 /// The largest status a guest can report: QEMU's exit code must fit in 0..=255.
 pub const MAX_STATUS: u8 = 125;
 
+/// Why a guest application ended, as the status it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// Finished, its checks passed.
+    Success = 0,
+    /// A word on its command line was unknown or malformed, or its
+    /// configuration was refused (e.g. the hypercall kick without hardware KVM).
+    Usage = 2,
+    /// The workload or a check failed (data damaged, counters inconsistent).
+    Failed = 3,
+    /// The workload finished but its metrics stream did not.
+    MetricsIncomplete = 4,
+}
+
+impl Status {
+    /// The status byte the guest reports.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The meaning of a status byte, if it is one of these.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Status::Success),
+            2 => Some(Status::Usage),
+            3 => Some(Status::Failed),
+            4 => Some(Status::MetricsIncomplete),
+            _ => None,
+        }
+    }
+
+    /// What it means, for people.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Usage => "bad command-line words or configuration",
+            Status::Failed => "the workload or a check failed",
+            Status::MetricsIncomplete => "the metrics stream did not complete",
+        }
+    }
+}
+
 /// Status the loader reports when its accelerator probe loop finished.
 pub const PROBE_DONE: u8 = 100;
 

@@ -10,6 +10,10 @@
 extern crate std;
 
 pub mod cmdline;
+pub mod console;
 pub mod exit;
 #[cfg(feature = "std")]
 pub mod frames;
+pub mod lock;
+
+pub use lock::LockMode;

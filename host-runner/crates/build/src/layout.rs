@@ -10,9 +10,11 @@ pub const GUEST_TOOLCHAIN: &str = "nightly-2025-03-15";
 pub fn project_root() -> PathBuf {
     match std::env::var_os("PVBENCH_ROOT") {
         Some(root) => PathBuf::from(root),
+        // This crate sits at <root>/host-runner/crates/build.
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("host-runner sits inside the project")
+            .ancestors()
+            .nth(3)
+            .expect("host-runner/crates/build sits inside the project")
             .to_path_buf(),
     }
 }
@@ -70,4 +72,21 @@ pub mod image_files {
     pub const APP: &str = "app.elf";
     pub const KERNEL_LIB_DIR: &str = "lib";
     pub const MANIFEST: &str = "image.json";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_project_root_holds_the_guest_workspace() {
+        if std::env::var_os("PVBENCH_ROOT").is_none() {
+            let layout = Layout::new(project_root());
+            assert!(
+                layout.unikernel().join("Cargo.toml").is_file(),
+                "{}",
+                layout.root.display()
+            );
+        }
+    }
 }

@@ -11,18 +11,20 @@
 //!
 //! ```ignore
 //! let collector = Collector::start(["bench"])?;
-//! let words = collector.guest_words("bench").unwrap(); // metrics=10.0.2.2:PORT token=.. run=bench
-//! // boot the guest with a NIC and `words` among its application words, wait for it
+//! let target = collector.target("bench").unwrap(); // its words: metrics=10.0.2.2:PORT token=.. run=bench
+//! // boot the guest with a NIC and `target.words()` among its application words, wait for it
 //! let report = collector.finish(Duration::from_secs(5));
 //! for run in &report.runs {
 //!     write_run_files(run, &dir)?;
 //! }
 //! ```
 
+mod atomic;
 mod output;
 mod run;
 mod server;
 
+pub use atomic::write_atomic;
 pub use output::{percentile_distribution, write_run_files, RunFiles};
 pub use run::{IntervalRecord, LatencySummary, Received, RunError, RunResult, RunState, RunStatus};
 pub use server::{CollectError, Collector, Rejection, Report};

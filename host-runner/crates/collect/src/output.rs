@@ -2,10 +2,8 @@
 //! interval log, each written atomically (temporary file, then rename).
 
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
@@ -14,6 +12,7 @@ use hdrhistogram::Histogram;
 use pvbench_wire::frames::{self, Done, Hello, LockStats};
 use serde::Serialize;
 
+use super::atomic::write_atomic;
 use super::run::{LatencySummary, Received, RunResult, RunStatus};
 use super::server::{CollectError, Rejection};
 
@@ -71,16 +70,17 @@ pub fn write_run_files(result: &RunResult, dir: &Path) -> Result<RunFiles, Colle
     let files = RunFiles::in_dir(dir, &result.run);
     fs::create_dir_all(dir).map_err(write_error(dir))?;
     let log = interval_log(result)?;
-    write_atomic(
+    let write = |path: &Path, bytes: &[u8]| write_atomic(path, bytes).map_err(write_error(path));
+    write(
         &files.percentiles,
         percentile_distribution(&result.histogram).as_bytes(),
     )?;
-    write_atomic(&files.interval_log, &log)?;
+    write(&files.interval_log, &log)?;
     let json = serde_json::to_vec_pretty(&summary(result, &files)).map_err(|e| CollectError::Write {
         path: files.summary.display().to_string(),
         source: e.into(),
     })?;
-    write_atomic(&files.summary, &json)?;
+    write(&files.summary, &json)?;
     Ok(files)
 }
 
@@ -210,31 +210,6 @@ fn interval_log(result: &RunResult) -> Result<Vec<u8>, CollectError> {
             .map_err(|e| log_error(e.to_string()))?;
     }
     Ok(out)
-}
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it
-/// over `path`: readers see the old file or the whole new one, never a part.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CollectError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(write_error(path))
 }
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> CollectError + '_ {

@@ -9,8 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use pvbench_wire::cmdline;
-use pvbench_wire::frames::{self, Frame, FrameError, FrameReader, Hello, Reply, Token};
+use pvbench_wire::frames::{self, Frame, FrameError, FrameReader, Hello, Reply, Target, Token};
 use serde::Serialize;
 
 use super::run::{Disconnect, RunResult, RunState};
@@ -172,20 +171,11 @@ impl Collector {
         state.slots.iter().find(|s| s.run == run).map(|s| s.token)
     }
 
-    /// The guest words that make `run`'s guest stream here through QEMU's
-    /// user-mode network: `metrics=10.0.2.2:PORT token=... run=...`.
-    pub fn guest_words(&self, run: &str) -> Option<Vec<String>> {
+    /// Where `run`'s guest streams to reach this collector through QEMU's
+    /// user-mode network (its words: `metrics=10.0.2.2:PORT token=... run=...`).
+    pub fn target(&self, run: &str) -> Option<Target> {
         let token = self.token(run)?;
-        Some(vec![
-            format!(
-                "{}={}:{}",
-                cmdline::METRICS,
-                cmdline::HOST_ALIAS,
-                self.addr.port()
-            ),
-            format!("{}={}", cmdline::TOKEN, token.to_hex()),
-            format!("{}={run}", cmdline::RUN),
-        ])
+        Some(Target::host_port(self.addr.port(), token, run))
     }
 
     /// The count of operations received for `run` so far, updated as its

@@ -11,8 +11,8 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use pvbench_wire::frames::{
-    self, Done, Frame, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval, LockMode, LockStats,
-    Param, Reply, Token, VERSION,
+    self, Done, Figures, Frame, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval, KernelEvents,
+    LockMode, LockStats, Param, Reply, Token, VERSION,
 };
 
 use super::run::Disconnect;
@@ -39,7 +39,7 @@ fn hello(run: &str, token: Token) -> Hello {
         }],
         vcpus: 2,
         lock_requested: LockMode::Pv,
-        lock_effective: LockMode::Unknown,
+        lock_effective: LockMode::Base,
         kick_backend: "unknown".into(),
         build_id: "test".into(),
     }
@@ -84,6 +84,13 @@ fn done(intervals: u64, dropped: u64) -> Frame {
         samples_dropped: 3 * dropped,
         result: "selftest: checksum=0x1".into(),
         elapsed_ns: intervals * 100_000_000,
+        figures: Figures {
+            elapsed_s: intervals as f64 * 0.1,
+            ops: 3 * intervals,
+            tps: None,
+        },
+        lock: LockStats::default(),
+        kernel: KernelEvents::default(),
     })
 }
 
@@ -763,10 +770,11 @@ fn run_ids_and_file_names_are_checked() {
         Err(CollectError::NoRuns)
     ));
     let c = Collector::start(["r1"]).unwrap();
-    let words = c.guest_words("r1").unwrap();
-    assert_eq!(words[0], format!("metrics=10.0.2.2:{}", c.addr().port()));
-    assert!(words[1].starts_with("token=") && words[1].len() == 6 + 32);
-    assert_eq!(words[2], "run=r1");
+    let target = c.target("r1").unwrap();
+    assert_eq!(target.addr.to_string(), format!("10.0.2.2:{}", c.addr().port()));
+    assert_eq!(Some(target.token), c.token("r1"));
+    assert_eq!(target.run, "r1");
+    assert_eq!(c.target("r2"), None);
     assert!(c.addr().ip().is_loopback());
     assert_ne!(c.token("r1"), Collector::start(["r1"]).unwrap().token("r1"));
 }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,13 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_FILE: &str = "run.json";
 pub const CELLS_DIR: &str = "cells";
 
-/// Lock mode of the bench guest: `base` is the plain ticket lock (`pvlock=off`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    Base,
-    Pv,
-}
+/// The pv-lock's counters as the guest reports them in its last frame.
+pub use pvbench_wire::frames::LockStats;
+/// Lock mode of the bench guest (`base`: the plain ticket lock, `pvlock=off`):
+/// the wire's, the one definition guest and host share.
+pub use pvbench_wire::LockMode;
 
 /// vCPU overcommit: 1x = the bench guest alone, 2x = one hog guest beside it,
 /// 3x = two hog guests (each with as many vCPUs as the bench guest).
@@ -89,15 +86,6 @@ impl Workload {
     }
 }
 
-impl fmt::Display for LockMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LockMode::Base => "base",
-            LockMode::Pv => "pv",
-        })
-    }
-}
-
 impl fmt::Display for Overcommit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}x", self.factor())
@@ -143,6 +131,14 @@ impl CellKey {
             clients: self.clients,
         }
     }
+
+    /// The arm: the key without its repetition.
+    pub fn arm(&self) -> ArmKey {
+        ArmKey {
+            group: self.group(),
+            lock: self.lock,
+        }
+    }
 }
 
 /// Cells compared with each other (base vs pv, across repetitions).
@@ -159,6 +155,39 @@ impl fmt::Display for GroupKey {
             Some(c) => write!(f, "{} {} clients={c}", self.workload, self.overcommit),
             None => write!(f, "{} {}", self.workload, self.overcommit),
         }
+    }
+}
+
+/// One lock mode's cells of a group, over its repetitions: a side of the
+/// report's base-against-pv comparison, and what the gate compares with its
+/// baseline. Serialized flat, as a cell key without `rep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ArmKey {
+    #[serde(flatten)]
+    pub group: GroupKey,
+    pub lock: LockMode,
+}
+
+impl ArmKey {
+    pub fn metric(&self) -> Metric {
+        self.group.workload.metric()
+    }
+
+    /// The cell of repetition `rep`.
+    pub fn cell(&self, rep: u32) -> CellKey {
+        CellKey {
+            workload: self.group.workload,
+            overcommit: self.group.overcommit,
+            clients: self.group.clients,
+            lock: self.lock,
+            rep,
+        }
+    }
+}
+
+impl fmt::Display for ArmKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.group, self.lock)
     }
 }
 
@@ -252,18 +281,6 @@ pub struct Percentiles {
     pub p999: u64,
     pub p9999: u64,
     pub max: u64,
-}
-
-/// The seed's debugfs counters, from the guest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockStats {
-    pub taken_slow: u64,
-    pub taken_slow_pickup: u64,
-    pub halted: u64,
-    pub spurious_wakeups: u64,
-    pub released_slow: u64,
-    pub released_slow_kicked: u64,
-    pub time_blocked_cycles: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -432,28 +449,15 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Res
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, flushed to disk, then renamed over `path`. Readers see the old
-/// file or the whole new one, never a part.
+/// Writes `bytes` to `path` atomically ([`pvbench_collect::write_atomic`],
+/// the one implementation: temporary in the same directory, synced, renamed,
+/// directory synced). Readers see the old file or the whole new one, never a
+/// part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
-    let io = |source| ResultsError::Io {
+    pvbench_collect::write_atomic(path, bytes).map_err(|source| ResultsError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut file = fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]
@@ -475,6 +479,14 @@ mod tests {
         assert_eq!(key(LockMode::Pv).id(), "pgbench-2x-c8-pv-r3");
         assert_ne!(key(LockMode::Pv).id(), key(LockMode::Base).id());
         assert_eq!(key(LockMode::Pv).group(), key(LockMode::Base).group());
+        assert_ne!(key(LockMode::Pv).arm(), key(LockMode::Base).arm());
+        assert_eq!(key(LockMode::Pv).arm().cell(3), key(LockMode::Pv));
+        assert_eq!(key(LockMode::Pv).arm().to_string(), "pgbench 2x clients=8 pv");
+        // Flat, in a cell key's order: the gate's report depends on it.
+        assert_eq!(
+            serde_json::to_string(&key(LockMode::Pv).arm()).unwrap(),
+            r#"{"workload":"pgbench","overcommit":"2x","clients":8,"lock":"pv"}"#
+        );
     }
 
     #[test]

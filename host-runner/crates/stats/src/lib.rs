@@ -25,7 +25,7 @@ pub mod ttest;
 pub use compare::{compare, CompareOptions, Comparison, PercentInterval, PercentMethod, TMethod, TSource};
 pub use rank::{mann_whitney, mann_whitney_min_p, RankTest};
 pub use student::{normal_upper_tail, t_upper_tail, Confidence};
-pub use summary::{MedianRule, Sample, Summary};
+pub use summary::{median, MedianRule, Sample, Summary};
 pub use ttest::{mean_variance, t_test, TTest};
 
 /// Why a sample cannot be built.

@@ -19,6 +19,40 @@ pub enum MedianRule {
     MeanOfMiddle,
 }
 
+impl MedianRule {
+    /// The median of `sorted` (ascending) by this rule: the one place that
+    /// knows both rules. Panics on an empty slice.
+    pub fn of_sorted(self, sorted: &[f64]) -> f64 {
+        let n = sorted.len();
+        let upper = sorted[n / 2];
+        match self {
+            MedianRule::UpperMiddle => upper,
+            MedianRule::MeanOfMiddle => {
+                // The same index for odd n; skipping the sum then also
+                // avoids overflow near f64::MAX.
+                let lower = sorted[(n - 1) / 2];
+                if lower == upper {
+                    upper
+                } else {
+                    (lower + upper) / 2.0
+                }
+            }
+        }
+    }
+}
+
+/// The median of `values` in any order by `rule`; None if there are none.
+/// Sorted by `f64::total_cmp` (a [`Sample`] sorts as ministat does instead;
+/// the two differ only in where -0 and NaN go).
+pub fn median(values: &[f64], rule: MedianRule) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(rule.of_sorted(&sorted))
+}
+
 /// A data set: its points sorted, plus the running sums ministat keeps.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -71,21 +105,7 @@ impl Sample {
     }
 
     pub fn median(&self, rule: MedianRule) -> f64 {
-        let n = self.n();
-        let upper = self.sorted[n / 2];
-        match rule {
-            MedianRule::UpperMiddle => upper,
-            MedianRule::MeanOfMiddle => {
-                // The same index for odd n; skipping the sum then also
-                // avoids overflow near f64::MAX.
-                let lower = self.sorted[(n - 1) / 2];
-                if lower == upper {
-                    upper
-                } else {
-                    (lower + upper) / 2.0
-                }
-            }
-        }
+        rule.of_sorted(&self.sorted)
     }
 
     /// Sample variance by ministat's one-pass formula (Σx² - (Σx)²/n)/(n-1),
@@ -156,6 +176,19 @@ mod tests {
         let odd = sample(&[5.0, 1.0, 3.0]);
         assert_eq!(odd.median(MedianRule::UpperMiddle), 3.0);
         assert_eq!(odd.median(MedianRule::MeanOfMiddle), 3.0);
+    }
+
+    #[test]
+    fn median_of_unsorted_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0], MedianRule::MeanOfMiddle), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0], MedianRule::MeanOfMiddle), Some(2.5));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0], MedianRule::UpperMiddle), Some(3.0));
+        assert_eq!(median(&[], MedianRule::UpperMiddle), None);
+        // Equal middle values are not summed: no overflow.
+        assert_eq!(
+            median(&[f64::MAX, f64::MAX], MedianRule::MeanOfMiddle),
+            Some(f64::MAX)
+        );
     }
 
     #[test]

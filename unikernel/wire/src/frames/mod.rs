@@ -19,6 +19,7 @@
 
 mod codec;
 mod histogram;
+mod target;
 mod token;
 
 use std::string::String;
@@ -28,10 +29,16 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::{decode, encode, encode_into, FrameError, FrameReader};
 pub use histogram::{counts_len, decode_histogram, HistogramEncoder, HistogramError, HistogramView};
+pub use target::{Target, TargetError};
 pub use token::{Token, TokenError};
 
+pub use crate::lock::LockMode;
+
 /// Protocol version; bump on any change to the frame layout or the types below.
-pub const VERSION: u16 = 1;
+/// 2: `Done` carries the workload's figures, the pv-lock totals and the kernel's
+/// event counters; `LockStats` has every counter; `Hello` names its lock modes
+/// without an unknown.
+pub const VERSION: u16 = 2;
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX_BYTES: usize = 4;
@@ -99,19 +106,6 @@ pub struct Param {
     pub value: String,
 }
 
-/// The kernel's spinlock flavour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    /// Not reported (the kernel integration does not tell yet).
-    #[default]
-    Unknown,
-    /// Plain ticket spinlocks.
-    Base,
-    /// Paravirtual ticket spinlocks.
-    Pv,
-}
-
 /// One reporting interval of the workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
@@ -135,50 +129,94 @@ pub struct Interval {
     pub lock: LockStats,
 }
 
-/// Slow-path counters of the pv-lock (deltas per interval; zero until the kernel
-/// integration reports them).
+/// The pv-lock's slow-path counters (the seed's debugfs statistics): deltas in
+/// an [`Interval`], totals since the lock was configured in [`Done`]. The one
+/// shape of these counters, on the wire, in results and in reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LockStats {
+    /// Acquisitions that left the fast path (spun past the first try).
     pub taken_slow: u64,
+    /// Of those, acquisitions made while spinning, without halting.
     pub taken_slow_pickup: u64,
-    pub released_slow: u64,
-    pub released_slow_kicked: u64,
+    /// Times a waiter halted.
+    pub halted: u64,
+    /// Of those, halts with interrupts disabled (only a kick can end them).
+    pub halted_irqs_disabled: u64,
+    /// Halts that ended without the lock being theirs.
     pub spurious_wakeups: u64,
-    pub blocked_cycles: u64,
+    /// Releases that saw the slow flag.
+    pub released_slow: u64,
+    /// Of those, releases that kicked a halted waiter.
+    pub released_slow_kicked: u64,
+    /// TSC cycles waiters spent halted.
+    pub time_blocked_cycles: u64,
 }
 
 impl LockStats {
+    /// Every counter with its name, in report order.
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("taken_slow", self.taken_slow),
+            ("taken_slow_pickup", self.taken_slow_pickup),
+            ("halted", self.halted),
+            ("halted_irqs_disabled", self.halted_irqs_disabled),
+            ("spurious_wakeups", self.spurious_wakeups),
+            ("released_slow", self.released_slow),
+            ("released_slow_kicked", self.released_slow_kicked),
+            ("time_blocked_cycles", self.time_blocked_cycles),
+        ]
+    }
+
+    fn zip(&self, other: &LockStats, f: impl Fn(u64, u64) -> u64) -> LockStats {
+        LockStats {
+            taken_slow: f(self.taken_slow, other.taken_slow),
+            taken_slow_pickup: f(self.taken_slow_pickup, other.taken_slow_pickup),
+            halted: f(self.halted, other.halted),
+            halted_irqs_disabled: f(self.halted_irqs_disabled, other.halted_irqs_disabled),
+            spurious_wakeups: f(self.spurious_wakeups, other.spurious_wakeups),
+            released_slow: f(self.released_slow, other.released_slow),
+            released_slow_kicked: f(self.released_slow_kicked, other.released_slow_kicked),
+            time_blocked_cycles: f(self.time_blocked_cycles, other.time_blocked_cycles),
+        }
+    }
+
     /// What happened between `earlier` and `self` (two snapshots of cumulative
     /// counters). Saturates: a counter reset in between yields 0, not a wrap.
     pub fn since(&self, earlier: &LockStats) -> LockStats {
-        LockStats {
-            taken_slow: self.taken_slow.saturating_sub(earlier.taken_slow),
-            taken_slow_pickup: self.taken_slow_pickup.saturating_sub(earlier.taken_slow_pickup),
-            released_slow: self.released_slow.saturating_sub(earlier.released_slow),
-            released_slow_kicked: self
-                .released_slow_kicked
-                .saturating_sub(earlier.released_slow_kicked),
-            spurious_wakeups: self.spurious_wakeups.saturating_sub(earlier.spurious_wakeups),
-            blocked_cycles: self.blocked_cycles.saturating_sub(earlier.blocked_cycles),
-        }
+        self.zip(earlier, u64::saturating_sub)
     }
 
     /// Adds `other` (saturating).
     pub fn accumulate(&mut self, other: &LockStats) {
-        self.taken_slow = self.taken_slow.saturating_add(other.taken_slow);
-        self.taken_slow_pickup = self.taken_slow_pickup.saturating_add(other.taken_slow_pickup);
-        self.released_slow = self.released_slow.saturating_add(other.released_slow);
-        self.released_slow_kicked = self
-            .released_slow_kicked
-            .saturating_add(other.released_slow_kicked);
-        self.spurious_wakeups = self.spurious_wakeups.saturating_add(other.spurious_wakeups);
-        self.blocked_cycles = self.blocked_cycles.saturating_add(other.blocked_cycles);
+        *self = self.zip(other, u64::saturating_add);
     }
+}
+
+/// Kernel events around the locks, counted since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KernelEvents {
+    /// NMIs that were not pv-lock kicks.
+    pub stray_nmis: u64,
+    /// Wakeups dropped because their wait had already ended (its timeout won).
+    pub stale_wakeups: u64,
+}
+
+/// The workload's own figures, as it measured them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Seconds the measured work took (kernbench: the mean build; pgbench: the
+    /// timed runs summed).
+    pub elapsed_s: f64,
+    /// Jobs (kernbench) or transactions (pgbench) completed.
+    pub ops: u64,
+    /// pgbench only: transactions per second.
+    pub tps: Option<f64>,
 }
 
 /// Last frame of a successful run: the guest's own totals, which the host checks
 /// against what it received.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Done {
     /// Operations over all intervals the workload reported (sent or dropped).
     pub ops: u64,
@@ -195,6 +233,12 @@ pub struct Done {
     pub result: String,
     /// Guest time from the sink's start to this frame.
     pub elapsed_ns: u64,
+    /// The workload's figures.
+    pub figures: Figures,
+    /// pv-lock counters since the lock was configured, read after the workload.
+    pub lock: LockStats,
+    /// The kernel's event counters at the end.
+    pub kernel: KernelEvents,
 }
 
 /// A failure on the guest side.

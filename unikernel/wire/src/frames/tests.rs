@@ -18,7 +18,7 @@ fn hello() -> Hello {
         }],
         vcpus: 2,
         lock_requested: LockMode::Pv,
-        lock_effective: LockMode::Unknown,
+        lock_effective: LockMode::Base,
         kick_backend: "unknown".into(),
         build_id: "hermit-0.11.0/abc".into(),
     }
@@ -63,6 +63,19 @@ fn frames_round_trip_through_a_reader() {
             samples_dropped: 0,
             result: "checksum=0x1".into(),
             elapsed_ns: 5,
+            figures: Figures {
+                elapsed_s: 2.5,
+                ops: 3,
+                tps: Some(1.2),
+            },
+            lock: LockStats {
+                halted: 4,
+                ..LockStats::default()
+            },
+            kernel: KernelEvents {
+                stray_nmis: 0,
+                stale_wakeups: 9,
+            },
         }),
         Frame::Error(GuestFailure {
             message: "boom".into(),
@@ -256,16 +269,17 @@ fn tokens_parse_print_and_compare() {
 fn lock_stats_deltas_saturate() {
     let a = LockStats {
         taken_slow: 5,
-        blocked_cycles: 100,
+        time_blocked_cycles: 100,
         ..LockStats::default()
     };
     let b = LockStats {
         taken_slow: 7,
-        blocked_cycles: 50,
+        time_blocked_cycles: 50,
         ..LockStats::default()
     };
     let d = b.since(&a);
-    assert_eq!((d.taken_slow, d.blocked_cycles), (2, 0));
+    assert_eq!((d.taken_slow, d.time_blocked_cycles), (2, 0));
+    assert_eq!(d.fields().len(), 8);
     let mut sum = a;
     sum.accumulate(&d);
     assert_eq!(sum.taken_slow, 7);

@@ -13,8 +13,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pvbench_wire::cmdline::APP_ARGS_SEPARATOR;
-use pvbench_wire::exit::GuestExit;
+use pvbench_wire::cmdline::Cmdline;
+use pvbench_wire::console::APP_PREFIX;
+use pvbench_wire::exit::{GuestExit, Status};
 
 use crate::accel::Accel;
 use crate::interrupt::interrupted;
@@ -28,8 +29,7 @@ pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
 
 /// Serial lines kept for error reports.
 const TAIL_LINES: usize = 30;
-/// Lines the guest application prints start with this.
-pub const APP_LINE_PREFIX: &str = "pvbench-guest:";
+/// Most vCPUs a guest may have.
 pub const MAX_VCPUS: u32 = 64;
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -39,10 +39,8 @@ pub struct GuestConfig {
     pub vcpus: u32,
     pub memory_mib: u32,
     pub accel: Accel,
-    /// Words for the kernel (before `--` on the command line).
-    pub kernel_args: Vec<String>,
-    /// Words for the application (after `--`).
-    pub app_args: Vec<String>,
+    /// The guest's command line, its words checked as they were added.
+    pub cmdline: Cmdline,
     pub timeout: Duration,
     /// A virtio-net NIC on QEMU's user-mode network, where the guest reaches the
     /// host's loopback at `pvbench_wire::cmdline::HOST_ALIAS`.
@@ -55,10 +53,6 @@ pub struct GuestConfig {
 pub enum GuestError {
     #[error("--vcpus {0}: a guest has 1 to {MAX_VCPUS} vCPUs")]
     BadVcpus(u32),
-    #[error(
-        "guest argument {0:?} contains white space or quotes, which the kernel command line cannot carry"
-    )]
-    BadArgument(String),
     #[error("cannot start {qemu}: {source}")]
     Spawn {
         qemu: String,
@@ -106,8 +100,6 @@ pub struct Outcome {
     /// From spawning QEMU to the application's first line.
     pub first_app_line: Option<Duration>,
     pub serial_tail: Vec<String>,
-    /// Every line that started with a prefix given to `Running::capture`.
-    pub captured: Vec<String>,
     pub qemu_stderr: String,
     /// The first panic the guest printed, kernel or application.
     pub panic: Option<GuestPanic>,
@@ -121,7 +113,10 @@ impl Outcome {
     /// One line describing the end, for users.
     pub fn describe(&self) -> String {
         match self.ended {
-            Ended::Exited(GuestExit::Status(s)) => format!("guest exited with status {s}"),
+            Ended::Exited(GuestExit::Status(s)) => match Status::from_code(s) {
+                Some(status) if s != 0 => format!("guest exited with status {s} ({})", status.meaning()),
+                _ => format!("guest exited with status {s}"),
+            },
             Ended::Exited(GuestExit::KernelSuccess) => "guest kernel shut down cleanly".into(),
             Ended::Exited(GuestExit::KernelFailure) => match &self.panic {
                 Some(panic) => panic.to_string(),
@@ -165,24 +160,13 @@ pub fn command(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<C
     if config.vcpus == 0 || config.vcpus > MAX_VCPUS {
         return Err(GuestError::BadVcpus(config.vcpus));
     }
-    let words = config.kernel_args.iter().chain(&config.app_args);
-    if let Some(bad) = words
-        .clone()
-        .find(|w| w.is_empty() || w.contains(|c: char| c.is_whitespace() || c == '"' || c == '\''))
-    {
-        return Err(GuestError::BadArgument(bad.clone()));
-    }
-    let mut append: Vec<&str> = config.kernel_args.iter().map(String::as_str).collect();
-    append.push(APP_ARGS_SEPARATOR);
-    append.extend(config.app_args.iter().map(String::as_str));
-
     let mut cmd = Command::new(qemu);
     cmd.args(config.accel.qemu_args())
         .args(qemu::common_args(config.vcpus, config.memory_mib, &image.loader))
         .arg("-initrd")
         .arg(&image.app)
         .arg("-append")
-        .arg(append.join(" "));
+        .arg(config.cmdline.to_append());
     if config.network {
         cmd.args(qemu::network_args());
     }
@@ -200,8 +184,6 @@ pub struct Running {
     stderr: Option<JoinHandle<String>>,
     tail: VecDeque<String>,
     first_app_line: Option<Duration>,
-    capture_prefixes: Vec<String>,
-    captured: Vec<String>,
     cpu_s: f64,
     last_cpu_sample: Option<Instant>,
     stall: Option<StallWindow>,
@@ -272,8 +254,6 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         stderr: Some(stderr),
         tail: VecDeque::with_capacity(TAIL_LINES),
         first_app_line: None,
-        capture_prefixes: Vec::new(),
-        captured: Vec::new(),
         cpu_s: 0.0,
         last_cpu_sample: None,
         stall: config.stall.clone().map(|watch| StallWindow {
@@ -299,11 +279,6 @@ impl Running {
     /// Time since QEMU was started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// Keep every line starting with `prefix` (in `Outcome::captured`).
-    pub fn capture(&mut self, prefix: &str) {
-        self.capture_prefixes.push(prefix.to_string());
     }
 
     /// CPU seconds the QEMU process has used so far.
@@ -413,23 +388,19 @@ impl Running {
             cpu_s: self.cpu_s,
             first_app_line: self.first_app_line,
             serial_tail: std::mem::take(&mut self.tail).into(),
-            captured: std::mem::take(&mut self.captured),
             qemu_stderr,
             panic: self.panic.panic().cloned(),
         }
     }
 
     fn take_line(&mut self, (at, line): (Duration, String), echo: &mut Echo<'_>) {
-        if self.first_app_line.is_none() && line.starts_with(APP_LINE_PREFIX) {
+        if self.first_app_line.is_none() && line.starts_with(APP_PREFIX) {
             self.first_app_line = Some(at);
         }
         if let Some(out) = echo.as_deref_mut() {
             let _ = writeln!(out, "{line}");
         }
         self.panic.feed(&line);
-        if self.capture_prefixes.iter().any(|p| line.starts_with(p.as_str())) {
-            self.captured.push(line.clone());
-        }
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }

@@ -1,0 +1,147 @@
+//! The seam between deciding a cell and running it: a [`Launcher`] runs a
+//! cell's guests and reports what they did. [`Qemu`] boots real guests; the
+//! runner's tests use a fake, so the matrix loop is tested without QEMU.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pvbench_wire::console::WORKLOAD_STARTED;
+
+use super::outcome::{BenchRun, CellRun};
+use super::plan::CellPlan;
+use super::RunError;
+use crate::collect::{self, Collector};
+use crate::vm::accel::Accel;
+use crate::vm::guest::{self, GuestConfig, Running, StallWatch};
+use crate::vm::interrupt::interrupted;
+use crate::vm::BootFiles;
+
+/// A bench guest that idles (see `StallWatch`) this long has stalled.
+const BENCH_STALL_WINDOW: Duration = Duration::from_secs(10);
+/// How long the collector waits for a run's last frame after its guest ended.
+const COLLECT_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the guests of one cell.
+pub trait Launcher {
+    /// Runs `plan`, keeping its logs in `dir`; `None` if pvbench was
+    /// interrupted meanwhile (every guest of the cell is stopped then).
+    fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError>;
+}
+
+/// Real guests under QEMU.
+pub struct Qemu<'a> {
+    pub qemu: &'a Path,
+    pub files: BootFiles,
+    pub accel: Accel,
+}
+
+impl Launcher for Qemu<'_> {
+    fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError> {
+        fs::create_dir_all(dir).map_err(|source| RunError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        // Hogs first, and only once they hog does the bench guest start.
+        let mut hogs: Vec<Running> = Vec::new();
+        for (index, cmdline) in plan.hogs.iter().enumerate() {
+            let config = self.guest(plan, cmdline.clone(), Duration::MAX, false);
+            let mut hog = guest::spawn(self.qemu, &self.files, &config)?;
+            if !hog.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None) {
+                if interrupted() {
+                    return Ok(None);
+                }
+                let outcome = hog.kill()?;
+                save_log(dir, &format!("hog{index}"), &outcome.serial_tail)?;
+                return Ok(Some(CellRun::HogFailed { index, outcome }));
+            }
+            hogs.push(hog);
+        }
+        let bench = self.bench(plan, dir, &mut hogs)?;
+        Ok(bench.map(|b| CellRun::Bench(Box::new(b))))
+    }
+}
+
+impl Qemu<'_> {
+    fn guest(
+        &self,
+        plan: &CellPlan,
+        cmdline: pvbench_wire::cmdline::Cmdline,
+        timeout: Duration,
+        network: bool,
+    ) -> GuestConfig {
+        GuestConfig {
+            vcpus: plan.vcpus,
+            memory_mib: plan.memory_mib,
+            accel: self.accel,
+            cmdline,
+            timeout,
+            network,
+            stall: None,
+        }
+    }
+
+    /// The bench guest, streaming to a collector of its own, beside `hogs`
+    /// (which it stops at the end).
+    fn bench(
+        &self,
+        plan: &CellPlan,
+        dir: &Path,
+        hogs: &mut Vec<Running>,
+    ) -> Result<Option<BenchRun>, RunError> {
+        let run_id = plan.key.id();
+        let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
+        let collector = Collector::start([run_id.clone()])?;
+        let mut cmdline = plan.bench.clone();
+        for (key, value) in collector.target(&run_id).expect("run registered above").words() {
+            cmdline.push(key, value)?;
+        }
+        let mut config = self.guest(plan, cmdline, plan.cap + plan.start_timeout, true);
+        // A bench guest whose tasks all block forever would idle to its cap and
+        // pass for a slow (censored) run: a stall fails the cell instead. Its
+        // streamed operations tell a stalled guest from a slow one.
+        let progress = collector.progress(&run_id).expect("run registered above");
+        config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW).with_progress(progress, plan.fair_cores));
+        let mut bench = guest::spawn(self.qemu, &self.files, &config)?;
+        let started = bench.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None);
+        let work_start = bench.elapsed();
+        let outcome = if started {
+            // The cap counts from the start of the measured work.
+            bench.set_deadline_from_now(plan.cap);
+            bench.wait(None)?
+        } else {
+            bench.kill()?
+        };
+        let hog_cpu_s = hogs
+            .iter_mut()
+            .zip(&hog_cpu_before)
+            .map(|(hog, before)| hog.cpu_seconds() - before)
+            .collect();
+        for hog in hogs.drain(..) {
+            hog.kill()?;
+        }
+        if interrupted() {
+            return Ok(None);
+        }
+        let mut report = collector.finish(COLLECT_GRACE);
+        let metrics = report.runs.pop();
+        if let Some(run) = &metrics {
+            collect::write_run_files(run, dir)?;
+        }
+        save_log(dir, "bench", &outcome.serial_tail)?;
+        Ok(Some(BenchRun {
+            started,
+            work_start,
+            outcome,
+            hog_cpu_s,
+            metrics,
+        }))
+    }
+}
+
+fn save_log(dir: &Path, name: &str, lines: &[String]) -> Result<(), RunError> {
+    let path: PathBuf = dir.join(format!("{name}.serial.log"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(&path, text).map_err(|source| RunError::Io { path, source })
+}

@@ -1,0 +1,329 @@
+//! `pvbench run`: the benchmark matrix, one cell at a time.
+//!
+//! A cell is (workload, overcommit, clients, lock mode, repetition). For each:
+//! start the hog guests (cpuhog, one thread per vCPU) and wait until they hog,
+//! start the bench guest with a NIC and the metrics words, collect its metrics,
+//! stop every guest, write the cell's result atomically. Arms are interleaved
+//! (base, pv in one repetition; pv, base in the next) so drift hits both alike.
+//!
+//! A bench run that reaches its time cap is *censored*: it is stopped, and its
+//! elapsed time is recorded as a lower bound with the work it completed. It is
+//! data, not a failure. A guest that crashes, or hangs before its workload starts,
+//! fails its cell; its serial log is kept and the matrix goes on.
+
+mod launch;
+mod outcome;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use launch::{Launcher, Qemu};
+pub use outcome::{cell_result, classify, BenchRun, CellRun, Verdict};
+pub use plan::{CellPlan, Env};
+use pvbench_wire::cmdline::CmdlineError;
+
+use crate::build::layout::Layout;
+use crate::build::Image;
+use crate::collect;
+use crate::results::{
+    self, CellKey, CellResult, CellStatus, MatrixSpec, Provenance, Results, RunManifest, SpecError, Workload,
+};
+use crate::vm::accel::{Accel, Resolved};
+use crate::vm::interrupt;
+use crate::vm::{guest, qemu, BootFiles};
+
+/// Why a matrix run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Cmdline(#[from] CmdlineError),
+    #[error("{0} already holds results: pass --resume to continue it, or choose another --out")]
+    OutExists(PathBuf),
+    #[error("cannot resume {dir}: its results come from a different {what} ({theirs} there, {ours} now); use another --out")]
+    Mismatch {
+        dir: PathBuf,
+        what: &'static str,
+        theirs: String,
+        ours: String,
+    },
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Guest(#[from] guest::GuestError),
+    #[error(transparent)]
+    Collect(#[from] collect::CollectError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted: {done} of {total} cells are in {dir}; continue with --resume --out {dir}")]
+    Interrupted { done: usize, total: usize, dir: PathBuf },
+}
+
+/// QEMU, the guest image and the accelerator, found and checked by the caller.
+pub struct Host {
+    pub qemu: PathBuf,
+    pub image: Image,
+    pub resolved: Resolved,
+}
+
+impl Host {
+    /// The files guests boot from.
+    pub fn boot_files(&self) -> BootFiles {
+        BootFiles {
+            loader: self.image.loader(),
+            app: self.image.app(),
+        }
+    }
+}
+
+/// Options of one `pvbench run`.
+pub struct RunOptions {
+    pub spec: MatrixSpec,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub quiet: bool,
+}
+
+/// Runs (or resumes) the matrix with real guests; returns the results
+/// directory's contents.
+pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Results, RunError> {
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    options.spec.vcpus.get_or_insert(host_cores);
+    let env = Env {
+        host_cores,
+        vcpus: options.spec.vcpus.expect("set above"),
+        accel: host.resolved.accel,
+        hardware_kvm: host.resolved.verified_hardware_kvm,
+    };
+    let provenance = provenance(&host.qemu, &host.image, env.accel, &options.spec, layout);
+    interrupt::install();
+    let mut launcher = launch::Qemu {
+        qemu: &host.qemu,
+        files: host.boot_files(),
+        accel: env.accel,
+    };
+    run_with(&mut launcher, &env, provenance, &options)
+}
+
+/// Runs (or resumes) the matrix of `options` through `launcher`: every planned
+/// cell without a result, in order, each result written atomically as it
+/// comes. Stops with [`RunError::Interrupted`] (finished cells kept) if the
+/// launcher reports an interruption.
+pub fn run_with(
+    launcher: &mut impl Launcher,
+    env: &Env,
+    provenance: Provenance,
+    options: &RunOptions,
+) -> Result<Results, RunError> {
+    let spec = &options.spec;
+    let plan = spec.plan();
+    let manifest = RunManifest {
+        provenance,
+        matrix: serde_json::to_value(spec).expect("spec serializes"),
+        cells: plan.clone(),
+    };
+    prepare_out(&options.out, &manifest, options.resume)?;
+    let progress = Progress::new(plan.len(), options.quiet);
+    for (index, key) in plan.iter().enumerate() {
+        let path = results::cell_path(&options.out, key);
+        if path.is_file() {
+            progress.skip(index, key);
+            continue;
+        }
+        progress.start(index, key);
+        let cell = plan::cell(spec, env, key)?;
+        let Some(run) = launcher.run_cell(&cell, &results::cell_dir(&options.out, key))? else {
+            let done = plan
+                .iter()
+                .filter(|k| results::cell_path(&options.out, k).is_file())
+                .count();
+            return Err(RunError::Interrupted {
+                done,
+                total: plan.len(),
+                dir: options.out.clone(),
+            });
+        };
+        let result = outcome::cell_result(&cell, &run);
+        results::write_json_atomic(&path, &result)?;
+        progress.finish_cell(&result);
+    }
+    progress.done();
+    Ok(Results::load(&options.out)?)
+}
+
+/// Creates the results directory, or checks that a resumed one is the same run.
+fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), RunError> {
+    let manifest_path = dir.join(results::MANIFEST_FILE);
+    if manifest_path.is_file() {
+        if !resume {
+            return Err(RunError::OutExists(dir.to_path_buf()));
+        }
+        let theirs: RunManifest = results::read_json(&manifest_path)?;
+        let (t, o) = (&theirs.provenance, &manifest.provenance);
+        for (what, theirs, ours) in [
+            ("matrix", &t.matrix_hash, &o.matrix_hash),
+            ("guest image", &t.image_id, &o.image_id),
+            ("accelerator", &t.accel, &o.accel),
+        ] {
+            if theirs != ours {
+                return Err(RunError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    what,
+                    theirs: theirs.clone(),
+                    ours: ours.clone(),
+                });
+            }
+        }
+        return Ok(());
+    }
+    results::write_json_atomic(&manifest_path, manifest)?;
+    Ok(())
+}
+
+fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layout: &Layout) -> Provenance {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let host_cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .map_or("unknown".into(), |s| s.trim().to_string());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(&layout.root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut git_revision = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+        git_revision.push_str("-dirty");
+    }
+    Provenance {
+        host_cpu,
+        host_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        host_kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        qemu: qemu::version(qemu),
+        accel: accel.name().to_string(),
+        image_id: image.manifest.id.clone(),
+        git_revision,
+        matrix_hash: spec.hash(),
+        pvbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// The live progress line (an indicatif bar on a terminal, plain lines otherwise).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn new(total: usize, quiet: bool) -> Self {
+        if quiet {
+            return Self {
+                bar: None,
+                plain: false,
+                total,
+            };
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar: None,
+                plain: true,
+                total,
+            };
+        }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cells  ETA {eta}  {msg}")
+                .expect("valid template"),
+        );
+        Self {
+            bar: Some(bar),
+            plain: false,
+            total,
+        }
+    }
+
+    fn skip(&self, index: usize, key: &CellKey) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(index as u64 + 1);
+        } else if self.plain {
+            eprintln!(
+                "pvbench: [{}/{}] {} (kept from before)",
+                index + 1,
+                self.total,
+                key.id()
+            );
+        }
+    }
+
+    fn start(&self, index: usize, key: &CellKey) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(index as u64);
+            bar.set_message(format!("running {}", key.id()));
+        } else if self.plain {
+            eprint!("pvbench: [{}/{}] {} ... ", index + 1, self.total, key.id());
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn finish_cell(&self, result: &CellResult) {
+        let figure = describe(result);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("last: {} {figure}", result.key.id()));
+        } else if self.plain {
+            eprintln!("{figure}");
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One cell's figure for humans: `12.3 s`, `>= 60.0 s (censored)`, `1234 tps`.
+pub fn describe(result: &CellResult) -> String {
+    match (&result.status, result.key.workload) {
+        (CellStatus::Failed { reason, .. }, _) => format!("FAILED: {reason}"),
+        (CellStatus::Completed, Workload::Kernbench) => format!("{:.2} s", result.elapsed_s),
+        (CellStatus::Censored, Workload::Kernbench) => format!(">= {:.1} s (censored)", result.elapsed_s),
+        (CellStatus::Completed, Workload::Pgbench) => format!("{:.1} tps", result.tps.unwrap_or(0.0)),
+        (CellStatus::Censored, Workload::Pgbench) => {
+            format!("<= {:.1} tps (censored)", result.tps.unwrap_or(0.0))
+        }
+    }
+}
+
+/// Default results directory: results/runs/<profile>-<unix time>.
+pub fn default_out(layout: &Layout, name: &str) -> PathBuf {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    layout
+        .root
+        .join("results")
+        .join("runs")
+        .join(format!("{name}-{now}"))
+}

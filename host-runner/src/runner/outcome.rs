@@ -1,0 +1,175 @@
+//! From what a cell's guests did to the cell's result. Pure: whether a cell
+//! completed, was censored or failed (and how) is decided here, from values a
+//! test can make without QEMU.
+
+use std::time::Duration;
+
+use pvbench_wire::exit::GuestExit;
+
+use super::plan::CellPlan;
+use crate::collect::RunResult;
+use crate::results::{CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, Percentiles, Workload};
+use crate::vm::guest::{Ended, Outcome, PanicSource};
+
+/// What the guests of one cell did.
+#[derive(Debug)]
+pub enum CellRun {
+    /// Hog guest `index` never reported hogging; the bench guest did not start.
+    HogFailed { index: usize, outcome: Outcome },
+    /// The bench guest ran (or never reached its workload's start line).
+    /// Boxed: its metrics are large and a cell holds one run at a time.
+    Bench(Box<BenchRun>),
+}
+
+/// The bench guest's run and what was measured around it.
+#[derive(Debug)]
+pub struct BenchRun {
+    /// Its workload's start line came.
+    pub started: bool,
+    /// From QEMU's start to the start line (or to the kill, if it never came).
+    pub work_start: Duration,
+    pub outcome: Outcome,
+    /// CPU seconds each hog guest used while the bench guest ran.
+    pub hog_cpu_s: Vec<f64>,
+    /// What its metrics stream delivered (`None`: the collector knew no such run).
+    pub metrics: Option<RunResult>,
+}
+
+/// What a bench guest's run amounts to.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// The workload finished and its last frame carried its figures.
+    Completed {
+        elapsed_s: f64,
+        ops: u64,
+        tps: Option<f64>,
+    },
+    /// Killed at its cap after running `elapsed_s` (at least the cap).
+    Censored { elapsed_s: f64 },
+    /// A failed status, with its kind and reason.
+    Failed(CellStatus),
+}
+
+/// The cell's result.
+pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
+    let key = plan.key;
+    let bench = match run {
+        CellRun::HogFailed { index, outcome } => {
+            let reason = format!("hog guest {index} did not start hogging: {}", outcome.describe());
+            return CellResult::new(key, CellStatus::failed(FailureKind::Other, reason));
+        }
+        CellRun::Bench(bench) => bench,
+    };
+    let wall_s = bench.outcome.wall.as_secs_f64();
+    let mut guests = vec![GuestCpu {
+        role: GuestRole::Bench,
+        vcpus: plan.vcpus,
+        cpu_s: bench.outcome.cpu_s,
+        wall_s,
+    }];
+    guests.extend(bench.hog_cpu_s.iter().map(|&cpu_s| GuestCpu {
+        role: GuestRole::Hog,
+        vcpus: plan.vcpus,
+        cpu_s,
+        wall_s,
+    }));
+    let metrics = bench.metrics.as_ref();
+    let received_ops = metrics.map_or(0, |m| m.received.ops);
+    let cap_s = plan.cap.as_secs_f64();
+    let mut result = CellResult {
+        key,
+        status: CellStatus::Completed,
+        elapsed_s: 0.0,
+        cap_s,
+        ops: received_ops,
+        tps: None,
+        latency_us: metrics.filter(|m| m.received.samples > 0).map(percentiles),
+        pvlock: metrics.and_then(|m| m.done.as_ref()).map(|d| d.lock),
+        guests,
+    };
+    let ran = bench.outcome.wall.saturating_sub(bench.work_start);
+    match classify(bench, ran, cap_s) {
+        Verdict::Completed { elapsed_s, ops, tps } => {
+            result.elapsed_s = elapsed_s;
+            result.ops = ops;
+            result.tps = tps;
+        }
+        Verdict::Censored { elapsed_s } => {
+            result.status = CellStatus::Censored;
+            result.elapsed_s = elapsed_s;
+            if key.workload == Workload::Pgbench {
+                // An upper bound: at most what arrived, over at least `ran`.
+                result.tps = Some(received_ops as f64 / ran.as_secs_f64().max(f64::MIN_POSITIVE));
+            }
+        }
+        Verdict::Failed(status) => result.status = status,
+    }
+    result
+}
+
+fn percentiles(m: &RunResult) -> Percentiles {
+    let l = &m.latency;
+    Percentiles {
+        count: l.count,
+        mean: l.mean,
+        p50: l.p50,
+        p90: l.p90,
+        p99: l.p99,
+        p999: l.p99_9,
+        p9999: l.p99_99,
+        max: l.max,
+    }
+}
+
+/// Classifies a bench guest's run; `ran` is the time from its start line to
+/// its end. Only a guest still working at its cap is censored; a stalled one
+/// fails (it would never have finished), as does any guest that ended without
+/// its figures.
+pub fn classify(bench: &BenchRun, ran: Duration, cap_s: f64) -> Verdict {
+    let outcome = &bench.outcome;
+    let kind = match (outcome.ended, &outcome.panic) {
+        (Ended::Stalled { .. }, _) => FailureKind::Stall,
+        (_, Some(p)) if p.source == PanicSource::Kernel => FailureKind::KernelPanic,
+        (_, Some(_)) => FailureKind::AppPanic,
+        _ => FailureKind::Other,
+    };
+    if !bench.started {
+        let reason = format!("the workload never started: {}", outcome.describe());
+        return Verdict::Failed(CellStatus::failed(kind, reason));
+    }
+    let done = bench.metrics.as_ref().and_then(|m| m.done.as_ref());
+    match (outcome.ended, done) {
+        (Ended::Exited(GuestExit::Status(0)), Some(done)) => {
+            let f = done.figures;
+            if f.elapsed_s.is_finite() && f.elapsed_s >= 0.0 {
+                Verdict::Completed {
+                    elapsed_s: f.elapsed_s,
+                    ops: f.ops,
+                    tps: f.tps,
+                }
+            } else {
+                let reason = format!("the guest reported elapsed_s {}, not a duration", f.elapsed_s);
+                Verdict::Failed(CellStatus::failed(FailureKind::Other, reason))
+            }
+        }
+        // Censored: the work ran at least from its start line to the kill.
+        (Ended::TimedOut, _) => Verdict::Censored {
+            elapsed_s: ran.as_secs_f64().max(cap_s),
+        },
+        (Ended::Exited(GuestExit::Status(0)), None) => {
+            let why = bench.metrics.as_ref().map_or_else(
+                || "the collector had no such run".to_string(),
+                |m| {
+                    m.errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            );
+            let reason = format!("the guest finished but its last frame never arrived: {why}");
+            Verdict::Failed(CellStatus::failed(FailureKind::Other, reason))
+        }
+        _ => Verdict::Failed(CellStatus::failed(kind, outcome.describe())),
+    }
+}

@@ -1,0 +1,328 @@
+//! The runner without QEMU: classification of every way a cell can end, the
+//! plans' command lines, and the matrix loop (results, interruption, resume)
+//! through a fake launcher.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use pvbench_wire::exit::GuestExit;
+use pvbench_wire::frames::{Done, Figures, Frame, Hello, KernelEvents, LockStats, Token};
+use pvbench_workloads::params::{parse_args, WorkloadConfig};
+
+use super::*;
+use crate::collect::{RunResult, RunState};
+use crate::results::{FailureKind, LockMode, Overcommit};
+use crate::vm::guest::{Ended, Outcome, PanicWatch, StallKind};
+
+fn outcome(ended: Ended, tail: &[&str]) -> Outcome {
+    let mut watch = PanicWatch::default();
+    tail.iter().for_each(|l| watch.feed(l));
+    Outcome {
+        ended,
+        pid: 42,
+        wall: Duration::from_secs(20),
+        cpu_s: 1.0,
+        first_app_line: Some(Duration::from_millis(300)),
+        serial_tail: tail.iter().map(|l| l.to_string()).collect(),
+        qemu_stderr: String::new(),
+        panic: watch.panic().cloned(),
+    }
+}
+
+/// A metrics stream that ended with `Done` carrying these figures.
+fn metrics(figures: Option<Figures>) -> RunResult {
+    let mut state = RunState::new("cell");
+    let hello = Hello {
+        run: "cell".into(),
+        token: Token::from_bytes([1; Token::LEN]),
+        workload: "kernbench".into(),
+        params: Vec::new(),
+        vcpus: 2,
+        lock_requested: LockMode::Pv,
+        lock_effective: LockMode::Pv,
+        kick_backend: "nmi".into(),
+        build_id: "test".into(),
+    };
+    state.start(hello, SystemTime::now());
+    if let Some(figures) = figures {
+        state.on_frame(Frame::Done(Done {
+            ops: 0,
+            samples: 0,
+            intervals_sent: 0,
+            intervals_dropped: 0,
+            ops_dropped: 0,
+            samples_dropped: 0,
+            result: "checksum=0x1".into(),
+            elapsed_ns: 1,
+            figures,
+            lock: LockStats {
+                halted: 5,
+                ..LockStats::default()
+            },
+            kernel: KernelEvents::default(),
+        }));
+    }
+    state.into_result(Vec::new())
+}
+
+const FIGURES: Figures = Figures {
+    elapsed_s: 2.5,
+    ops: 17,
+    tps: None,
+};
+const RAN: Duration = Duration::from_secs(16);
+
+fn bench(started: bool, ended: Ended, tail: &[&str], figures: Option<Figures>) -> BenchRun {
+    BenchRun {
+        started,
+        work_start: Duration::from_secs(4),
+        outcome: outcome(ended, tail),
+        hog_cpu_s: vec![9.0],
+        metrics: Some(metrics(figures)),
+    }
+}
+
+fn failure(v: &Verdict) -> Option<FailureKind> {
+    match v {
+        Verdict::Failed(status) => status.failure(),
+        _ => None,
+    }
+}
+
+fn reason(v: Verdict) -> String {
+    match v {
+        Verdict::Failed(CellStatus::Failed { reason, .. }) => reason,
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+const EXIT_0: Ended = Ended::Exited(GuestExit::Status(0));
+
+#[test]
+fn a_finished_workload_is_completed_with_the_figures_of_its_last_frame() {
+    let v = classify(&bench(true, EXIT_0, &[], Some(FIGURES)), RAN, 15.0);
+    assert_eq!(
+        v,
+        Verdict::Completed {
+            elapsed_s: 2.5,
+            ops: 17,
+            tps: None
+        }
+    );
+    // Status 0 without the last frame is no result.
+    let none = classify(&bench(true, EXIT_0, &[], None), RAN, 15.0);
+    assert_eq!(failure(&none), Some(FailureKind::Other));
+    assert!(reason(none).contains("last frame never arrived"));
+    let nan = Figures {
+        elapsed_s: f64::NAN,
+        ..FIGURES
+    };
+    assert!(reason(classify(&bench(true, EXIT_0, &[], Some(nan)), RAN, 15.0)).contains("not a duration"));
+}
+
+#[test]
+fn a_run_killed_at_its_cap_is_censored_at_no_less_than_the_cap() {
+    let v = classify(&bench(true, Ended::TimedOut, &[], None), RAN, 15.0);
+    assert_eq!(v, Verdict::Censored { elapsed_s: 16.0 });
+    let v = classify(
+        &bench(true, Ended::TimedOut, &[], None),
+        Duration::from_secs(14),
+        15.0,
+    );
+    assert_eq!(v, Verdict::Censored { elapsed_s: 15.0 });
+}
+
+#[test]
+fn a_stalled_run_fails_as_a_stall_and_is_never_censored() {
+    let stalled = Ended::Stalled {
+        kind: StallKind::NoProgress,
+        cpu_ms: 600,
+        delay_ms: Some(100),
+        limit_ms: 1666,
+        window_ms: 10_000,
+    };
+    let v = classify(&bench(true, stalled, &[], None), RAN, 15.0);
+    assert_eq!(failure(&v), Some(FailureKind::Stall));
+    assert!(reason(v).contains("completed no operation"));
+}
+
+#[test]
+fn a_kernel_panic_is_named_with_its_location_and_message() {
+    let tail = [
+        "[1][PANIC] panicked at /w/hermit-kernel-0.11.0/src/scheduler/task.rs:690:9:",
+        "internal error: entered unreachable code",
+    ];
+    let ended = Ended::Exited(GuestExit::KernelFailure);
+    let v = classify(&bench(true, ended, &tail, None), RAN, 15.0);
+    assert_eq!(failure(&v), Some(FailureKind::KernelPanic));
+    assert_eq!(
+        reason(v),
+        "guest kernel panic at scheduler/task.rs:690: internal error: entered unreachable code"
+    );
+    // The same panic before the workload started still names the panic.
+    let early = classify(&bench(false, ended, &tail, None), RAN, 15.0);
+    assert_eq!(failure(&early), Some(FailureKind::KernelPanic));
+    let app = ["thread 'main' panicked at app/src/main.rs:1:1:", "boom"];
+    let v = classify(&bench(true, ended, &app, None), RAN, 15.0);
+    assert_eq!(failure(&v), Some(FailureKind::AppPanic));
+}
+
+fn spec() -> MatrixSpec {
+    MatrixSpec::parse(
+        r#"
+locks = ["base", "pv"]
+overcommit = ["1x", "3x"]
+reps = 2
+vcpus = 2
+memory_mib = 512
+spin_tcg = 256
+bench_args = ["pvlock.kick=nmi"]
+[kernbench]
+scale = 1
+cap_s = 15
+"#,
+        "test",
+    )
+    .unwrap()
+}
+
+const ENV: Env = Env {
+    host_cores: 2,
+    vcpus: 2,
+    accel: Accel::Tcg,
+    hardware_kvm: false,
+};
+
+#[test]
+fn a_plan_gives_each_guest_the_words_it_parses() {
+    let spec = spec();
+    let key = spec
+        .plan()
+        .into_iter()
+        .find(|k| k.overcommit == Overcommit::X3 && k.lock == LockMode::Base)
+        .unwrap();
+    let plan = plan::cell(&spec, &ENV, &key).unwrap();
+    let bench = plan.bench.app_words();
+    assert_eq!(&bench[..2], ["pvlock=off", "pvlock.spin=256"]);
+    assert_eq!(bench.last().map(String::as_str), Some("pvlock.kick=nmi"));
+    let workload = bench.iter().filter(|w| !w.starts_with("pvlock"));
+    let Ok(WorkloadConfig::Kernbench(k)) = parse_args(workload) else {
+        panic!("{bench:?}")
+    };
+    assert_eq!((k.scale, k.reps), (1, 1));
+    assert_eq!(plan.hogs.len(), 2);
+    assert!(matches!(
+        parse_args(plan.hogs[0].app_words()),
+        Ok(WorkloadConfig::Cpuhog(h)) if h.threads == 2
+    ));
+    assert_eq!(plan.cap, Duration::from_secs(15));
+    assert!((plan.fair_cores - 2.0 / 3.0).abs() < 1e-9);
+    // Under KVM no TCG spin threshold, and the host vouches for verified KVM.
+    let kvm = Env {
+        accel: Accel::Kvm,
+        hardware_kvm: true,
+        ..ENV
+    };
+    let plan = plan::cell(&spec, &kvm, &key).unwrap();
+    assert_eq!(&plan.bench.app_words()[..2], ["pvlock=off", "pvlock.hwkvm=1"]);
+}
+
+#[test]
+fn a_bench_word_that_repeats_the_hosts_fails_the_plan() {
+    let mut spec = spec();
+    spec.bench_args = Some(vec!["pvlock=on".into()]);
+    let key = spec.plan()[0];
+    assert!(matches!(plan::cell(&spec, &ENV, &key), Err(RunError::Cmdline(_))));
+}
+
+/// Scripted cells: how each ends, by id; interrupts before a given cell.
+#[derive(Default)]
+struct Fake {
+    ends: BTreeMap<String, Ended>,
+    interrupt_at: Option<String>,
+    ran: RefCell<Vec<String>>,
+}
+
+impl Launcher for Fake {
+    fn run_cell(&mut self, plan: &CellPlan, _dir: &Path) -> Result<Option<CellRun>, RunError> {
+        let id = plan.key.id();
+        if self.interrupt_at.as_deref() == Some(id.as_str()) {
+            return Ok(None);
+        }
+        self.ran.borrow_mut().push(id.clone());
+        let ended = self.ends.get(&id).copied().unwrap_or(EXIT_0);
+        let figures = (ended == EXIT_0).then_some(FIGURES);
+        Ok(Some(CellRun::Bench(Box::new(bench(true, ended, &[], figures)))))
+    }
+}
+
+fn provenance() -> Provenance {
+    Provenance {
+        host_cpu: "cpu".into(),
+        host_cores: 2,
+        host_kernel: "k".into(),
+        qemu: "q".into(),
+        accel: "tcg".into(),
+        image_id: "image".into(),
+        git_revision: "g".into(),
+        matrix_hash: spec().hash(),
+        pvbench_version: "v".into(),
+        started_unix: 0,
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pvbench-runner-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
+    let out = scratch("resume");
+    let options = |resume| RunOptions {
+        spec: spec(),
+        out: out.clone(),
+        resume,
+        quiet: true,
+    };
+    let plan = spec().plan();
+    let mut fake = Fake {
+        interrupt_at: Some(plan[3].id()),
+        ..Fake::default()
+    };
+    fake.ends.insert(plan[1].id(), Ended::TimedOut);
+    let err = run_with(&mut fake, &ENV, provenance(), &options(false)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RunError::Interrupted {
+                done: 3,
+                total: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Without --resume the directory is refused; with it only the rest runs.
+    let refused = run_with(&mut Fake::default(), &ENV, provenance(), &options(false));
+    assert!(matches!(refused, Err(RunError::OutExists(_))));
+    let mut rest = Fake::default();
+    rest.ends
+        .insert(plan[5].id(), Ended::Exited(GuestExit::KernelFailure));
+    let results = run_with(&mut rest, &ENV, provenance(), &options(true)).unwrap();
+    assert_eq!(rest.ran.borrow().len(), 5, "finished cells are not run again");
+    assert_eq!(results.cells.len(), 8);
+    let status = |i: usize| &results.cells.iter().find(|c| c.key == plan[i]).unwrap().status;
+    assert_eq!(*status(0), CellStatus::Completed);
+    assert_eq!(*status(1), CellStatus::Censored);
+    assert_eq!(status(5).failure(), Some(FailureKind::Other));
+    // A different matrix in the same directory is never mixed in.
+    let mut other = provenance();
+    other.matrix_hash = "different".into();
+    let mixed = run_with(&mut Fake::default(), &ENV, other, &options(true));
+    assert!(matches!(mixed, Err(RunError::Mismatch { what: "matrix", .. })));
+    let _ = fs::remove_dir_all(out);
+}
