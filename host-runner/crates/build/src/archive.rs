@@ -15,30 +15,52 @@ const PRIVATE_PREFIX: &str = "__pvbench_kernel_";
 const EI_OSABI: usize = 7;
 const ELFOSABI_STANDALONE: u8 = 0xFF;
 
+/// Why the kernel archive could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// An LLVM tool could not be started.
     #[error("cannot run {tool}: {source}")]
     Spawn {
+        /// The tool's path.
         tool: String,
+        /// What the OS said.
         #[source]
         source: io::Error,
     },
+    /// An LLVM tool exited unsuccessfully.
     #[error("{tool} failed on {path}: {stderr}")]
     Tool {
+        /// The tool's path.
         tool: String,
+        /// The archive it worked on.
         path: String,
+        /// What it printed.
         stderr: String,
     },
+    /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What the OS said.
         #[source]
         source: io::Error,
     },
+    /// objcopy's output does not parse as an `ar` archive.
     #[error("{path} is not a valid archive: {reason}")]
-    Malformed { path: String, reason: String },
+    Malformed {
+        /// The archive.
+        path: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The archive defines no `_start`, so it is not a Hermit kernel and
+    /// renaming its symbols would only hide that.
     #[error("{path} does not define the kernel entry `_start`: is it a Hermit kernel?")]
-    NoEntry { path: String },
+    NoEntry {
+        /// The archive.
+        path: String,
+    },
 }
 
 /// Whether `symbol` is part of the kernel's interface to the application.

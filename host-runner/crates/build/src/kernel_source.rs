@@ -15,6 +15,7 @@ use crate::layout::Layout;
 use crate::toolchain::Toolchain;
 use crate::{io_error, BuildError};
 
+/// The published crate the kernel source comes from, as cargo names its file.
 pub const CRATE: &str = "hermit-kernel-0.11.0";
 /// SHA-256 of the published `.crate` (also the checksum crates.io's index lists).
 const CRATE_SHA256: &str = "e5a914a929e843e539267f5f8d1b6b53add9587db6caa5547b7bff16edba8e03";

@@ -19,11 +19,14 @@ pub fn project_root() -> PathBuf {
     }
 }
 
+/// The project's paths, all derived from its root.
 pub struct Layout {
+    /// The project checkout, usually [`project_root`].
     pub root: PathBuf,
 }
 
 impl Layout {
+    /// The layout of the checkout at `root`.
     pub fn new(root: PathBuf) -> Self {
         Self { root }
     }
@@ -54,6 +57,7 @@ impl Layout {
             .join("hermit-kernel-0.11.0")
     }
 
+    /// pvbench's patch to hermit-kernel, applied to the unpacked source.
     pub fn kernel_patch(&self) -> PathBuf {
         self.unikernel()
             .join("kernel")
@@ -61,6 +65,7 @@ impl Layout {
             .join("hermit-kernel-0.11.0.patch")
     }
 
+    /// The image cache: one directory per image id.
     pub fn images_dir(&self) -> PathBuf {
         self.state_dir().join("images")
     }
@@ -68,9 +73,13 @@ impl Layout {
 
 /// File names inside an image directory.
 pub mod image_files {
+    /// The multiboot loader, converted to 32-bit ELF.
     pub const LOADER: &str = "loader.elf32";
+    /// The application with the kernel linked in.
     pub const APP: &str = "app.elf";
+    /// Holds the processed kernel archive the application was linked with.
     pub const KERNEL_LIB_DIR: &str = "lib";
+    /// The image's [`Manifest`](crate::Manifest), as JSON.
     pub const MANIFEST: &str = "image.json";
 }
 

@@ -9,6 +9,8 @@
 //! appears atomically (built under a temporary name, then renamed), so a cached
 //! image is always complete.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod kernel_source;
 pub mod layout;
@@ -32,56 +34,87 @@ const SOURCE_DIRS: &[&str] = &["unikernel", "workloads"];
 const KERNEL_TARGET: &str = "x86_64-unknown-none";
 const APP_TARGET: &str = "x86_64-unknown-hermit";
 
+/// Why the image could not be built or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The guest toolchain is missing and could not be installed.
     #[error(transparent)]
     Toolchain(#[from] ToolchainError),
+    /// A cargo step, or the loader's objcopy, failed.
     #[error("building the {step} failed (cargo exit {code:?}); its last output:\n{tail}")]
     Cargo {
+        /// `kernel`, `application`, `loader` or `loader (objcopy)`.
         step: &'static str,
+        /// Its exit code; `None` if a signal ended it.
         code: Option<i32>,
+        /// The last 40 lines of its stderr; empty for objcopy.
         tail: String,
     },
+    /// Renaming the kernel archive's private symbols failed.
     #[error("processing the kernel archive: {0}")]
     Archive(#[from] ArchiveError),
+    /// Reading, writing or running something failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file, directory or program.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// Fetching, verifying, unpacking or patching hermit-kernel's source
+    /// failed; the text says which.
     #[error("preparing the kernel source: {0}")]
     KernelSource(String),
+    /// The guest workspace's `Cargo.lock` locks no hermit-kernel.
     #[error("cannot find hermit-kernel's version in {0}")]
     KernelVersion(PathBuf),
+    /// A cached image's `image.json` does not parse: written by another
+    /// pvbench version, or damaged.
     #[error("image manifest {path} is unreadable ({reason}): rebuild with `pvbench build --force`")]
-    Manifest { path: PathBuf, reason: String },
+    Manifest {
+        /// The `image.json`.
+        path: PathBuf,
+        /// The JSON error.
+        reason: String,
+    },
 }
 
 /// What `image.json` records about an image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The hash of every input, also the directory's name.
     pub id: String,
+    /// `hermit-kernel VERSION`.
     pub kernel: String,
+    /// The first line of the guest toolchain's `rustc -vV`.
     pub toolchain: String,
+    /// When the build finished, in seconds since the Unix epoch.
     pub built_unix: u64,
+    /// Wall time from taking the build lock to writing the manifest.
     pub build_seconds: f64,
+    /// Size of the loader file.
     pub loader_bytes: u64,
+    /// Size of the application file.
     pub app_bytes: u64,
 }
 
 /// A built guest image.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// `target/pvbench/images/<id>/`.
     pub dir: PathBuf,
+    /// What its `image.json` records.
     pub manifest: Manifest,
 }
 
 impl Image {
+    /// The multiboot loader, a 32-bit ELF: QEMU's `-kernel`.
     pub fn loader(&self) -> PathBuf {
         self.dir.join(image_files::LOADER)
     }
 
+    /// The application with the kernel linked in: the loader's module.
     pub fn app(&self) -> PathBuf {
         self.dir.join(image_files::APP)
     }
@@ -101,6 +134,7 @@ impl Image {
     }
 }
 
+/// How [`build`] goes about it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BuildOptions {
     /// Rebuild even if a cached image matches.
@@ -162,17 +196,13 @@ pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError
     let toolchain = toolchain::ensure(options.quiet)?;
     let id = image_id(layout, &toolchain)?;
     let dir = layout.images_dir().join(&id);
-    if !options.force && dir.join(image_files::MANIFEST).is_file() {
-        return Image::open(&dir);
+    if let Some(image) = cached(&dir, options)? {
+        return Ok(image);
     }
-
     // One builder at a time (tests build concurrently); the loser finds the cache.
-    fs::create_dir_all(layout.images_dir()).map_err(io_error(&layout.images_dir()))?;
-    let lock_path = layout.state_dir().join("build.lock");
-    let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
-    lock.lock().map_err(io_error(&lock_path))?;
-    if !options.force && dir.join(image_files::MANIFEST).is_file() {
-        return Image::open(&dir);
+    let _lock = lock_images(layout)?;
+    if let Some(image) = cached(&dir, options)? {
+        return Ok(image);
     }
 
     let started = Instant::now();
@@ -191,48 +221,13 @@ pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError
 
     say(&format!("building guest image {id} (Hermit {kernel_version})"));
     say("  kernel");
-    kernel_source::prepare(layout, &toolchain)?;
-    let kernel_dir = cargo_build(layout, &toolchain, &KERNEL, &[])?;
-    archive::process(
-        &toolchain.llvm_tool("llvm-nm"),
-        &toolchain.llvm_tool("llvm-objcopy"),
-        &kernel_dir.join("libpvbench_kernel.a"),
-        &lib_dir.join("libhermit.a"),
-    )?;
-
+    build_kernel(layout, &toolchain, &lib_dir)?;
     say("  application");
-    let lib_dir_env = lib_dir.display().to_string();
-    let app_dir = cargo_build(
-        layout,
-        &toolchain,
-        &APP,
-        &[
-            ("PVBENCH_KERNEL_LIB_DIR", &lib_dir_env),
-            ("PVBENCH_KERNEL_VERSION", &kernel_version),
-            // The guest names its image in the metrics Hello.
-            ("PVBENCH_IMAGE_ID", &id),
-        ],
-    )?;
     let app = staging.join(image_files::APP);
-    copy(&app_dir.join("pvbench-guest"), &app)?;
-
+    build_app(layout, &toolchain, &lib_dir, &kernel_version, &id, &app)?;
     say("  loader");
-    let loader_dir = cargo_build(layout, &toolchain, &LOADER, &[])?;
     let loader = staging.join(image_files::LOADER);
-    // QEMU's multiboot support only loads 32-bit ELF files.
-    let status = Command::new(toolchain.llvm_tool("llvm-objcopy"))
-        .args(["-O", "elf32-i386"])
-        .arg(loader_dir.join("pvbench-loader"))
-        .arg(&loader)
-        .status()
-        .map_err(io_error(&toolchain.llvm_tool("llvm-objcopy")))?;
-    if !status.success() {
-        return Err(BuildError::Cargo {
-            step: "loader (objcopy)",
-            code: status.code(),
-            tail: String::new(),
-        });
-    }
+    build_loader(layout, &toolchain, &loader)?;
 
     let manifest = Manifest {
         id: id.clone(),
@@ -245,19 +240,106 @@ pub fn build(layout: &Layout, options: BuildOptions) -> Result<Image, BuildError
         loader_bytes: file_len(&loader)?,
         app_bytes: file_len(&app)?,
     };
-    let manifest_path = staging.join(image_files::MANIFEST);
-    let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
-    fs::write(&manifest_path, json).map_err(io_error(&manifest_path))?;
-
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
-    }
-    fs::rename(&staging, &dir).map_err(io_error(&dir))?;
+    write_manifest(&staging, &manifest)?;
+    publish(&staging, &dir)?;
     say(&format!(
         "built guest image {id} in {:.1} s",
         manifest.build_seconds
     ));
     Ok(Image { dir, manifest })
+}
+
+/// The complete image in `dir`, unless `--force` asks for a rebuild.
+fn cached(dir: &Path, options: BuildOptions) -> Result<Option<Image>, BuildError> {
+    if options.force || !dir.join(image_files::MANIFEST).is_file() {
+        return Ok(None);
+    }
+    Image::open(dir).map(Some)
+}
+
+/// Takes the builders' lock on the image cache; it is held until the returned
+/// file is dropped.
+fn lock_images(layout: &Layout) -> Result<File, BuildError> {
+    fs::create_dir_all(layout.images_dir()).map_err(io_error(&layout.images_dir()))?;
+    let lock_path = layout.state_dir().join("build.lock");
+    let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+    lock.lock().map_err(io_error(&lock_path))?;
+    Ok(lock)
+}
+
+/// Builds the kernel from the patched source and writes the archive the
+/// application links against, `libhermit.a`, into `lib_dir`.
+fn build_kernel(layout: &Layout, toolchain: &Toolchain, lib_dir: &Path) -> Result<(), BuildError> {
+    kernel_source::prepare(layout, toolchain)?;
+    let kernel_dir = cargo_build(layout, toolchain, &KERNEL, &[])?;
+    archive::process(
+        &toolchain.llvm_tool("llvm-nm"),
+        &toolchain.llvm_tool("llvm-objcopy"),
+        &kernel_dir.join("libpvbench_kernel.a"),
+        &lib_dir.join("libhermit.a"),
+    )?;
+    Ok(())
+}
+
+/// Builds the application, linked with the kernel in `lib_dir`, and copies it
+/// to `app`.
+fn build_app(
+    layout: &Layout,
+    toolchain: &Toolchain,
+    lib_dir: &Path,
+    kernel_version: &str,
+    id: &str,
+    app: &Path,
+) -> Result<(), BuildError> {
+    let lib_dir_env = lib_dir.display().to_string();
+    let app_dir = cargo_build(
+        layout,
+        toolchain,
+        &APP,
+        &[
+            ("PVBENCH_KERNEL_LIB_DIR", &lib_dir_env),
+            ("PVBENCH_KERNEL_VERSION", kernel_version),
+            // The guest names its image in the metrics Hello.
+            ("PVBENCH_IMAGE_ID", id),
+        ],
+    )?;
+    copy(&app_dir.join("pvbench-guest"), app)
+}
+
+/// Builds the loader and writes it to `loader` as a 32-bit ELF.
+fn build_loader(layout: &Layout, toolchain: &Toolchain, loader: &Path) -> Result<(), BuildError> {
+    let loader_dir = cargo_build(layout, toolchain, &LOADER, &[])?;
+    // QEMU's multiboot support only loads 32-bit ELF files.
+    let status = Command::new(toolchain.llvm_tool("llvm-objcopy"))
+        .args(["-O", "elf32-i386"])
+        .arg(loader_dir.join("pvbench-loader"))
+        .arg(loader)
+        .status()
+        .map_err(io_error(&toolchain.llvm_tool("llvm-objcopy")))?;
+    if !status.success() {
+        return Err(BuildError::Cargo {
+            step: "loader (objcopy)",
+            code: status.code(),
+            tail: String::new(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `image.json` into the staged image.
+fn write_manifest(staging: &Path, manifest: &Manifest) -> Result<(), BuildError> {
+    let manifest_path = staging.join(image_files::MANIFEST);
+    let json = serde_json::to_string_pretty(manifest).expect("manifest serializes");
+    fs::write(&manifest_path, json).map_err(io_error(&manifest_path))
+}
+
+/// Moves the staged image to `dir`, replacing an older one (`--force`). The
+/// rename is what makes a cached image always complete.
+fn publish(staging: &Path, dir: &Path) -> Result<(), BuildError> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(io_error(dir))?;
+    }
+    fs::rename(staging, dir).map_err(io_error(dir))
 }
 
 /// Runs one cargo step and returns the directory holding its artifacts.

@@ -6,32 +6,41 @@ use std::process::{Command, Stdio};
 
 use crate::layout::GUEST_TOOLCHAIN;
 
+/// Why the guest toolchain is not available.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolchainError {
+    /// `rustup` is not on `PATH`.
     #[error(
         "rustup not found: install it (https://rustup.rs: `curl https://sh.rustup.rs -sSf | sh`), then rerun"
     )]
     NoRustup,
+    /// `rustup toolchain install` failed, with this exit code.
     #[error("`rustup toolchain install {GUEST_TOOLCHAIN}` failed (exit {0:?}); check network access to the Rust dist server")]
     InstallFailed(Option<i32>),
+    /// rustup could not be run, for another reason than its absence.
     #[error("cannot run {what}: {source}")]
     Spawn {
+        /// The program.
         what: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// A component is still missing after the install.
     #[error("{0} is missing from {GUEST_TOOLCHAIN} even after installing it")]
     Missing(String),
 }
 
 /// Paths of the installed guest toolchain.
 pub struct Toolchain {
+    /// The llvm-tools directory, holding `llvm-nm` and `llvm-objcopy`.
     pub llvm_bin: PathBuf,
     /// `rustc -vV` of the toolchain, part of the image's cache key.
     pub version: String,
 }
 
 impl Toolchain {
+    /// The LLVM tool `name` (`llvm-objcopy`) of this toolchain.
     pub fn llvm_tool(&self, name: &str) -> PathBuf {
         self.llvm_bin.join(name)
     }

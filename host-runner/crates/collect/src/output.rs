@@ -28,6 +28,7 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
+    /// The files of `run` in `dir`.
     pub fn in_dir(dir: &Path, run: &str) -> RunFiles {
         RunFiles {
             summary: dir.join(format!("{run}.json")),

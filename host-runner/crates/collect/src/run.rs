@@ -33,44 +33,103 @@ pub enum RunStatus {
 /// What is wrong with a run's data. A run with any of these is `Failed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
+    /// No connection presented the run's token in an accepted Hello.
     #[error("the guest never connected (or every connection it made was refused)")]
     NeverConnected,
+    /// Collection ended while the run's stream was still open.
     #[error(
         "no Done frame: the stream was still open when collection ended ({intervals} intervals received)"
     )]
-    NoDone { intervals: u64 },
+    NoDone {
+        /// Intervals received by then.
+        intervals: u64,
+    },
+    /// The connection closed, failed or broke off mid-frame before `Done` or
+    /// the guest's `Error`.
     #[error("connection lost before Done after {intervals} intervals: {detail}")]
-    ConnectionLost { intervals: u64, detail: String },
+    ConnectionLost {
+        /// Intervals received by then.
+        intervals: u64,
+        /// How it ended.
+        detail: String,
+    },
+    /// A frame did not decode; an error even after `Done`.
     #[error("protocol error after {intervals} intervals: {detail}")]
-    Protocol { intervals: u64, detail: String },
+    Protocol {
+        /// Intervals received by then.
+        intervals: u64,
+        /// The decode error.
+        detail: String,
+    },
+    /// A frame where the protocol allows none: a second Hello or Done,
+    /// anything after Done or Error. Holds which.
     #[error("unexpected frame: {0}")]
     UnexpectedFrame(String),
+    /// Intervals arrived with a sequence number already passed; none of them
+    /// was merged.
     #[error(
         "{count} intervals with an already used sequence number (first: seq {first}, expected {expected})"
     )]
-    DuplicateSeqs { count: u64, first: u64, expected: u64 },
+    DuplicateSeqs {
+        /// How many.
+        count: u64,
+        /// The first such sequence number.
+        first: u64,
+        /// The sequence number expected when it came.
+        expected: u64,
+    },
+    /// The gaps in the sequence numbers do not match the intervals the guest
+    /// declared dropped (with no `Done`, any gap).
     #[error(
         "{missing} intervals missing (sequence numbers {ranges}); the guest declared {declared} dropped"
     )]
     MissingSeqs {
+        /// Intervals missing.
         missing: u64,
+        /// The guest's count of dropped intervals, or `none (no Done)`.
         declared: String,
+        /// The first missing ranges, as `a` or `a..=b`.
         ranges: String,
     },
+    /// An interval's histogram did not decode, or would overflow the run's;
+    /// the interval was not counted. Only the first 8 are listed.
     #[error("interval {seq}: {reason}")]
-    BadHistogram { seq: u64, reason: String },
+    BadHistogram {
+        /// The interval's sequence number.
+        seq: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Bad histograms beyond those listed.
     #[error("{count} more intervals with bad histograms")]
-    MoreBadHistograms { count: u64 },
+    MoreBadHistograms {
+        /// How many.
+        count: u64,
+    },
+    /// A total the guest declared in `Done` differs from the host's count.
     #[error("{what}: guest reported {guest}, host received {host}")]
     Accounting {
+        /// Which total.
         what: &'static str,
+        /// The guest's figure.
         guest: u64,
+        /// The host's figure.
         host: u64,
     },
+    /// The guest declared data dropped at its end, so the run is incomplete
+    /// even if everything it sent arrived.
     #[error(
         "the guest dropped {intervals} intervals ({ops} operations, {samples} samples) because its send queue was full"
     )]
-    GuestDropped { intervals: u64, ops: u64, samples: u64 },
+    GuestDropped {
+        /// Intervals dropped.
+        intervals: u64,
+        /// Operations in them.
+        ops: u64,
+        /// Latency samples in them.
+        samples: u64,
+    },
+    /// The guest sent `Error`, with this message.
     #[error("the guest failed: {0}")]
     GuestFailed(String),
 }
@@ -78,8 +137,11 @@ pub enum RunError {
 /// Counted by the host.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Received {
+    /// Intervals merged; duplicates and bad histograms are not.
     pub intervals: u64,
+    /// Operations in those intervals.
     pub ops: u64,
+    /// Latency samples in their histograms.
     pub samples: u64,
     /// Bytes on the wire, frame prefixes included.
     pub bytes: u64,
@@ -88,13 +150,21 @@ pub struct Received {
 /// One received interval, kept for the interval log.
 #[derive(Debug, Clone)]
 pub struct IntervalRecord {
+    /// Its sequence number.
     pub seq: u64,
+    /// The workload's repetition (from 1; 0 if it has none).
     pub rep: u32,
+    /// Guest clock at its start, nanoseconds since the guest's sink started.
     pub start_ns: u64,
+    /// Guest clock at its end; never before `start_ns`.
     pub end_ns: u64,
+    /// Operations completed in it.
     pub ops: u64,
+    /// Latency samples in its histogram.
     pub samples: u64,
+    /// `ops` per recording thread.
     pub per_thread_ops: Vec<u64>,
+    /// The pv-lock's counters during it.
     pub lock: LockStats,
     /// The histogram as received (V2), decoded again when the log is written:
     /// a decoded workload histogram is ~200 KB, its encoding usually < 2 KB.
@@ -104,19 +174,30 @@ pub struct IntervalRecord {
 /// Percentiles of the merged histogram, in the guest's unit (microseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatencySummary {
+    /// Samples.
     pub count: u64,
+    /// Smallest sample.
     pub min: u64,
+    /// Mean of the samples.
     pub mean: f64,
+    /// Standard deviation of the samples.
     pub stdev: f64,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
     pub p99_9: u64,
+    /// 99.99th percentile.
     pub p99_99: u64,
+    /// Largest sample.
     pub max: u64,
 }
 
 impl LatencySummary {
+    /// The summary of `h`; all zeros if it is empty.
     pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self {
@@ -150,25 +231,36 @@ impl LatencySummary {
 /// A finished run.
 #[derive(Debug, Clone)]
 pub struct RunResult {
+    /// The run id given to the collector.
     pub run: String,
+    /// [`RunStatus::Complete`] only if `Done` arrived and `errors` is empty.
     pub status: RunStatus,
+    /// Everything wrong with the run's data.
     pub errors: Vec<RunError>,
     /// Connections refused that named this run (wrong token, second connection).
     pub rejected: Vec<Rejection>,
+    /// The accepted Hello.
     pub hello: Option<Hello>,
     /// Host time the Hello arrived: the interval log's start and base time.
     pub hello_at: Option<SystemTime>,
+    /// The guest's `Done`, with its own totals.
     pub done: Option<Done>,
+    /// The message of the guest's `Error` frame.
     pub guest_error: Option<String>,
+    /// What the host counted.
     pub received: Received,
     /// Lock statistics summed over the received intervals.
     pub lock: LockStats,
+    /// Percentiles of `histogram`.
     pub latency: LatencySummary,
+    /// Every merged interval's histogram, added up.
     pub histogram: Histogram<u64>,
+    /// The merged intervals, in arrival order.
     pub intervals: Vec<IntervalRecord>,
 }
 
 impl RunResult {
+    /// Whether every operation the guest reported arrived.
     pub fn is_complete(&self) -> bool {
         self.status == RunStatus::Complete
     }
@@ -206,6 +298,7 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// Run `run` before its guest has connected.
     pub fn new(run: &str) -> Self {
         Self {
             run: run.to_string(),
@@ -232,6 +325,7 @@ impl RunState {
         self.hello_at = Some(at);
     }
 
+    /// Whether a Hello was accepted.
     pub fn connected(&self) -> bool {
         self.hello.is_some()
     }

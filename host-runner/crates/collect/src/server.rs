@@ -23,36 +23,55 @@ const MAX_RUN_ID: usize = 64;
 /// Refused connections remembered (the count beyond is not).
 const REJECTIONS_KEPT: usize = 256;
 
+/// Why a collector could not start, or a run's files could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
+    /// No port on 127.0.0.1 could be bound, or its address read.
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(#[source] std::io::Error),
+    /// The accept thread could not be started.
     #[error("cannot start the collector's accept thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A run id that cannot name files: empty, too long, a leading dot or a
+    /// character outside `A-Z a-z 0-9 . _ -`.
     #[error("run id {0:?}: use 1 to 64 of A-Z a-z 0-9 . _ -, not starting with a dot")]
     BadRunId(String),
+    /// Two runs have the same id.
     #[error("run id {0:?} is given twice")]
     DuplicateRun(String),
+    /// [`Collector::start`] was given no runs.
     #[error("a collector needs at least one run")]
     NoRuns,
+    /// `/dev/urandom` could not be read for a run's token.
     #[error("cannot make a run token: {0}")]
     Token(#[source] std::io::Error),
+    /// A run file could not be written, or its summary serialized.
     #[error("writing {path}: {source}")]
     Write {
+        /// The file.
         path: String,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
+    /// A run's interval log could not be encoded.
     #[error("writing the interval log of run {run}: {detail}")]
-    IntervalLog { run: String, detail: String },
+    IntervalLog {
+        /// The run id.
+        run: String,
+        /// The encoder's error.
+        detail: String,
+    },
 }
 
 /// A connection the collector refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
+    /// The peer's address.
     pub peer: String,
     /// The run its Hello named, if it got that far.
     pub run: Option<String>,
+    /// Why it was refused.
     pub reason: String,
 }
 
@@ -66,6 +85,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// The result of run `id`.
     pub fn run(&self, id: &str) -> Option<&RunResult> {
         self.runs.iter().find(|r| r.run == id)
     }
@@ -166,6 +186,7 @@ impl Collector {
         self.addr
     }
 
+    /// The token `run`'s guest must present in its Hello.
     pub fn token(&self, run: &str) -> Option<Token> {
         let state = self.shared.lock();
         state.slots.iter().find(|s| s.run == run).map(|s| s.token)

@@ -13,6 +13,8 @@
 //!
 //! [`spec`] holds the matrix as written (TOML) and its plan of cells.
 
+#![warn(missing_docs)]
+
 mod model;
 pub mod spec;
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The [`RunManifest`] in a results directory.
 pub const MANIFEST_FILE: &str = "run.json";
+/// The directory of cell results and cell files in a results directory.
 pub const CELLS_DIR: &str = "cells";
 
 /// The pv-lock's counters as the guest reports them in its last frame.
@@ -20,15 +22,19 @@ pub use pvbench_wire::LockMode;
 /// 3x = two hog guests (each with as many vCPUs as the bench guest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Overcommit {
+    /// The bench guest alone.
     #[serde(rename = "1x")]
     X1,
+    /// One hog guest beside it.
     #[serde(rename = "2x")]
     X2,
+    /// Two hog guests beside it.
     #[serde(rename = "3x")]
     X3,
 }
 
 impl Overcommit {
+    /// Hog guests beside the bench guest.
     pub fn hog_guests(self) -> usize {
         match self {
             Overcommit::X1 => 0,
@@ -37,6 +43,7 @@ impl Overcommit {
         }
     }
 
+    /// Guests in all, the N of Nx.
     pub fn factor(self) -> u32 {
         self.hog_guests() as u32 + 1
     }
@@ -54,10 +61,13 @@ pub fn fair_share_per_vcpu(host_cores: u32, guests: usize, vcpus: u32) -> f64 {
     (f64::from(host_cores) / (guests.max(1) as f64 * f64::from(vcpus.max(1)))).min(1.0)
 }
 
+/// What the bench guest runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
+    /// A `make -j N` of a generated source tree.
     Kernbench,
+    /// pgbench's TPC-B-like script against in-memory tables.
     Pgbench,
 }
 
@@ -72,12 +82,14 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Whether the smaller value is the better one.
     pub fn lower_is_better(self) -> bool {
         matches!(self, Metric::ElapsedS)
     }
 }
 
 impl Workload {
+    /// The metric it is judged by.
     pub fn metric(self) -> Metric {
         match self {
             Workload::Kernbench => Metric::ElapsedS,
@@ -104,10 +116,13 @@ impl fmt::Display for Workload {
 /// One point of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CellKey {
+    /// What the bench guest runs.
     pub workload: Workload,
+    /// Guests sharing the host.
     pub overcommit: Overcommit,
     /// pgbench's client count; `None` for kernbench.
     pub clients: Option<u32>,
+    /// The bench guest's lock mode.
     pub lock: LockMode,
     /// Repetition, from 1.
     pub rep: u32,
@@ -144,8 +159,11 @@ impl CellKey {
 /// Cells compared with each other (base vs pv, across repetitions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupKey {
+    /// As in [`CellKey::workload`].
     pub workload: Workload,
+    /// As in [`CellKey::overcommit`].
     pub overcommit: Overcommit,
+    /// As in [`CellKey::clients`].
     pub clients: Option<u32>,
 }
 
@@ -163,12 +181,15 @@ impl fmt::Display for GroupKey {
 /// baseline. Serialized flat, as a cell key without `rep`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ArmKey {
+    /// The group it is one side of.
     #[serde(flatten)]
     pub group: GroupKey,
+    /// Its lock mode.
     pub lock: LockMode,
 }
 
 impl ArmKey {
+    /// The metric its workload is judged by.
     pub fn metric(&self) -> Metric {
         self.group.workload.metric()
     }
@@ -201,6 +222,7 @@ pub enum CellStatus {
     Censored,
     /// The guest crashed, stalled, hung before reporting, or reported an error.
     Failed {
+        /// What happened, for people.
         reason: String,
         /// What kind of failure (absent in results written before it existed:
         /// then derived from `reason`, see [`FailureKind::of_reason`]).
@@ -273,49 +295,71 @@ impl fmt::Display for FailureKind {
 /// Latency percentiles in microseconds, from the merged HDR histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
+    /// Samples.
     pub count: u64,
+    /// Mean of the samples.
     pub mean: f64,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
     pub p999: u64,
+    /// 99.99th percentile.
     pub p9999: u64,
+    /// Largest sample.
     pub max: u64,
 }
 
+/// What a guest of a cell is there for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GuestRole {
+    /// Runs the measured workload.
     Bench,
+    /// Keeps its vCPUs busy to overcommit the host.
     Hog,
 }
 
 /// Host CPU one guest's QEMU process got during the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GuestCpu {
+    /// Bench or hog.
     pub role: GuestRole,
+    /// Its vCPUs.
     pub vcpus: u32,
     /// User + system CPU seconds of the QEMU process.
     pub cpu_s: f64,
+    /// Wall seconds of the bench guest, which the hogs run beside.
     pub wall_s: f64,
 }
 
+/// A finished cell: `cells/<id>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
+    /// Which cell.
     pub key: CellKey,
+    /// How its run ended; flattened, so `status` (and `reason`, `kind`) sit at
+    /// the top of the JSON.
     #[serde(flatten)]
     pub status: CellStatus,
     /// Seconds the measured work took (kernbench: the build; pgbench: the timed
     /// run). For a censored cell: the cap, a lower bound.
     pub elapsed_s: f64,
+    /// The time cap the run had.
     pub cap_s: f64,
     /// Jobs (kernbench) or transactions (pgbench) completed.
     pub ops: u64,
     /// pgbench only: transactions per second (for a censored cell, an upper bound
     /// computed from the work done by the cap).
     pub tps: Option<f64>,
+    /// Latency of the workload's operations, if any samples arrived.
     pub latency_us: Option<Percentiles>,
+    /// The pv-lock's counters from the guest's `Done`, if it sent one.
     pub pvlock: Option<LockStats>,
+    /// Host CPU of each of the cell's guests, the bench guest first.
     pub guests: Vec<GuestCpu>,
 }
 
@@ -352,21 +396,33 @@ impl CellResult {
 /// Where, on what and from what a run was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The host CPU's model name.
     pub host_cpu: String,
+    /// Host CPUs available to pvbench.
     pub host_cores: u32,
+    /// The host kernel's release.
     pub host_kernel: String,
+    /// QEMU's version line.
     pub qemu: String,
+    /// `tcg` or `kvm`.
     pub accel: String,
+    /// The guest image's id.
     pub image_id: String,
+    /// The checkout's commit, with `-dirty` if tracked files were changed.
     pub git_revision: String,
+    /// [`MatrixSpec::hash`](crate::MatrixSpec::hash): same hash, same cells,
+    /// caps, sizes and vCPUs.
     pub matrix_hash: String,
+    /// pvbench's crate version.
     pub pvbench_version: String,
+    /// When the run started, in seconds since the Unix epoch.
     pub started_unix: u64,
 }
 
 /// `run.json`: the matrix as planned and where it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
+    /// Where and on what it ran.
     pub provenance: Provenance,
     /// The matrix specification as given (TOML or profile), for the record.
     pub matrix: serde_json::Value,
@@ -374,16 +430,27 @@ pub struct RunManifest {
     pub cells: Vec<CellKey>,
 }
 
+/// Why a results file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
+    /// Reading or writing a file failed, or a value did not serialize.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
+    /// A file is not JSON of the expected shape.
     #[error("{path} is not a valid results file: {reason}")]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        reason: String,
+    },
+    /// The directory has no [`MANIFEST_FILE`].
     #[error("{0} is not a results directory (no {MANIFEST_FILE})")]
     NotResults(PathBuf),
 }
@@ -391,13 +458,16 @@ pub enum ResultsError {
 /// A results directory read back.
 #[derive(Debug, Clone)]
 pub struct Results {
+    /// The results directory.
     pub dir: PathBuf,
+    /// Its `run.json`.
     pub manifest: RunManifest,
     /// Finished cells in planned order (cells not run yet are absent).
     pub cells: Vec<CellResult>,
 }
 
 impl Results {
+    /// Reads `run.json` and the result of every planned cell that has one.
     pub fn load(dir: &Path) -> Result<Self, ResultsError> {
         let manifest_path = dir.join(MANIFEST_FILE);
         if !manifest_path.is_file() {
@@ -419,6 +489,7 @@ impl Results {
     }
 }
 
+/// The result file of cell `key` in the results directory `dir`.
 pub fn cell_path(dir: &Path, key: &CellKey) -> PathBuf {
     dir.join(CELLS_DIR).join(format!("{}.json", key.id()))
 }
@@ -428,6 +499,7 @@ pub fn cell_dir(dir: &Path, key: &CellKey) -> PathBuf {
     dir.join(CELLS_DIR).join(key.id())
 }
 
+/// Reads a JSON file into a `T`.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ResultsError> {
     let text = fs::read_to_string(path).map_err(|source| ResultsError::Io {
         path: path.to_path_buf(),

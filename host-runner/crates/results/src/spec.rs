@@ -50,17 +50,33 @@ impl std::str::FromStr for Profile {
 /// Why a matrix cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The matrix cannot be read, or is not a matrix in TOML (unknown keys
+    /// included).
     #[error("{path}: {reason}")]
-    BadFile { path: String, reason: String },
+    BadFile {
+        /// The file, or where the text came from.
+        path: String,
+        /// The I/O or TOML error.
+        reason: String,
+    },
+    /// A value out of range, or a combination that cannot run; says which.
     #[error("matrix: {0}")]
     Invalid(String),
+    /// The worst case exceeds `budget_s`.
     #[error(
         "matrix: its worst case (every run at its cap) is {worst_s:.0} s, over its budget of {budget_s:.0} s: lower the caps, reps or cells, or raise budget_s"
     )]
-    OverBudget { worst_s: f64, budget_s: f64 },
+    OverBudget {
+        /// See [`MatrixSpec::worst_case_s`].
+        worst_s: f64,
+        /// The matrix's [`MatrixSpec::budget_s`].
+        budget_s: f64,
+    },
 }
 
+/// The quick profile's TOML, `matrices/quick.toml`.
 pub const QUICK: &str = include_str!("../../../matrices/quick.toml");
+/// The full profile's TOML, `matrices/full.toml`.
 pub const FULL: &str = include_str!("../../../matrices/full.toml");
 
 /// A matrix as written in TOML.
@@ -71,9 +87,11 @@ pub struct MatrixSpec {
     pub locks: Vec<LockMode>,
     /// Overcommit levels for kernbench (pgbench has its own list).
     pub overcommit: Vec<Overcommit>,
+    /// Repetitions of every cell.
     pub reps: u32,
     /// vCPUs per guest; absent: the host's cores, so 1x/2x/3x keep their meaning.
     pub vcpus: Option<u32>,
+    /// Memory per guest, 64 to 16384 MiB.
     pub memory_mib: u32,
     /// Refuse to start a matrix whose worst case (every run at its cap) exceeds
     /// this many seconds.
@@ -88,28 +106,39 @@ pub struct MatrixSpec {
     /// `pvlock.kick=nmi`, or `inject=stall` to test the stall watch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench_args: Option<Vec<String>>,
+    /// The kernbench cells, if any.
     pub kernbench: Option<KernbenchSpec>,
+    /// The pgbench cells, if any.
     pub pgbench: Option<PgbenchSpec>,
 }
 
+/// The `[kernbench]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernbenchSpec {
+    /// Size of the generated source tree, 16 files per unit.
     pub scale: u32,
     /// Seconds the build may take before the run is censored.
     pub cap_s: f64,
 }
 
+/// The `[pgbench]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgbenchSpec {
+    /// Client counts; each overcommit level runs every one.
     pub clients: Vec<u32>,
+    /// Overcommit levels for pgbench.
     pub overcommit: Vec<Overcommit>,
+    /// Size of the tables, 100,000 accounts per unit.
     pub scale: u32,
+    /// Seconds of the timed run.
     pub duration_s: f64,
+    /// Seconds the run may take before it is censored; above `duration_s`.
     pub cap_s: f64,
 }
 impl MatrixSpec {
+    /// The built-in matrix of `profile`.
     pub fn profile(profile: Profile) -> Self {
         let text = match profile {
             Profile::Quick => QUICK,
@@ -118,6 +147,7 @@ impl MatrixSpec {
         Self::parse(text, "built-in profile").expect("built-in profiles are valid")
     }
 
+    /// Reads and validates a matrix file.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
         let text = fs::read_to_string(path).map_err(|e| SpecError::BadFile {
             path: path.display().to_string(),

@@ -45,11 +45,16 @@ pub enum PercentMethod {
     Fieller,
 }
 
+/// How [`compare`] builds its intervals; the defaults are ministat's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CompareOptions {
+    /// Two-sided level of both intervals.
     pub confidence: Confidence,
+    /// Student (pooled) or Welch.
     pub t_method: TMethod,
+    /// Where Student's t comes from.
     pub t_source: TSource,
+    /// How the percent interval is built.
     pub percent: PercentMethod,
 }
 
@@ -59,7 +64,12 @@ pub enum PercentInterval {
     /// percent ± half-width (ministat's; the half-width can be negative).
     HalfWidth(f64),
     /// Explicit bounds, in percent.
-    Bounds { low: f64, high: f64 },
+    Bounds {
+        /// Lower bound.
+        low: f64,
+        /// Upper bound.
+        high: f64,
+    },
     /// The confidence set is not an interval: the reference mean is too close
     /// to zero for its uncertainty.
     Unbounded,
@@ -83,6 +93,7 @@ pub struct Comparison {
     pub proven: bool,
     /// The difference in percent of the reference mean.
     pub percent: f64,
+    /// The interval around `percent`.
     pub percent_interval: PercentInterval,
 }
 

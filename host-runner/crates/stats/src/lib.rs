@@ -15,6 +15,8 @@
 //! The ministat side always uses ministat's one-pass variance (see
 //! [`Sample::variance`]); the gate's tests ([`ttest`]) use a two-pass one.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod rank;
 mod special;
@@ -31,8 +33,15 @@ pub use ttest::{mean_variance, t_test, TTest};
 /// Why a sample cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
+    /// The data set has no values.
     #[error("a data set needs at least one value")]
     Empty,
+    /// A value is NaN or infinite: it has no place in ministat's sums.
     #[error("value #{index} is {value}, not a finite number")]
-    NonFinite { index: usize, value: f64 },
+    NonFinite {
+        /// Its position in the input, from 0.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
 }

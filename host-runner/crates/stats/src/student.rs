@@ -5,16 +5,23 @@ use super::special::{inc_beta, inc_gamma_upper, invert_decreasing};
 /// The confidence levels ministat offers (`-c`); 95 % by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Confidence {
+    /// 80 %.
     P80,
+    /// 90 %.
     P90,
+    /// 95 %.
     #[default]
     P95,
+    /// 98 %.
     P98,
+    /// 99 %.
     P99,
+    /// 99.5 % as asked; ministat's table column is 99.8 % (see [`ministat_t`]).
     P99_5,
 }
 
 impl Confidence {
+    /// Every level, ascending.
     pub const ALL: [Confidence; 6] = [
         Confidence::P80,
         Confidence::P90,
@@ -133,7 +140,8 @@ const MINISTAT_ERRATA: &[(u64, f64)] = &[
 /// 99.5 % actually holds the 99.8 % two-sided quantiles (P(T > t) = 0.001), in
 /// the finite rows and the infinity row alike (z = 3.090), so `-c 99.5` is
 /// stricter than it says. This reproduces the table by rounding exact
-/// quantiles, plus [`MINISTAT_ERRATA`]; `t_quantile` gives the true values.
+/// quantiles, except in the 99.5 % cells where ministat kept older published
+/// values (`MINISTAT_ERRATA`); [`t_quantile`] gives the true values.
 pub fn ministat_t(confidence: Confidence, df: u64) -> f64 {
     let tabulated = match confidence {
         Confidence::P99_5 => 0.998,

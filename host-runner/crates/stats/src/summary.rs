@@ -84,26 +84,32 @@ impl Sample {
         Ok(Self { sorted, sum, sum_sq })
     }
 
+    /// Number of values.
     pub fn n(&self) -> usize {
         self.sorted.len()
     }
 
+    /// Smallest value.
     pub fn min(&self) -> f64 {
         self.sorted[0]
     }
 
+    /// Largest value.
     pub fn max(&self) -> f64 {
         self.sorted[self.sorted.len() - 1]
     }
 
+    /// The values, ascending in ministat's order (see [`Sample::new`]).
     pub fn values(&self) -> &[f64] {
         &self.sorted
     }
 
+    /// Arithmetic mean, from the sum in input order.
     pub fn mean(&self) -> f64 {
         self.sum / self.n() as f64
     }
 
+    /// The median by `rule`.
     pub fn median(&self, rule: MedianRule) -> f64 {
         rule.of_sorted(&self.sorted)
     }
@@ -128,6 +134,7 @@ impl Sample {
         }
     }
 
+    /// ministat's table row for this set, the median by `rule`.
     pub fn summary(&self, rule: MedianRule) -> Summary {
         Summary {
             n: self.n(),
@@ -143,11 +150,17 @@ impl Sample {
 /// ministat's table row: N Min Max Median Avg Stddev.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
+    /// Number of values.
     pub n: usize,
+    /// Smallest value.
     pub min: f64,
+    /// Largest value.
     pub max: f64,
+    /// The median, by the rule asked for.
     pub median: f64,
+    /// Arithmetic mean.
     pub mean: f64,
+    /// Sample standard deviation, ministat's way (see [`Sample::stddev`]).
     pub stddev: f64,
 }
 

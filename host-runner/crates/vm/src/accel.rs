@@ -26,8 +26,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(3);
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccelChoice {
+    /// KVM if the probe sees it run ring-0 code at native speed, else TCG.
     Auto,
+    /// TCG, whatever `/dev/kvm` offers.
     Tcg,
+    /// KVM without the probe; an error if `/dev/kvm` cannot be opened.
     Kvm,
 }
 
@@ -53,11 +56,14 @@ impl std::str::FromStr for AccelChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
+    /// QEMU's multi-threaded TCG: one host thread per vCPU, emulated.
     Tcg,
+    /// `/dev/kvm`; hardware KVM only where [`Resolved::verified_hardware_kvm`] says so.
     Kvm,
 }
 
 impl Accel {
+    /// QEMU's `-accel` and `-cpu` arguments for this accelerator.
     pub fn qemu_args(self) -> [&'static str; 4] {
         match self {
             // One host thread per vCPU. Without MONITOR/MWAIT the kernel idles with
@@ -67,6 +73,7 @@ impl Accel {
         }
     }
 
+    /// The name users and result files know it by, as serialized.
     pub fn name(self) -> &'static str {
         match self {
             Accel::Tcg => "tcg",
@@ -75,17 +82,22 @@ impl Accel {
     }
 }
 
+/// Why no accelerator could be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum AccelError {
+    /// KVM was asked for but `/dev/kvm` cannot be opened read-write.
     #[error("--accel kvm: /dev/kvm is not usable ({0}); use --accel tcg or auto")]
     NoKvm(String),
+    /// QEMU could not be started or waited for to run the KVM probe.
     #[error("cannot run the KVM probe: {0}")]
     Probe(std::io::Error),
 }
 
 /// The accelerator, and why when `auto` did not pick the obvious one.
 pub struct Resolved {
+    /// What guests run on.
     pub accel: Accel,
+    /// Why `auto` fell back to TCG, for the user.
     pub note: Option<String>,
     /// KVM that the probe saw run ring-0 code at native speed: hardware KVM,
     /// where the guest may use the KVM_HC_KICK_CPU hypercall.
@@ -100,6 +112,8 @@ struct CachedProbe {
     seconds: f64,
 }
 
+/// Turns the user's choice into an accelerator. `auto` boots `loader` as the
+/// probe, at most once per host boot and QEMU version (cached in `state_dir`).
 pub fn resolve(
     choice: AccelChoice,
     qemu: &Path,

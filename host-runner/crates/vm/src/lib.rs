@@ -6,6 +6,8 @@
 //! No QEMU outlives pvbench: a running guest kills its QEMU when dropped, and
 //! every QEMU gets SIGKILL from the kernel if pvbench itself dies.
 
+#![warn(missing_docs)]
+
 pub mod accel;
 pub mod guest;
 pub mod interrupt;
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 /// application (with the kernel linked in), which QEMU loads as its module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootFiles {
+    /// The multiboot loader, QEMU's `-kernel`.
     pub loader: PathBuf,
+    /// The application ELF, QEMU's `-initrd`: the loader's module.
     pub app: PathBuf,
 }

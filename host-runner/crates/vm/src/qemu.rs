@@ -3,12 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The QEMU looked for on `PATH`: the guests are x86-64.
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
 
+/// Why no QEMU was found.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
+    /// `PVBENCH_QEMU` is unset and no directory on `PATH` holds [`QEMU_BINARY`].
     #[error("{QEMU_BINARY} not found: install it with `apt-get install qemu-system-x86` (as root), or set PVBENCH_QEMU")]
     NotFound,
+    /// `PVBENCH_QEMU` is set but does not name a file.
     #[error("PVBENCH_QEMU={0} is not an executable file")]
     BadOverride(PathBuf),
 }

@@ -34,13 +34,18 @@ pub const MAX_VCPUS: u32 = 64;
 /// How often the QEMU process's CPU time is sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
+/// How to run one guest: its machine, its command line, its limits.
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
+    /// 1 to [`MAX_VCPUS`].
     pub vcpus: u32,
+    /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// What QEMU runs the guest on.
     pub accel: Accel,
     /// The guest's command line, its words checked as they were added.
     pub cmdline: Cmdline,
+    /// From spawning QEMU until the guest is killed as [`Ended::TimedOut`].
     pub timeout: Duration,
     /// A virtio-net NIC on QEMU's user-mode network, where the guest reaches the
     /// host's loopback at `pvbench_wire::cmdline::HOST_ALIAS`.
@@ -49,19 +54,27 @@ pub struct GuestConfig {
     pub stall: Option<StallWatch>,
 }
 
+/// Why a guest could not be started or waited for.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
+    /// [`GuestConfig::vcpus`] is 0 or above [`MAX_VCPUS`].
     #[error("--vcpus {0}: a guest has 1 to {MAX_VCPUS} vCPUs")]
     BadVcpus(u32),
+    /// QEMU could not be started.
     #[error("cannot start {qemu}: {source}")]
     Spawn {
+        /// The QEMU binary, as given.
         qemu: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// Waiting for QEMU to exit, or to die after SIGKILL, failed.
     #[error("waiting for QEMU (pid {pid}): {source}")]
     Wait {
+        /// QEMU's process id.
         pid: u32,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -70,6 +83,7 @@ pub enum GuestError {
 /// How the guest ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// QEMU exited by itself, with this code decoded.
     Exited(GuestExit),
     /// Killed after the timeout.
     TimedOut,
@@ -80,32 +94,44 @@ pub enum Ended {
     /// known), together under `limit_ms`, and (for [`StallKind::NoProgress`])
     /// the guest completed nothing.
     Stalled {
+        /// Which rule fired.
         kind: StallKind,
+        /// QEMU's CPU time in the window.
         cpu_ms: u64,
+        /// Its threads' run delay in the window, where the host reports it.
         delay_ms: Option<u64>,
+        /// The busy time (CPU plus run delay) the rule asks for.
         limit_ms: u64,
+        /// The window's length.
         window_ms: u64,
     },
     /// QEMU died from a signal (not ours).
     Signaled,
 }
 
+/// How a guest run went: how it ended, what it cost, what it printed.
 #[derive(Debug)]
 pub struct Outcome {
+    /// How the guest ended.
     pub ended: Ended,
+    /// QEMU's process id, for messages.
     pub pid: u32,
+    /// From spawning QEMU to its end.
     pub wall: Duration,
     /// CPU seconds (user + system) of the QEMU process, last sample.
     pub cpu_s: f64,
     /// From spawning QEMU to the application's first line.
     pub first_app_line: Option<Duration>,
+    /// The last serial lines (at most 30), for error reports.
     pub serial_tail: Vec<String>,
+    /// Everything QEMU wrote to stderr.
     pub qemu_stderr: String,
     /// The first panic the guest printed, kernel or application.
     pub panic: Option<GuestPanic>,
 }
 
 impl Outcome {
+    /// Whether the guest exited with status 0 or the kernel shut down cleanly.
     pub fn succeeded(&self) -> bool {
         matches!(self.ended, Ended::Exited(exit) if exit.is_success())
     }
@@ -267,6 +293,7 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
 }
 
 impl Running {
+    /// QEMU's process id.
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -21,6 +21,7 @@ pub enum PanicSource {
 /// The first panic a guest printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestPanic {
+    /// Which printer it came from: kernel or application.
     pub source: PanicSource,
     /// `FILE:LINE` with the file shortened to its crate-relative path
     /// (`scheduler/task.rs:690`).
@@ -74,6 +75,7 @@ impl PanicWatch {
         }
     }
 
+    /// The first panic fed so far, with its message once that line arrived.
     pub fn panic(&self) -> Option<&GuestPanic> {
         self.found.as_ref()
     }

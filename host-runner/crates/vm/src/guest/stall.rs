@@ -35,8 +35,11 @@ use std::time::Duration;
 ///   polling while its workload is blocked) is.
 #[derive(Debug, Clone)]
 pub struct StallWatch {
+    /// How long each verdict looks back; windows do not overlap.
     pub window: Duration,
+    /// The idle rule's limit: busy less than this in a window is a stall.
     pub min_busy: Duration,
+    /// The no-progress rule, if operations are counted.
     pub progress: Option<ProgressRule>,
 }
 
@@ -61,13 +64,16 @@ impl ProgressRule {
 /// Which rule of a [`StallWatch`] fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StallKind {
+    /// Busy less than [`StallWatch::min_busy`].
     Idle,
+    /// No operation completed, and busy less than [`ProgressRule::min_busy`].
     NoProgress,
 }
 
 /// What a guest's QEMU did with the host in one window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowUse {
+    /// CPU time (user + system) of all its threads.
     pub cpu: Duration,
     /// Time its threads were runnable but not running; `None` where the host
     /// kernel does not report it.
