@@ -490,129 +490,174 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let mut pairs: Vec<(&'static KeySpec, String)> = Vec::new();
-    for word in words {
-        let word = word.as_ref().trim();
-        if word.is_empty() {
-            continue;
-        }
-        let Some((key, value)) = word.split_once('=') else {
-            return Err(ConfigError::NotKeyValue {
-                word: word.to_string(),
-                accepted: key_list(KEYS.iter()),
-            });
-        };
-        let spec = key_spec(key).ok_or_else(|| ConfigError::UnknownKey {
-            key: key.to_string(),
-            accepted: key_list(KEYS.iter()),
-        })?;
-        if pairs.iter().any(|(s, _)| s.key == spec.key) {
-            return Err(ConfigError::Duplicate { key: key.to_string() });
-        }
-        pairs.push((spec, value.to_string()));
-    }
-    let get = |key: &str| pairs.iter().find(|(s, _)| s.key == key).map(|(_, v)| v.as_str());
-
-    let kind = match get(keys::WORKLOAD) {
+    let given = Given::from_words(words)?;
+    let kind = match given.get(keys::WORKLOAD) {
         Some(v) => parse_enum(keys::WORKLOAD, v, &WorkloadKind::ALL.map(|k| (k.name(), k)))?,
         None => return Err(ConfigError::MissingWorkload),
     };
-    for (spec, _) in &pairs {
-        if !spec.workloads.contains(&kind) {
-            return Err(ConfigError::NotForWorkload {
+    given.check_apply_to(kind)?;
+    let common = Common::parse(&given)?;
+    Ok(match kind {
+        WorkloadKind::Kernbench => WorkloadConfig::Kernbench(kernbench_config(&given, common)?),
+        WorkloadKind::Pgbench => WorkloadConfig::Pgbench(pgbench_config(&given, common)?),
+        WorkloadKind::Cpuhog => WorkloadConfig::Cpuhog(cpuhog_config(&given, common)?),
+    })
+}
+
+/// The words given, each a known key at most once, in the order given.
+struct Given(Vec<(&'static KeySpec, String)>);
+
+impl Given {
+    fn from_words<I, S>(words: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut pairs: Vec<(&'static KeySpec, String)> = Vec::new();
+        for word in words {
+            let word = word.as_ref().trim();
+            if word.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = word.split_once('=') else {
+                return Err(ConfigError::NotKeyValue {
+                    word: word.to_string(),
+                    accepted: key_list(KEYS.iter()),
+                });
+            };
+            let spec = key_spec(key).ok_or_else(|| ConfigError::UnknownKey {
+                key: key.to_string(),
+                accepted: key_list(KEYS.iter()),
+            })?;
+            if pairs.iter().any(|(s, _)| s.key == spec.key) {
+                return Err(ConfigError::Duplicate { key: key.to_string() });
+            }
+            pairs.push((spec, value.to_string()));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(s, _)| s.key == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Fails on the first key given that `kind` does not take.
+    fn check_apply_to(&self, kind: WorkloadKind) -> Result<(), ConfigError> {
+        match self.0.iter().find(|(spec, _)| !spec.workloads.contains(&kind)) {
+            Some((spec, _)) => Err(ConfigError::NotForWorkload {
                 key: spec.key,
                 workload: kind,
                 accepted: key_list(KEYS.iter().filter(|s| s.workloads.contains(&kind))),
-            });
+            }),
+            None => Ok(()),
         }
     }
-    let profile = match get(keys::PROFILE) {
-        Some(v) => parse_enum(
-            keys::PROFILE,
-            v,
-            &[("quick", Profile::Quick), ("full", Profile::Full)],
-        )?,
-        None => Profile::Quick,
-    };
-    let vcpus = match get(keys::VCPUS) {
-        Some(v) => parse_count(keys::VCPUS, v)?,
-        None => default_vcpus(),
-    };
-    let interval = match get(keys::INTERVAL_MS) {
-        Some(v) => parse_interval(v)?,
-        None => DEFAULT_INTERVAL,
-    };
+}
 
-    let config = match kind {
-        WorkloadKind::Kernbench => {
-            let mut c = KernbenchConfig::for_profile(profile, vcpus);
-            c.interval = interval;
-            if let Some(v) = get(keys::SCALE) {
-                c.scale = parse_scale(v)?;
-            }
-            if let Some(v) = get(keys::JOBS) {
-                c.jobs = parse_count(keys::JOBS, v)?;
-            }
-            if let Some(v) = get(keys::REPS) {
-                c.reps = parse_reps(v)?;
-            }
-            if let Some(v) = get(keys::ROOT) {
-                if v.is_empty() {
-                    return Err(bad(keys::ROOT, v, "a directory path"));
-                }
-                c.root = PathBuf::from(v);
-            }
-            if let Some(v) = get(keys::SPAWN) {
-                c.spawn = parse_enum(
-                    keys::SPAWN,
-                    v,
-                    &[("job", SpawnMode::Job), ("pool", SpawnMode::Pool)],
-                )?;
-            }
-            WorkloadConfig::Kernbench(c)
+/// The keys every workload takes.
+struct Common {
+    profile: Profile,
+    vcpus: usize,
+    interval: Duration,
+}
+
+impl Common {
+    fn parse(given: &Given) -> Result<Self, ConfigError> {
+        let profile = match given.get(keys::PROFILE) {
+            Some(v) => parse_enum(
+                keys::PROFILE,
+                v,
+                &[("quick", Profile::Quick), ("full", Profile::Full)],
+            )?,
+            None => Profile::Quick,
+        };
+        let vcpus = match given.get(keys::VCPUS) {
+            Some(v) => parse_count(keys::VCPUS, v)?,
+            None => default_vcpus(),
+        };
+        let interval = match given.get(keys::INTERVAL_MS) {
+            Some(v) => parse_interval(v)?,
+            None => DEFAULT_INTERVAL,
+        };
+        Ok(Self {
+            profile,
+            vcpus,
+            interval,
+        })
+    }
+}
+
+/// The profile's kernbench defaults with the words' values over them.
+fn kernbench_config(given: &Given, common: Common) -> Result<KernbenchConfig, ConfigError> {
+    let mut c = KernbenchConfig::for_profile(common.profile, common.vcpus);
+    c.interval = common.interval;
+    if let Some(v) = given.get(keys::SCALE) {
+        c.scale = parse_scale(v)?;
+    }
+    if let Some(v) = given.get(keys::JOBS) {
+        c.jobs = parse_count(keys::JOBS, v)?;
+    }
+    if let Some(v) = given.get(keys::REPS) {
+        c.reps = parse_reps(v)?;
+    }
+    if let Some(v) = given.get(keys::ROOT) {
+        if v.is_empty() {
+            return Err(bad(keys::ROOT, v, "a directory path"));
         }
-        WorkloadKind::Pgbench => {
-            let mut c = PgbenchConfig::for_profile(profile, vcpus);
-            c.interval = interval;
-            if let Some(v) = get(keys::SCALE) {
-                c.scale = parse_scale(v)?;
-            }
-            if let Some(v) = get(keys::CLIENTS) {
-                c.clients = parse_count(keys::CLIENTS, v)?;
-            }
-            if let Some(v) = get(keys::REPS) {
-                c.reps = parse_reps(v)?;
-            }
-            match (get(keys::DURATION_S), get(keys::TRANSACTIONS)) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::Conflict {
-                        first: keys::DURATION_S,
-                        second: keys::TRANSACTIONS,
-                    })
-                }
-                (Some(v), None) => c.limit = RunLimit::Duration(parse_duration(v, PG_DURATION_EXPECTED)?),
-                (None, Some(v)) => c.limit = RunLimit::Transactions(parse_transactions(v)?),
-                (None, None) => {}
-            }
-            WorkloadConfig::Pgbench(c)
+        c.root = PathBuf::from(v);
+    }
+    if let Some(v) = given.get(keys::SPAWN) {
+        c.spawn = parse_enum(
+            keys::SPAWN,
+            v,
+            &[("job", SpawnMode::Job), ("pool", SpawnMode::Pool)],
+        )?;
+    }
+    Ok(c)
+}
+
+/// The profile's pgbench defaults with the words' values over them.
+fn pgbench_config(given: &Given, common: Common) -> Result<PgbenchConfig, ConfigError> {
+    let mut c = PgbenchConfig::for_profile(common.profile, common.vcpus);
+    c.interval = common.interval;
+    if let Some(v) = given.get(keys::SCALE) {
+        c.scale = parse_scale(v)?;
+    }
+    if let Some(v) = given.get(keys::CLIENTS) {
+        c.clients = parse_count(keys::CLIENTS, v)?;
+    }
+    if let Some(v) = given.get(keys::REPS) {
+        c.reps = parse_reps(v)?;
+    }
+    match (given.get(keys::DURATION_S), given.get(keys::TRANSACTIONS)) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                first: keys::DURATION_S,
+                second: keys::TRANSACTIONS,
+            })
         }
-        WorkloadKind::Cpuhog => {
-            let mut c = CpuhogConfig::for_profile(profile, vcpus);
-            c.interval = interval;
-            if let Some(v) = get(keys::THREADS) {
-                c.threads = parse_count(keys::THREADS, v)?;
-            }
-            if let Some(v) = get(keys::DURATION_S) {
-                c.duration = if v == "forever" {
-                    None
-                } else {
-                    Some(parse_duration(v, HOG_DURATION_EXPECTED)?)
-                };
-            }
-            WorkloadConfig::Cpuhog(c)
-        }
-    };
-    Ok(config)
+        (Some(v), None) => c.limit = RunLimit::Duration(parse_duration(v, PG_DURATION_EXPECTED)?),
+        (None, Some(v)) => c.limit = RunLimit::Transactions(parse_transactions(v)?),
+        (None, None) => {}
+    }
+    Ok(c)
+}
+
+/// The profile's cpuhog defaults with the words' values over them.
+fn cpuhog_config(given: &Given, common: Common) -> Result<CpuhogConfig, ConfigError> {
+    let mut c = CpuhogConfig::for_profile(common.profile, common.vcpus);
+    c.interval = common.interval;
+    if let Some(v) = given.get(keys::THREADS) {
+        c.threads = parse_count(keys::THREADS, v)?;
+    }
+    if let Some(v) = given.get(keys::DURATION_S) {
+        c.duration = if v == "forever" {
+            None
+        } else {
+            Some(parse_duration(v, HOG_DURATION_EXPECTED)?)
+        };
+    }
+    Ok(c)
 }
 
 const COUNT_EXPECTED: &str = "an integer in 1..=1024";

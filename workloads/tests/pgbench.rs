@@ -63,9 +63,10 @@ fn duration_mode_reports_every_transaction() {
     assert_eq!(rec.ops_of_rep(1), s.transactions);
     let recorded: u64 = rec.intervals.iter().map(|i| i.histogram_count).sum();
     assert_eq!(recorded, s.transactions);
-    // Assumes the reporter thread runs at least once in the 300 ms the run
-    // is sure to last (see below).
-    assert!(rec.intervals.len() >= 2, "a 300 ms run with 20 ms intervals");
+    // Every transaction arrived in a report and the final one closed the run.
+    // (How many periodic reports came depends on the reporter thread getting
+    // a CPU during the 300 ms, which a loaded machine does not promise.)
+    assert!(rec.intervals.last().is_some_and(|i| i.last), "no final report");
     // The run ended at its deadline: `elapsed_s` is the workload's own clock
     // from the clients' release to the last one's end, and a client stops
     // only once that release time plus the limit has passed. So this holds

@@ -287,6 +287,37 @@ pub fn evaluate(
     config: &GateConfig,
 ) -> GateReport {
     let new_prov = &results.manifest.provenance;
+    let (problems, mut notes) = compatibility(baseline, new_prov);
+    let metrics = families(baseline, config);
+    let groups = if problems.is_empty() {
+        judge_groups(baseline, results, config, &metrics, &mut notes)
+    } else {
+        Vec::new()
+    };
+    let verdict = overall_verdict(&problems, &groups);
+    GateReport {
+        format: REPORT_FORMAT,
+        version: REPORT_VERSION,
+        verdict,
+        exit_code: verdict.exit_code(),
+        baseline: RunInfo {
+            path: baseline_path.to_string(),
+            provenance: baseline.provenance.clone(),
+        },
+        results: RunInfo {
+            path: results_path.to_string(),
+            provenance: new_prov.clone(),
+        },
+        problems,
+        notes,
+        metrics,
+        groups,
+    }
+}
+
+/// Whether the two runs can be compared at all: the problems that forbid it
+/// (another matrix or accelerator), and notes on what differs but is allowed.
+fn compatibility(baseline: &Baseline, new_prov: &Provenance) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let under = &baseline.compare_under;
@@ -313,8 +344,11 @@ pub fn evaluate(
             b.host_cpu, b.host_cores, n.host_cpu, n.host_cores
         ));
     }
+    (problems, notes)
+}
 
-    // Families: each metric's baseline groups, in the baseline's order.
+/// The families: each metric's baseline groups, in the baseline's order.
+fn families(baseline: &Baseline, config: &GateConfig) -> Vec<MetricReport> {
     let mut metrics: Vec<MetricReport> = Vec::new();
     for g in &baseline.groups {
         match metrics.iter_mut().find(|m| m.metric == g.metric) {
@@ -327,71 +361,61 @@ pub fn evaluate(
             }),
         }
     }
+    metrics
+}
 
-    let mut groups = Vec::new();
-    if problems.is_empty() {
-        let planned = planned_reps(results);
-        let cells: HashMap<CellKey, &CellResult> = results.cells.iter().map(|c| (c.key, c)).collect();
-        let mut prepared: Vec<Prepared> = baseline
-            .groups
-            .iter()
-            .map(|bg| {
-                let family = metrics
-                    .iter()
-                    .find(|m| m.metric == bg.metric)
-                    .map_or(1, |m| m.groups);
-                prepare(
-                    bg,
-                    planned.get(&bg.arm()),
-                    &cells,
-                    config.for_metric(bg.metric),
-                    family,
-                )
-            })
-            .collect();
-        for arm in planned.keys() {
-            if baseline.group(arm).is_none() {
-                notes.push(format!("{arm}: not in the baseline, not gated"));
-            }
+/// Every baseline group against the new run, one family at a time; notes
+/// the new run's groups that the baseline does not have.
+fn judge_groups(
+    baseline: &Baseline,
+    results: &Results,
+    config: &GateConfig,
+    metrics: &[MetricReport],
+    notes: &mut Vec<String>,
+) -> Vec<BaselineComparison> {
+    let planned = planned_reps(results);
+    let cells: HashMap<CellKey, &CellResult> = results.cells.iter().map(|c| (c.key, c)).collect();
+    let mut prepared: Vec<Prepared> = baseline
+        .groups
+        .iter()
+        .map(|bg| {
+            let family = metrics
+                .iter()
+                .find(|m| m.metric == bg.metric)
+                .map_or(1, |m| m.groups);
+            prepare(
+                bg,
+                planned.get(&bg.arm()),
+                &cells,
+                config.for_metric(bg.metric),
+                family,
+            )
+        })
+        .collect();
+    for arm in planned.keys() {
+        if baseline.group(arm).is_none() {
+            notes.push(format!("{arm}: not in the baseline, not gated"));
         }
-        for metric in &metrics {
-            judge_family(&mut prepared, metric.metric);
-        }
-        groups = prepared.into_iter().map(|p| p.report).collect();
     }
+    for metric in metrics {
+        judge_family(&mut prepared, metric.metric);
+    }
+    prepared.into_iter().map(|p| p.report).collect()
+}
 
-    let verdict = if !problems.is_empty() {
+/// The gate's answer: cannot judge when the runs are not comparable, else a
+/// regression if any group regressed, else cannot judge if any group could
+/// not be judged, else pass.
+fn overall_verdict(problems: &[String], groups: &[BaselineComparison]) -> GateVerdict {
+    let any = |f: fn(&Outcome) -> bool| groups.iter().any(|g| f(&g.outcome));
+    if !problems.is_empty() {
         GateVerdict::CannotJudge
-    } else if groups
-        .iter()
-        .any(|g| matches!(g.outcome, Outcome::Regression { .. }))
-    {
+    } else if any(|o| matches!(o, Outcome::Regression { .. })) {
         GateVerdict::Regression
-    } else if groups
-        .iter()
-        .any(|g| matches!(g.outcome, Outcome::CannotJudge { .. }))
-    {
+    } else if any(|o| matches!(o, Outcome::CannotJudge { .. })) {
         GateVerdict::CannotJudge
     } else {
         GateVerdict::Pass
-    };
-    GateReport {
-        format: REPORT_FORMAT,
-        version: REPORT_VERSION,
-        verdict,
-        exit_code: verdict.exit_code(),
-        baseline: RunInfo {
-            path: baseline_path.to_string(),
-            provenance: baseline.provenance.clone(),
-        },
-        results: RunInfo {
-            path: results_path.to_string(),
-            provenance: new_prov.clone(),
-        },
-        problems,
-        notes,
-        metrics,
-        groups,
     }
 }
 

@@ -111,61 +111,68 @@ pub fn markdown(report: &GateReport) -> String {
         report.baseline.path,
         run_label(&report.baseline.provenance)
     );
-    if !report.problems.is_empty() {
-        md.push_str("### Cannot compare\n\n");
-        for problem in &report.problems {
-            let _ = writeln!(md, "- {problem}");
-        }
-        md.push('\n');
-    }
-    if !report.groups.is_empty() {
-        md.push_str("| group | metric | baseline | new | change | p (adj.) | verdict |\n");
-        md.push_str("|:--|:--|--:|--:|--:|--:|:--|\n");
-        for g in &report.groups {
-            let arrow = if g.lower_is_better { "↓" } else { "↑" };
-            let verdict = match &g.outcome {
-                Outcome::Regression { by_bounds: true } => "**REGRESSION** (proven by bounds)".to_string(),
-                Outcome::Regression { .. } => "**REGRESSION**".to_string(),
-                other => other.label().to_string(),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} {arrow} | {} | {} | {} | {} | {verdict} |",
-                g.arm,
-                metric_name(g.metric),
-                side_md(&g.baseline, g.lower_is_better),
-                side_md(&g.new, g.lower_is_better),
-                change(g),
-                p_text(g).unwrap_or_else(|| "–".into()),
-            );
-        }
-        md.push_str(
-            "\n↓ lower is better, ↑ higher is better. Values: mean ± sd (n); `≥`/`≤` marks a side \
-             with runs stopped at their cap, whose values are bounds. p: the family-adjusted \
-             one-sided p-value in the direction of the change.\n\n",
-        );
-    }
-    let blocked: Vec<&BaselineComparison> = report
+    list_section(&mut md, "Cannot compare", &report.problems);
+    groups_table(&mut md, &report.groups);
+    let blocked: Vec<String> = report
         .groups
         .iter()
-        .filter(|g| matches!(g.outcome, Outcome::CannotJudge { .. }))
+        .filter_map(|g| match &g.outcome {
+            Outcome::CannotJudge { reason } => Some(format!("**{}**: {reason}", g.arm)),
+            _ => None,
+        })
         .collect();
-    if !blocked.is_empty() {
-        md.push_str("### Could not judge\n\n");
-        for g in blocked {
-            if let Outcome::CannotJudge { reason } = &g.outcome {
-                let _ = writeln!(md, "- **{}**: {reason}", g.arm);
-            }
-        }
-        md.push('\n');
+    list_section(&mut md, "Could not judge", &blocked);
+    list_section(&mut md, "Notes", &report.notes);
+    thresholds_and_provenance(&mut md, report);
+    md
+}
+
+/// A `###` section listing `items`, or nothing without items.
+fn list_section(md: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
     }
-    if !report.notes.is_empty() {
-        md.push_str("### Notes\n\n");
-        for note in &report.notes {
-            let _ = writeln!(md, "- {note}");
-        }
-        md.push('\n');
+    let _ = writeln!(md, "### {title}\n");
+    for item in items {
+        let _ = writeln!(md, "- {item}");
     }
+    md.push('\n');
+}
+
+/// The table of groups with its legend, or nothing without groups.
+fn groups_table(md: &mut String, groups: &[BaselineComparison]) {
+    if groups.is_empty() {
+        return;
+    }
+    md.push_str("| group | metric | baseline | new | change | p (adj.) | verdict |\n");
+    md.push_str("|:--|:--|--:|--:|--:|--:|:--|\n");
+    for g in groups {
+        let arrow = if g.lower_is_better { "↓" } else { "↑" };
+        let verdict = match &g.outcome {
+            Outcome::Regression { by_bounds: true } => "**REGRESSION** (proven by bounds)".to_string(),
+            Outcome::Regression { .. } => "**REGRESSION**".to_string(),
+            other => other.label().to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} {arrow} | {} | {} | {} | {} | {verdict} |",
+            g.arm,
+            metric_name(g.metric),
+            side_md(&g.baseline, g.lower_is_better),
+            side_md(&g.new, g.lower_is_better),
+            change(g),
+            p_text(g).unwrap_or_else(|| "–".into()),
+        );
+    }
+    md.push_str(
+        "\n↓ lower is better, ↑ higher is better. Values: mean ± sd (n); `≥`/`≤` marks a side \
+         with runs stopped at their cap, whose values are bounds. p: the family-adjusted \
+         one-sided p-value in the direction of the change.\n\n",
+    );
+}
+
+/// The folded section: each family's thresholds and both runs' provenance.
+fn thresholds_and_provenance(md: &mut String, report: &GateReport) {
     md.push_str("<details><summary>Thresholds and provenance</summary>\n\n");
     for m in &report.metrics {
         let _ = writeln!(
@@ -190,7 +197,6 @@ pub fn markdown(report: &GateReport) -> String {
         );
     }
     md.push_str("\n</details>\n");
-    md
 }
 
 /// Markdown for a gate that could not run at all.

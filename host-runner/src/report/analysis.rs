@@ -318,18 +318,7 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
     let planned = &results.manifest.cells;
     let by_key = |key: &CellKey| results.cells.iter().find(|c| c.key == *key);
     let missing: Vec<CellKey> = planned.iter().filter(|k| by_key(k).is_none()).copied().collect();
-    let failed: Vec<FailedCell> = results
-        .cells
-        .iter()
-        .filter_map(|c| match &c.status {
-            CellStatus::Failed { reason, .. } => Some(FailedCell {
-                id: c.key.id(),
-                kind: c.status.failure().unwrap_or(FailureKind::Other),
-                reason: reason.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+    let failed = failed_cells(results);
     let count = |f: fn(&CellStatus) -> bool| results.cells.iter().filter(|c| f(&c.status)).count();
     let cells = CellCounts {
         planned: planned.len(),
@@ -350,54 +339,25 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         .iter()
         .map(|g| group_report(*g, results, &missing, options))
         .collect();
-
-    let mut warnings = Vec::new();
-    for g in &group_reports {
-        for arm in [&g.base, &g.pv] {
-            arm_warnings(g, arm, options, &mut warnings);
-        }
-    }
-    if !failed.is_empty() {
-        warnings.push(Warning {
-            kind: WarningKind::Failed,
-            message: format!(
-                "{} cell{} failed (listed below; serial logs in {}/cells/<id>/): their runs are left out",
-                failed.len(),
-                plural(failed.len()),
-                results.dir.display()
-            ),
-        });
-    }
-    if !missing.is_empty() {
-        warnings.push(Warning {
-            kind: WarningKind::Missing,
-            message: format!(
-                "{} of {} planned cells have no result (not run yet, or interrupted): finish them with \
-                 `pvbench run --resume --out {}`",
-                missing.len(),
-                planned.len(),
-                results.dir.display()
-            ),
-        });
-    }
-
+    let warnings = warnings(&group_reports, &cells, results, options);
     let (kernbench, pgbench): (Vec<_>, Vec<_>) = group_reports
         .into_iter()
         .partition(|g| g.group.workload == Workload::Kernbench);
-    let arms: Vec<(ArmKey, Vec<&CellResult>)> = groups
-        .iter()
-        .flat_map(|&group| [LockMode::Base, LockMode::Pv].map(|lock| ArmKey { group, lock }))
-        .map(|arm| {
-            let cells = results
-                .cells
-                .iter()
-                .filter(|c| c.key.arm() == arm)
-                .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
-                .collect();
-            (arm, cells)
-        })
-        .collect();
+
+    // Per-arm figures from the cells that did not fail.
+    let arms = arm_cells(&groups, results);
     let host_cores = results.manifest.provenance.host_cores;
+    let (mut latency, mut pvlock, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for (arm, cells) in &arms {
+        let ran: Vec<&CellResult> = cells
+            .iter()
+            .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
+            .copied()
+            .collect();
+        latency.extend(latency_row(*arm, &ran));
+        pvlock.extend(lock_row(*arm, &ran));
+        cpu.extend(cpu_row(*arm, &ran, host_cores));
+    }
     Report {
         dir: results.dir.clone(),
         provenance: results.manifest.provenance.clone(),
@@ -407,49 +367,99 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         cells,
         kernbench,
         pgbench,
-        latency: arms
-            .iter()
-            .filter_map(|(arm, cells)| latency_row(*arm, cells))
-            .collect(),
-        pvlock: arms
-            .iter()
-            .filter_map(|(arm, cells)| lock_row(*arm, cells))
-            .collect(),
-        cpu: arms
-            .iter()
-            .filter_map(|(arm, cells)| cpu_row(*arm, cells, host_cores))
-            .collect(),
+        latency,
+        pvlock,
+        cpu,
         warnings,
         failed,
-        failures: failure_rows(&groups, results),
+        failures: failure_rows(&arms),
         missing: missing.iter().map(CellKey::id).collect(),
         confidence: options.confidence,
     }
 }
 
+/// The run's failed cells, in the order of the results.
+fn failed_cells(results: &Results) -> Vec<FailedCell> {
+    results
+        .cells
+        .iter()
+        .filter_map(|c| match &c.status {
+            CellStatus::Failed { reason, .. } => Some(FailedCell {
+                id: c.key.id(),
+                kind: c.status.failure().unwrap_or(FailureKind::Other),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What keeps the report from concluding: each arm's too few runs or too
+/// much noise, then the run's failed and missing cells.
+fn warnings(
+    group_reports: &[LockComparison],
+    cells: &CellCounts,
+    results: &Results,
+    options: &RenderOptions,
+) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for g in group_reports {
+        for arm in [&g.base, &g.pv] {
+            arm_warnings(g, arm, options, &mut warnings);
+        }
+    }
+    if cells.failed > 0 {
+        warnings.push(Warning {
+            kind: WarningKind::Failed,
+            message: format!(
+                "{} cell{} failed (listed below; serial logs in {}/cells/<id>/): their runs are left out",
+                cells.failed,
+                plural(cells.failed),
+                results.dir.display()
+            ),
+        });
+    }
+    if cells.missing > 0 {
+        warnings.push(Warning {
+            kind: WarningKind::Missing,
+            message: format!(
+                "{} of {} planned cells have no result (not run yet, or interrupted): finish them with \
+                 `pvbench run --resume --out {}`",
+                cells.missing,
+                cells.planned,
+                results.dir.display()
+            ),
+        });
+    }
+    warnings
+}
+
+/// Every arm of `groups` (base, then pv) with all its cells that have a
+/// result, whatever their status.
+fn arm_cells<'r>(groups: &BTreeSet<GroupKey>, results: &'r Results) -> Vec<(ArmKey, Vec<&'r CellResult>)> {
+    groups
+        .iter()
+        .flat_map(|&group| [LockMode::Base, LockMode::Pv].map(|lock| ArmKey { group, lock }))
+        .map(|arm| (arm, results.cells.iter().filter(|c| c.key.arm() == arm).collect()))
+        .collect()
+}
+
 /// Per group and lock mode, how many cells failed and how.
-fn failure_rows(groups: &BTreeSet<GroupKey>, results: &Results) -> Vec<FailureRow> {
+fn failure_rows(arms: &[(ArmKey, Vec<&CellResult>)]) -> Vec<FailureRow> {
     let mut rows = Vec::new();
-    for &group in groups {
-        for lock in [LockMode::Base, LockMode::Pv] {
-            let cells: Vec<&CellResult> = results
-                .cells
-                .iter()
-                .filter(|c| c.key.arm() == ArmKey { group, lock })
-                .collect();
-            let count = |kind| cells.iter().filter(|c| c.status.failure() == Some(kind)).count();
-            let row = FailureRow {
-                group,
-                lock,
-                cells: cells.len(),
-                kernel_panic: count(FailureKind::KernelPanic),
-                app_panic: count(FailureKind::AppPanic),
-                stall: count(FailureKind::Stall),
-                other: count(FailureKind::Other),
-            };
-            if row.failed() > 0 {
-                rows.push(row);
-            }
+    for (arm, cells) in arms {
+        let count = |kind| cells.iter().filter(|c| c.status.failure() == Some(kind)).count();
+        let row = FailureRow {
+            group: arm.group,
+            lock: arm.lock,
+            cells: cells.len(),
+            kernel_panic: count(FailureKind::KernelPanic),
+            app_panic: count(FailureKind::AppPanic),
+            stall: count(FailureKind::Stall),
+            other: count(FailureKind::Other),
+        };
+        if row.failed() > 0 {
+            rows.push(row);
         }
     }
     rows

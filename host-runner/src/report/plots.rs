@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -93,8 +94,12 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     })
 }
 
-/// A chart with linear f64 axes on an SVG backend.
-type LinearChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+/// A chart over two axes on an SVG backend.
+type Chart<'a, 'b, X, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>;
+/// A chart with linear f64 axes.
+type LinearChart<'a, 'b> = Chart<'a, 'b, RangedCoordf64, RangedCoordf64>;
+/// A latency chart: linear x (the percentiles), log y.
+type LogChart<'a, 'b> = Chart<'a, 'b, RangedCoordf64, LogCoord<f64>>;
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -199,9 +204,9 @@ fn draw_arm(
 }
 
 /// The top of a y axis that shows every point, its error bar and its label.
-fn y_top(points: &[Point]) -> f64 {
+fn y_top<'p>(points: impl IntoIterator<Item = &'p Point>) -> f64 {
     let top = points
-        .iter()
+        .into_iter()
         .map(|p| p.y + p.sd.unwrap_or(0.0))
         .fold(0.0_f64, f64::max);
     if top > 0.0 {
@@ -211,23 +216,88 @@ fn y_top(points: &[Point]) -> f64 {
     }
 }
 
-fn finish<'a, 'b: 'a>(
-    chart: &mut LinearChart<'a, 'b>,
-    root: &DrawingArea<SVGBackend<'b>, Shift>,
+/// Draws one plot on a white canvas of the plots' size and returns its SVG
+/// text; `draw` builds the chart (see [`chart`]) and ends with its [`legend`].
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A chart over `x` and `y` with the plots' caption, margin and label areas.
+fn chart<'a, 'b, X: AsRangedCoord, Y: AsRangedCoord>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    x: X,
+    y: Y,
+) -> Result<Chart<'a, 'b, X::CoordDescType, Y::CoordDescType>, String> {
+    ChartBuilder::on(root)
+        .caption(caption, (FONT, 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x, y)
+        .map_err(err)
+}
+
+/// The series labels, in a box at the upper left.
+fn legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    font_size: i32,
 ) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font((FONT, 14))
+        .label_font((FONT, font_size))
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err)
+}
+
+/// The label of an x axis of evenly spaced categories: the name of the
+/// category at an integer `x`, none between them or beyond the last.
+fn category_label(x: f64, names: &[impl ToString]) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
+        names[i as usize].to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// One line of a kernbench or pgbench plot: a lock mode's points.
+struct Series {
+    label: String,
+    lock: LockMode,
+    points: Vec<Point>,
+}
+
+/// Draws every series in its lock mode's colour; with several overcommit
+/// levels (a base and a pv series each), further levels in darker shades.
+fn draw_series(chart: &mut LinearChart<'_, '_>, series: &[Series], metric: Metric) -> Result<(), String> {
+    for (i, s) in series.iter().enumerate() {
+        let base = arm_color(s.lock);
+        let shade = 1.0 - 0.25 * (i / 2) as f64;
+        let color = RGBColor(
+            (f64::from(base.0) * shade) as u8,
+            (f64::from(base.1) * shade) as u8,
+            (f64::from(base.2) * shade) as u8,
+        );
+        draw_arm(chart, &s.points, &s.label, color, metric)?;
+    }
+    Ok(())
 }
 
 fn kernbench(report: &Report) -> Result<String, String> {
-    let series: Vec<(LockMode, Vec<Point>)> = [LockMode::Base, LockMode::Pv]
+    let series: Vec<Series> = [LockMode::Base, LockMode::Pv]
         .into_iter()
         .map(|lock| {
             let points = report
@@ -238,26 +308,17 @@ fn kernbench(report: &Report) -> Result<String, String> {
                     point(g.arm(lock), g.metric, x)
                 })
                 .collect();
-            (lock, points)
+            Series {
+                label: lock.to_string(),
+                lock,
+                points,
+            }
         })
         .collect();
-    let top = y_top(
-        &series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(copy_point))
-            .collect::<Vec<_>>(),
-    );
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("kernbench-like: elapsed time vs overcommit", (FONT, 20))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(0.5_f64..3.5_f64, 0.0_f64..top)
-            .map_err(err)?;
+    let top = y_top(series.iter().flat_map(|s| &s.points));
+    svg(|root| {
+        let caption = "kernbench-like: elapsed time vs overcommit";
+        let mut chart = chart(root, caption, 0.5_f64..3.5_f64, 0.0_f64..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -268,31 +329,37 @@ fn kernbench(report: &Report) -> Result<String, String> {
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        for (lock, points) in &series {
-            draw_arm(
-                &mut chart,
-                points,
-                &lock.to_string(),
-                arm_color(*lock),
-                Metric::ElapsedS,
-            )?;
-        }
-        finish(&mut chart, &root)?;
-    }
-    Ok(svg)
-}
-
-fn copy_point(p: &Point) -> Point {
-    Point {
-        x: p.x,
-        y: p.y,
-        sd: p.sd,
-        bound: p.bound.clone(),
-    }
+        draw_series(&mut chart, &series, Metric::ElapsedS)?;
+        legend(&mut chart, 14)
+    })
 }
 
 fn pgbench(report: &Report) -> Result<String, String> {
-    // Client counts evenly spaced (they usually double), labelled by count.
+    let (clients, series) = pgbench_series(report);
+    let top = y_top(series.iter().flat_map(|s| &s.points));
+    let n = clients.len().max(1) as f64;
+    svg(|root| {
+        let caption = "pgbench-like: TPS vs clients";
+        let mut chart = chart(root, caption, -0.5_f64..n - 0.5, 0.0_f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(clients.len() * 2 + 1)
+            .x_label_formatter(&|x| category_label(*x, &clients))
+            .x_desc("clients")
+            .y_desc("transactions per second: mean +/- sd")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        draw_series(&mut chart, &series, Metric::Tps)?;
+        legend(&mut chart, 14)
+    })
+}
+
+/// pgbench's client counts (evenly spaced on the x axis: they usually
+/// double) and its series: per overcommit level, base then pv, labelled by
+/// level when there are several.
+fn pgbench_series(report: &Report) -> (Vec<u32>, Vec<Series>) {
     let mut clients: Vec<u32> = report.pgbench.iter().filter_map(|g| g.group.clients).collect();
     clients.sort_unstable();
     clients.dedup();
@@ -305,7 +372,7 @@ fn pgbench(report: &Report) -> Result<String, String> {
             .position(|&c| Some(c) == g.group.clients)
             .unwrap_or(0) as f64
     };
-    let mut series: Vec<(String, LockMode, Vec<Point>)> = Vec::new();
+    let mut series = Vec::new();
     for &level in &levels {
         for lock in [LockMode::Base, LockMode::Pv] {
             let points = report
@@ -319,150 +386,89 @@ fn pgbench(report: &Report) -> Result<String, String> {
             } else {
                 lock.to_string()
             };
-            series.push((label, lock, points));
+            series.push(Series { label, lock, points });
         }
     }
-    let top = y_top(
-        &series
-            .iter()
-            .flat_map(|(_, _, p)| p.iter().map(copy_point))
-            .collect::<Vec<_>>(),
-    );
-    let n = clients.len().max(1) as f64;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("pgbench-like: TPS vs clients", (FONT, 20))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(-0.5_f64..n - 0.5, 0.0_f64..top)
-            .map_err(err)?;
-        let label = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < clients.len() {
-                clients[i as usize].to_string()
-            } else {
-                String::new()
-            }
-        };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(clients.len() * 2 + 1)
-            .x_label_formatter(&label)
-            .x_desc("clients")
-            .y_desc("transactions per second: mean +/- sd")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        for (i, (label, lock, points)) in series.iter().enumerate() {
-            // Further overcommit levels in darker shades of the arm's colour.
-            let base = arm_color(*lock);
-            let shade = 1.0 - 0.25 * (i / 2) as f64;
-            let color = RGBColor(
-                (f64::from(base.0) * shade) as u8,
-                (f64::from(base.1) * shade) as u8,
-                (f64::from(base.2) * shade) as u8,
-            );
-            draw_arm(&mut chart, points, label, color, Metric::Tps)?;
-        }
-        finish(&mut chart, &root)?;
-    }
-    Ok(svg)
+    (clients, series)
 }
 
 /// The percentiles plotted, in order, with their axis labels.
 const PERCENTILES: [&str; 6] = ["p50", "p90", "p99", "p99.9", "p99.99", "max"];
 
+/// A row's values in the order of [`PERCENTILES`], at least 1 us (the
+/// log axis cannot show less).
+fn percentiles(r: &LatencyRow) -> [f64; 6] {
+    [r.p50, r.p90, r.p99, r.p999, r.p9999, r.max as f64].map(|v| v.max(1.0))
+}
+
 fn latency(rows: &[&LatencyRow], workload: Workload) -> Result<String, String> {
-    let values = |r: &LatencyRow| [r.p50, r.p90, r.p99, r.p999, r.p9999, r.max as f64].map(|v| v.max(1.0));
-    let all = || rows.iter().flat_map(|r| values(r));
+    let all = || rows.iter().flat_map(|r| percentiles(r));
     let top = all().fold(1.0_f64, f64::max) * 2.0;
     // From the power of ten below the smallest value, not from 1 us.
     let bottom = 10f64
         .powf(all().fold(f64::INFINITY, f64::min).log10().floor())
         .max(1.0);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
+    svg(|root| {
         let caption = format!("{workload}-like: latency percentiles");
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, (FONT, 20))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(-0.3_f64..5.3_f64, (bottom..top).log_scale())
-            .map_err(err)?;
-        let label = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && (0.0..6.0).contains(&i) {
-                PERCENTILES[i as usize].to_string()
-            } else {
-                String::new()
-            }
-        };
+        let mut chart = chart(root, &caption, -0.3_f64..5.3_f64, (bottom..top).log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(12)
-            .x_label_formatter(&label)
+            .x_label_formatter(&|x| category_label(*x, &PERCENTILES))
             .y_label_formatter(&|y| g6(*y))
             .x_desc("percentile (median over runs; max over all runs)")
             .y_desc("latency (us), log scale")
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        // One colour per group; base solid with dots, pv dashed with triangles.
+        // One colour per group.
         let mut groups: Vec<_> = rows.iter().map(|r| r.group).collect();
         groups.dedup();
         for row in rows {
             let i = groups.iter().position(|g| *g == row.group).unwrap_or(0);
-            let color = Palette99::pick(i).to_rgba();
-            let style = color.stroke_width(2);
-            let points: Vec<(f64, f64)> = values(row)
-                .iter()
-                .enumerate()
-                .map(|(x, &y)| (x as f64, y))
-                .collect();
-            let label = format!("{} {}", short_group(&row.group), row.lock);
-            let drawn = match row.lock {
-                LockMode::Base => chart
-                    .draw_series(LineSeries::new(points.clone(), style))
-                    .map_err(err)?,
-                LockMode::Pv => chart
-                    .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
-                    .map_err(err)?,
-            };
-            let line =
-                move |(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], style);
-            match row.lock {
-                LockMode::Base => drawn
-                    .label(label)
-                    .legend(move |c| line(c) + Circle::new((10, 0), 3, color.filled())),
-                LockMode::Pv => drawn
-                    .label(label)
-                    .legend(move |c| line(c) + TriangleMarker::new((10, 0), 5, color.filled())),
-            };
-            chart
-                .draw_series(points.iter().map(|&p| match row.lock {
-                    LockMode::Base => Circle::new(p, 3, color.filled()).into_dyn(),
-                    LockMode::Pv => TriangleMarker::new(p, 5, color.filled()).into_dyn(),
-                }))
-                .map_err(err)?;
+            draw_latency_row(&mut chart, row, Palette99::pick(i).to_rgba())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+        legend(&mut chart, 13)
+    })
+}
+
+/// Draws one row's percentiles: base solid with dots, pv dashed with
+/// triangles.
+fn draw_latency_row<'a, 'b: 'a>(
+    chart: &mut LogChart<'a, 'b>,
+    row: &LatencyRow,
+    color: RGBAColor,
+) -> Result<(), String> {
+    let style = color.stroke_width(2);
+    let points: Vec<(f64, f64)> = percentiles(row)
+        .iter()
+        .enumerate()
+        .map(|(x, &y)| (x as f64, y))
+        .collect();
+    let label = format!("{} {}", short_group(&row.group), row.lock);
+    let drawn = match row.lock {
+        LockMode::Base => chart
+            .draw_series(LineSeries::new(points.clone(), style))
+            .map_err(err)?,
+        LockMode::Pv => chart
+            .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
+            .map_err(err)?,
+    };
+    let line = move |(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], style);
+    match row.lock {
+        LockMode::Base => drawn
+            .label(label)
+            .legend(move |c| line(c) + Circle::new((10, 0), 3, color.filled())),
+        LockMode::Pv => drawn
+            .label(label)
+            .legend(move |c| line(c) + TriangleMarker::new((10, 0), 5, color.filled())),
+    };
+    chart
+        .draw_series(points.iter().map(|&p| match row.lock {
+            LockMode::Base => Circle::new(p, 3, color.filled()).into_dyn(),
+            LockMode::Pv => TriangleMarker::new(p, 5, color.filled()).into_dyn(),
+        }))
+        .map_err(err)?;
+    Ok(())
 }

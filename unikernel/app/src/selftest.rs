@@ -53,93 +53,134 @@ fn run_selftest(line: &str) -> Result<(), MetricsError> {
         );
     }
     for round in 0..compare.max(1) {
-        if compare > 0 {
-            let (elapsed, line) = work.run(None)?;
-            off.push(elapsed);
-            println!(
-                "pvbench-guest: selftest round={round} streaming=off elapsed_s={:.4} {line}",
-                elapsed.as_secs_f64()
-            );
-        }
-        let started = Instant::now();
-        let (mut elapsed, line) = work.run(sink.as_mut())?;
-        if let Some(sink) = sink.as_ref().filter(|_| drain) {
-            if !sink.drain(REPLY_DEADLINE) {
-                return Err(MetricsError::Timeout("progress from the sender"));
-            }
-            elapsed = started.elapsed();
-        }
-        on.push(elapsed);
-        let streaming = if sink.is_some() { "on" } else { "off" };
-        println!(
-            "pvbench-guest: selftest round={round} streaming={streaming} elapsed_s={:.4} {line}",
-            elapsed.as_secs_f64()
-        );
-        result = line;
+        let r = run_round(&work, round, compare > 0, sink.as_mut(), drain)?;
+        off.extend(r.off);
+        on.push(r.on);
+        result = r.line;
     }
     if compare > 0 {
-        let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
-        let (on_s, off_s) = (mean(&on), mean(&off));
-        println!(
-            "pvbench-guest: selftest compare rounds={compare} on_s={on_s:.4} off_s={off_s:.4} slowdown_pct={:.2}",
-            (on_s / off_s - 1.0) * 100.0
-        );
-        if let (
-            Work::Synthetic {
-                intervals, samples, ..
-            },
-            Some(_),
-        ) = (&work, &sink)
-        {
-            let per_round = (intervals * samples).max(1) as f64;
-            println!(
-                "pvbench-guest: selftest streaming_cost_ns_per_sample={:.1}",
-                (on_s - off_s) * 1e9 / per_round
-            );
-        }
+        print_comparison(&work, compare, &on, &off, sink.is_some());
     }
-    if let Some(sink) = sink {
-        let ending = Ending {
-            line: result,
-            figures: Figures {
-                elapsed_s: on.last().map_or(0.0, Duration::as_secs_f64),
-                ops: 0,
-                tps: None,
-            },
-            lock: LockStats::default(),
-            kernel: KernelEvents::default(),
-        };
-        let f = sink.finish(Ok(ending))?;
-        let c = f.done.unwrap_or_default();
-        let per_sample = |d: Duration| d.as_nanos() as f64 / c.samples.max(1) as f64;
+    match sink {
+        Some(sink) => finish_streaming(sink, result, on.last().map_or(0.0, Duration::as_secs_f64)),
+        None => Ok(()),
+    }
+}
+
+/// One round's timings and the workload's verdict line.
+struct Round {
+    /// Without streaming, when comparing.
+    off: Option<Duration>,
+    /// With streaming, if there is a sink.
+    on: Duration,
+    line: String,
+}
+
+/// One round: a run without streaming when comparing, then one with it (if
+/// there is a sink), each printed.
+fn run_round(
+    work: &Work,
+    round: u64,
+    compare: bool,
+    mut sink: Option<&mut Sink>,
+    drain: bool,
+) -> Result<Round, MetricsError> {
+    let mut off = None;
+    if compare {
+        let (elapsed, line) = work.run(None)?;
+        off = Some(elapsed);
         println!(
-            "pvbench-guest: metrics intervals={} dropped={} ops={} samples={} frames={} bytes={} \
-             handoff_ns_per_sample={:.1} encode_ns_per_sample={:.1} write_ms={:.1}",
-            c.intervals,
-            c.intervals_dropped,
-            c.ops,
-            c.samples,
-            f.sender.frames,
-            f.sender.bytes,
-            per_sample(f.handoff),
-            per_sample(f.sender.encode),
-            f.sender.write.as_secs_f64() * 1e3,
+            "pvbench-guest: selftest round={round} streaming=off elapsed_s={:.4} {line}",
+            elapsed.as_secs_f64()
         );
-        if let Some(ack) = f.ack {
-            println!(
-                "pvbench-guest: metrics host acknowledged intervals={} ops={} samples={}",
-                ack.intervals, ack.ops, ack.samples
-            );
-            let sent = (
-                c.intervals - c.intervals_dropped,
-                c.ops - c.ops_dropped,
-                c.samples - c.samples_dropped,
-            );
-            if (ack.intervals, ack.ops, ack.samples) != sent {
-                return Err(MetricsError::UnexpectedReply(format!(
-                    "host counted {ack:?}, guest sent intervals/ops/samples {sent:?}"
-                )));
-            }
+    }
+    let started = Instant::now();
+    let (mut elapsed, line) = work.run(sink.as_deref_mut())?;
+    if let Some(sink) = sink.as_deref().filter(|_| drain) {
+        if !sink.drain(REPLY_DEADLINE) {
+            return Err(MetricsError::Timeout("progress from the sender"));
+        }
+        elapsed = started.elapsed();
+    }
+    let streaming = if sink.is_some() { "on" } else { "off" };
+    println!(
+        "pvbench-guest: selftest round={round} streaming={streaming} elapsed_s={:.4} {line}",
+        elapsed.as_secs_f64()
+    );
+    Ok(Round {
+        off,
+        on: elapsed,
+        line,
+    })
+}
+
+/// The comparison of the rounds with and without streaming: mean times,
+/// the slowdown and, for the synthetic workload, the cost per sample.
+fn print_comparison(work: &Work, compare: u64, on: &[Duration], off: &[Duration], streaming: bool) {
+    let mean = |v: &[Duration]| v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
+    let (on_s, off_s) = (mean(on), mean(off));
+    println!(
+        "pvbench-guest: selftest compare rounds={compare} on_s={on_s:.4} off_s={off_s:.4} slowdown_pct={:.2}",
+        (on_s / off_s - 1.0) * 100.0
+    );
+    if let (
+        Work::Synthetic {
+            intervals, samples, ..
+        },
+        true,
+    ) = (work, streaming)
+    {
+        let per_round = (intervals * samples).max(1) as f64;
+        println!(
+            "pvbench-guest: selftest streaming_cost_ns_per_sample={:.1}",
+            (on_s - off_s) * 1e9 / per_round
+        );
+    }
+}
+
+/// Ends the stream with the last round's line and time, prints what the
+/// metrics path counted and checks it against the host's acknowledgement.
+fn finish_streaming(sink: Sink, line: String, elapsed_s: f64) -> Result<(), MetricsError> {
+    let ending = Ending {
+        line,
+        figures: Figures {
+            elapsed_s,
+            ops: 0,
+            tps: None,
+        },
+        lock: LockStats::default(),
+        kernel: KernelEvents::default(),
+    };
+    let f = sink.finish(Ok(ending))?;
+    let c = f.done.unwrap_or_default();
+    let per_sample = |d: Duration| d.as_nanos() as f64 / c.samples.max(1) as f64;
+    println!(
+        "pvbench-guest: metrics intervals={} dropped={} ops={} samples={} frames={} bytes={} \
+         handoff_ns_per_sample={:.1} encode_ns_per_sample={:.1} write_ms={:.1}",
+        c.intervals,
+        c.intervals_dropped,
+        c.ops,
+        c.samples,
+        f.sender.frames,
+        f.sender.bytes,
+        per_sample(f.handoff),
+        per_sample(f.sender.encode),
+        f.sender.write.as_secs_f64() * 1e3,
+    );
+    if let Some(ack) = f.ack {
+        println!(
+            "pvbench-guest: metrics host acknowledged intervals={} ops={} samples={}",
+            ack.intervals, ack.ops, ack.samples
+        );
+        let sent = (
+            c.intervals - c.intervals_dropped,
+            c.ops - c.ops_dropped,
+            c.samples - c.samples_dropped,
+        );
+        if (ack.intervals, ack.ops, ack.samples) != sent {
+            return Err(MetricsError::UnexpectedReply(format!(
+                "host counted {ack:?}, guest sent intervals/ops/samples {sent:?}"
+            )));
         }
     }
     Ok(())
