@@ -15,6 +15,8 @@ pub mod ministat;
 pub mod report;
 pub mod runner;
 pub mod soak;
+#[cfg(test)]
+mod test_support;
 
 pub use pvbench_build as build;
 pub use pvbench_collect as collect;

@@ -376,20 +376,7 @@ mod tests {
     use super::*;
     use crate::results::{CellKey, CellResult, Provenance, RunManifest};
 
-    fn provenance() -> Provenance {
-        Provenance {
-            host_cpu: "cpu".into(),
-            host_cores: 2,
-            host_kernel: "k".into(),
-            qemu: "q".into(),
-            accel: "tcg".into(),
-            image_id: "i".into(),
-            git_revision: "g".into(),
-            matrix_hash: "m".into(),
-            pvbench_version: "v".into(),
-            started_unix: 0,
-        }
-    }
+    use crate::test_support::provenance;
 
     fn results(statuses: &[(LockMode, u32, Option<CellStatus>)]) -> Results {
         let key = |lock, rep| CellKey {

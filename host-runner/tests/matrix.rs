@@ -18,11 +18,17 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes `body` as the matrix file in `dir`.
+fn write_toml(dir: &Path, body: String) -> PathBuf {
+    let path = dir.join("matrix.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
 /// A matrix small enough for a test; `extra` is prepended (top-level keys).
 fn write_matrix(dir: &Path, extra: &str, memory_mib: u32) -> PathBuf {
-    let path = dir.join("matrix.toml");
-    std::fs::write(
-        &path,
+    write_toml(
+        dir,
         format!(
             r#"{extra}
 locks = ["base", "pv"]
@@ -43,8 +49,6 @@ cap_s = 8
 "#
         ),
     )
-    .unwrap();
-    path
 }
 
 fn run(matrix: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
@@ -319,9 +323,8 @@ fn bad_matrix_files_are_refused_before_any_guest_starts() {
 
 /// A one-group matrix at 1x: kernbench only, base only.
 fn write_kernbench_matrix(dir: &Path, extra: &str, cap_s: f64, memory_mib: u32) -> PathBuf {
-    let path = dir.join("matrix.toml");
-    std::fs::write(
-        &path,
+    write_toml(
+        dir,
         format!(
             r#"{extra}
 locks = ["base"]
@@ -336,8 +339,6 @@ cap_s = {cap_s}
 "#
         ),
     )
-    .unwrap();
-    path
 }
 
 #[test]

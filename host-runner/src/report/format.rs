@@ -89,6 +89,16 @@ pub enum Align {
     Right,
 }
 
+impl Align {
+    /// `left` left-aligned columns (labels) followed by `right` right-aligned
+    /// ones (figures): the shape of every table here.
+    pub fn columns(left: usize, right: usize) -> Vec<Align> {
+        let mut columns = vec![Align::Left; left];
+        columns.resize(left + right, Align::Right);
+        columns
+    }
+}
+
 /// Rows of cells under one or more header rows.
 #[derive(Debug, Clone)]
 pub struct Table {

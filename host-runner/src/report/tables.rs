@@ -332,18 +332,7 @@ pub fn latency(report: &Report) -> Table {
         vec![vec![
             "group", "lock", "runs", "samples", "p50", "p90", "p99", "p99.9", "p99.99", "max",
         ]],
-        vec![
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
+        Align::columns(2, 8),
     );
     for r in &report.latency {
         let runs = if r.censored > 0 {
@@ -381,18 +370,7 @@ pub fn pvlock(report: &Report) -> Table {
             "kicked",
             "blocked Mcycles",
         ]],
-        vec![
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
+        Align::columns(2, 8),
     );
     for r in &report.pvlock {
         t.push(vec![
@@ -423,16 +401,7 @@ pub fn cpu(report: &Report) -> Table {
             "bench / fair",
             "hogs",
         ]],
-        vec![
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
+        Align::columns(2, 6),
     );
     for r in &report.cpu {
         t.push(vec![
@@ -481,15 +450,7 @@ pub fn failures(report: &Report) -> Table {
             "stall",
             "other",
         ]],
-        vec![
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
+        Align::columns(2, 5),
     );
     for r in &report.failures {
         let n = |x: usize| x.to_string();

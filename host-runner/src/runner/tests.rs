@@ -258,20 +258,7 @@ impl Launcher for Fake {
     }
 }
 
-fn provenance() -> Provenance {
-    Provenance {
-        host_cpu: "cpu".into(),
-        host_cores: 2,
-        host_kernel: "k".into(),
-        qemu: "q".into(),
-        accel: "tcg".into(),
-        image_id: "image".into(),
-        git_revision: "g".into(),
-        matrix_hash: spec().hash(),
-        pvbench_version: "v".into(),
-        started_unix: 0,
-    }
-}
+use crate::test_support::provenance;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pvbench-runner-{name}-{}", std::process::id()));
