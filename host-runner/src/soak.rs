@@ -374,7 +374,7 @@ pub fn markdown(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{CellKey, CellResult, Provenance, RunManifest};
+    use crate::results::{CellKey, CellResult, RunManifest};
 
     use crate::test_support::provenance;
 
