@@ -84,6 +84,62 @@ pub struct LockComparison {
     pub base: Arm,
     pub pv: Arm,
     pub verdict: LockVerdict,
+    /// How large a difference the verdict could have seen.
+    #[serde(flatten)]
+    pub resolution: RowResolution,
+}
+
+/// What a comparison row resolves, in percent of the base arm's mean.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowResolution {
+    /// The minimum detectable effect: the smallest difference the row's test
+    /// proves with 80 % power at the report's confidence. `None` where the
+    /// test has no such figure (see `note`).
+    pub mde_pct: Option<f64>,
+    /// Half-width of the confidence interval of the difference (ministat's).
+    pub ci_half_pct: Option<f64>,
+    /// Why the figures are missing, where they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_note: Option<String>,
+}
+
+/// The resolution of a verdict on `base` and `pv`.
+fn resolution(base: &Arm, pv: &Arm, verdict: &LockVerdict, confidence: Confidence) -> RowResolution {
+    let missing = |note: String| RowResolution {
+        mde_pct: None,
+        ci_half_pct: None,
+        resolution_note: Some(note),
+    };
+    match verdict {
+        LockVerdict::TooFew { .. } => missing("too few runs to compare".into()),
+        LockVerdict::Censored { min_p, .. } if *min_p >= 1.0 - confidence.level() => missing(format!(
+            "with {} vs {} runs the rank test cannot reach p < {}: no difference could have been proven",
+            base.n(),
+            pv.n(),
+            super::format::g6(1.0 - confidence.level())
+        )),
+        LockVerdict::Censored { .. } => missing(
+            "censored runs: a rank test, whose resolution is no percentage; the bounds show what was seen"
+                .into(),
+        ),
+        LockVerdict::Student {
+            pooled_s,
+            improvement_half_width_percent,
+            ..
+        } => {
+            let base_mean = base.sample().map_or(f64::NAN, |s| s.mean()).abs();
+            let mde = pvbench_stats::t_resolution(base.n(), pv.n(), *pooled_s, confidence)
+                .map(|r| r.mde / base_mean * 100.0)
+                .filter(|m| m.is_finite());
+            RowResolution {
+                mde_pct: mde,
+                ci_half_pct: improvement_half_width_percent
+                    .is_finite()
+                    .then_some(*improvement_half_width_percent),
+                resolution_note: None,
+            }
+        }
+    }
 }
 
 impl LockComparison {
@@ -520,6 +576,7 @@ fn group_report(
     let (base, pv) = (arm(LockMode::Base), arm(LockMode::Pv));
     let verdict = verdict(&base, &pv, metric, options.confidence);
     LockComparison {
+        resolution: resolution(&base, &pv, &verdict, options.confidence),
         group,
         metric,
         cap_s,

@@ -25,6 +25,10 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
             &mut out,
             &tables::censored_notes(&report.kernbench, report.confidence_percent),
         );
+        notes(
+            &mut out,
+            &tables::resolution_notes(&report.kernbench, report.confidence_percent),
+        );
     }
     if !report.pgbench.is_empty() {
         out.push_str("\n## pgbench-like: transactions per second, higher is better\n\n");
@@ -34,6 +38,10 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
         notes(
             &mut out,
             &tables::censored_notes(&report.pgbench, report.confidence_percent),
+        );
+        notes(
+            &mut out,
+            &tables::resolution_notes(&report.pgbench, report.confidence_percent),
         );
     }
     if !report.latency.is_empty() {

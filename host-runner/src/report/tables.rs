@@ -51,10 +51,17 @@ pub fn kernbench(report: &Report) -> Table {
     let confidence = format!("at {:.1}% confidence", report.confidence_percent);
     let mut t = Table::new(
         vec![
-            vec!["", "BASE", "BASE+pv", "%improvement", &confidence],
-            vec!["", "mean (sd)", "mean (sd)", "", ""],
+            vec!["", "BASE", "BASE+pv", "%improvement", &confidence, "resolution"],
+            vec!["", "mean (sd)", "mean (sd)", "", "", "+/- CI, MDE"],
         ],
-        vec![Align::Left, Align::Left, Align::Left, Align::Right, Align::Left],
+        vec![
+            Align::Left,
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Left,
+            Align::Left,
+        ],
     );
     for g in &report.kernbench {
         let (imp, verdict) = verdict_cells(g);
@@ -64,9 +71,56 @@ pub fn kernbench(report: &Report) -> Table {
             mean_sd(&g.pv, g.metric),
             imp,
             verdict,
+            resolution_cell(g),
         ]);
     }
     t
+}
+
+/// `+/-4.2%, MDE 6.1%`, or `-` where the row's test has no such figures.
+fn resolution_cell(g: &LockComparison) -> String {
+    match (g.resolution.ci_half_pct, g.resolution.mde_pct) {
+        (Some(ci), Some(mde)) => format!("+/-{}%, MDE {}%", pct(ci), pct(mde)),
+        (Some(ci), None) => format!("+/-{}%", pct(ci)),
+        _ => "-".into(),
+    }
+}
+
+/// A percentage to 3 significant digits.
+fn pct(x: f64) -> String {
+    gfmt(x, 3)
+}
+
+/// What each comparison could have seen, one line per group: the minimum
+/// detectable effect (80 % power) and the interval's half-width, and for a
+/// row with no difference proven, the differences that would have gone unseen.
+pub fn resolution_notes(groups: &[LockComparison], confidence_percent: f64) -> Vec<String> {
+    groups
+        .iter()
+        .map(|g| {
+            let r = &g.resolution;
+            let name = short_group(&g.group);
+            let conf = g6(confidence_percent);
+            match (r.mde_pct, r.ci_half_pct, &r.resolution_note) {
+                (Some(mde), ci, _) if !g.verdict.proven() => format!(
+                    "{name}: no difference proven; differences below {}% cannot be seen with these runs \
+                     (80% power at {conf}% confidence){}.",
+                    pct(mde),
+                    ci.map_or(String::new(), |ci| format!(
+                        "; the {conf}% interval is +/-{}%",
+                        pct(ci)
+                    ))
+                ),
+                (Some(mde), ci, _) => format!(
+                    "{name}: the {conf}% interval is +/-{}%; the minimum detectable effect {}% (80% power).",
+                    ci.map_or("-".into(), pct),
+                    pct(mde)
+                ),
+                (None, _, Some(note)) => format!("{name}: {note}."),
+                (None, _, None) => format!("{name}: no resolution."),
+            }
+        })
+        .collect()
 }
 
 /// `mean (sd)`, a bound with how many runs were capped, or `-` without runs.

@@ -32,6 +32,9 @@ pub fn render(report: &Report) -> String {
         for note in tables::censored_notes(&report.kernbench, report.confidence_percent) {
             out.push_str(&wrap(&note, "  * ", "    "));
         }
+        for note in tables::resolution_notes(&report.kernbench, report.confidence_percent) {
+            out.push_str(&wrap(&note, "  - ", "    "));
+        }
     }
     if !report.pgbench.is_empty() {
         heading(
@@ -41,6 +44,9 @@ pub fn render(report: &Report) -> String {
         out.push_str(&tables::pgbench_blocks(report));
         for note in tables::censored_notes(&report.pgbench, report.confidence_percent) {
             out.push_str(&wrap(&note, "  * ", "    "));
+        }
+        for note in tables::resolution_notes(&report.pgbench, report.confidence_percent) {
+            out.push_str(&wrap(&note, "  - ", "    "));
         }
     }
     if !report.latency.is_empty() {
