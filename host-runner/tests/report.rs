@@ -195,6 +195,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     latency_us: Some(latency(52_000 + 1000 * u64::from(rep), tail, 24)),
                     pvlock: Some(pvlock),
                     guests: guests(elapsed_s + 0.8, bench_share, hogs, hog_share),
+                    host: None,
                 };
                 match &kernbench_runs(oc, lock)[rep as usize - 1] {
                     Run::Done(v) => cells.push(cell(CellStatus::Completed, *v)),
@@ -232,6 +233,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     )),
                     pvlock: Some(pvlock),
                     guests: guests(elapsed_s + 0.5, 0.9, 0, 0.0),
+                    host: None,
                 };
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
@@ -555,6 +557,7 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             latency_us: None,
             pvlock: None,
             guests: Vec::new(),
+            host: None,
         })
         .collect()
 }
@@ -930,4 +933,41 @@ fn equal_values_have_zero_spread_not_nan() {
     let r = report::render(&results_of(cells), &RenderOptions::default());
     assert_eq!(r.kernbench[0].base.stats.unwrap().stddev, Some(0.0));
     assert!(r.text().contains("case 1x:  0.1 (0)"), "{}", r.text());
+}
+
+#[test]
+fn cells_measured_on_a_disturbed_host_are_named() {
+    let (manifest, mut cells) = fixture();
+    // Without host readings (results from before they were recorded): no verdict.
+    let quiet = report::render(
+        &in_memory(manifest.clone(), cells.clone()),
+        &RenderOptions::default(),
+    );
+    assert!(!quiet
+        .warnings
+        .iter()
+        .any(|w| w.kind == WarningKind::DisturbedHost));
+    for (i, cell) in cells.iter_mut().enumerate() {
+        cell.host = Some(pvbench::results::HostNoise {
+            steal_s: Some(0.0),
+            reference_before_ms: 10.0,
+            // One cell's host was 1.6x slower after it, another stole 40% of its time.
+            reference_after_ms: if i == 3 { 16.0 } else { 10.0 },
+        });
+    }
+    cells[5].host.as_mut().unwrap().steal_s = Some(0.4 * cells[5].guests[0].wall_s);
+    let r = report::render(&in_memory(manifest, cells.clone()), &RenderOptions::default());
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::DisturbedHost)
+        .expect("a disturbed-host warning");
+    assert!(w.message.starts_with("2 of "), "{}", w.message);
+    assert!(
+        w.message
+            .contains(&format!("{} (reference 1.60x", cells[3].key.id())),
+        "{}",
+        w.message
+    );
+    assert!(w.message.contains(&cells[5].key.id()), "{}", w.message);
 }

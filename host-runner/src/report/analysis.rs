@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::censored::{self, Bounded, Dominance};
 use crate::ministat::{self, AnalysisOptions, DataSet, TextOptions};
 use crate::results::{
-    ArmKey, CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, LockMode, LockStats, Metric,
-    Provenance, Results, Workload,
+    ArmKey, CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, HostNoise, LockMode,
+    LockStats, Metric, Provenance, Results, Workload,
 };
 use crate::stats::{compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
 
@@ -334,6 +334,8 @@ pub enum WarningKind {
     TooFewRuns,
     Failed,
     Missing,
+    /// Cells measured while the host was slower than usual or stole time.
+    DisturbedHost,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -475,6 +477,9 @@ fn warnings(
             ),
         });
     }
+    if let Some(w) = disturbed_host(results) {
+        warnings.push(w);
+    }
     if cells.missing > 0 {
         warnings.push(Warning {
             kind: WarningKind::Missing,
@@ -488,6 +493,51 @@ fn warnings(
         });
     }
     warnings
+}
+
+/// A cell whose native reference took this many times the run's median
+/// (before or after it) ran on a disturbed host.
+const DISTURBED_REFERENCE_RATIO: f64 = 1.25;
+/// ...or one during which the host stole more than this share of its wall time.
+const DISTURBED_STEAL_SHARE: f64 = 0.05;
+
+/// The warning about cells measured on a disturbed host, if any were. Cells
+/// without host readings (results written before they were recorded) are
+/// not judged.
+fn disturbed_host(results: &Results) -> Option<Warning> {
+    let readings: Vec<(&CellResult, HostNoise)> =
+        results.cells.iter().filter_map(|c| Some((c, c.host?))).collect();
+    let refs: Vec<f64> = readings
+        .iter()
+        .flat_map(|(_, h)| [h.reference_before_ms, h.reference_after_ms])
+        .collect();
+    let median = median(&refs, MedianRule::MeanOfMiddle)?;
+    let disturbed: Vec<String> = readings
+        .iter()
+        .filter_map(|(c, h)| {
+            let ratio = h.reference_before_ms.max(h.reference_after_ms) / median;
+            let wall = c.guests.first().map_or(0.0, |g| g.wall_s);
+            let steal = h.steal_s.unwrap_or(0.0);
+            let stole = wall > 0.0 && steal > DISTURBED_STEAL_SHARE * wall;
+            (ratio > DISTURBED_REFERENCE_RATIO || stole)
+                .then(|| format!("{} (reference {:.2}x, steal {:.2} s)", c.key.id(), ratio, steal))
+        })
+        .collect();
+    if disturbed.is_empty() {
+        return None;
+    }
+    Some(Warning {
+        kind: WarningKind::DisturbedHost,
+        message: format!(
+            "{} of {} cells ran on a disturbed host (the native reference took over {DISTURBED_REFERENCE_RATIO}x \
+             the run's median of {median:.1} ms around them, or the host stole over {}% of their time): \
+             {}; compare their figures with care",
+            disturbed.len(),
+            readings.len(),
+            DISTURBED_STEAL_SHARE * 100.0,
+            disturbed.join(", ")
+        ),
+    })
 }
 
 /// Every arm of `groups` (base, then pv) with all its cells that have a

@@ -475,7 +475,9 @@ pub fn cpu(report: &Report) -> Table {
 /// How the CPU table's columns are defined.
 pub const CPU_NOTE: &str =
     "Share of a host core per vCPU: a guest's QEMU CPU seconds / wall seconds / its vCPUs \
-     (mean over runs). With G guests of V vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
+     (mean over runs), counted over the measured work (results recorded since host readings exist; \
+     older ones count the bench guest's whole life, boot and setup included). With G guests of V \
+     vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
 
 /// What the latency table's figures are.
 pub const LATENCY_NOTE: &str = "Microseconds, from each run's HDR histogram: each percentile is the median over \

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pvbench_wire::console::WORKLOAD_STARTED;
 
+use super::noise;
 use super::outcome::{BenchRun, CellRun};
 use super::plan::CellPlan;
 use super::RunError;
@@ -42,6 +43,7 @@ impl Launcher for Qemu<'_> {
             path: dir.to_path_buf(),
             source,
         })?;
+        let noise = noise::before();
         // Hogs first, and only once they hog does the bench guest start.
         let mut hogs: Vec<Running> = Vec::new();
         for (index, cmdline) in plan.hogs.iter().enumerate() {
@@ -58,7 +60,10 @@ impl Launcher for Qemu<'_> {
             hogs.push(hog);
         }
         let bench = self.bench(plan, dir, &mut hogs)?;
-        Ok(bench.map(|b| CellRun::Bench(Box::new(b))))
+        Ok(bench.map(|mut b| {
+            b.host = Some(noise.after());
+            CellRun::Bench(Box::new(b))
+        }))
     }
 }
 
@@ -90,7 +95,6 @@ impl Qemu<'_> {
         hogs: &mut Vec<Running>,
     ) -> Result<Option<BenchRun>, RunError> {
         let run_id = plan.key.id();
-        let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
         let collector = Collector::start([run_id.clone()])?;
         let mut cmdline = plan.bench.clone();
         for (key, value) in collector.target(&run_id).expect("run registered above").words() {
@@ -105,6 +109,10 @@ impl Qemu<'_> {
         let mut bench = guest::spawn(self.qemu, &self.files, &config)?;
         let started = bench.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None);
         let work_start = bench.elapsed();
+        // CPU counts from the start of the measured work: boot and setup are
+        // not what the fair share is about.
+        let cpu_at_start = bench.cpu_seconds();
+        let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
         let outcome = if started {
             // The cap counts from the start of the measured work.
             bench.set_deadline_from_now(plan.cap);
@@ -132,9 +140,11 @@ impl Qemu<'_> {
         Ok(Some(BenchRun {
             started,
             work_start,
+            cpu_at_start,
             outcome,
             hog_cpu_s,
             metrics,
+            host: None,
         }))
     }
 }

@@ -12,6 +12,7 @@
 //! fails its cell; its serial log is kept and the matrix goes on.
 
 mod launch;
+pub mod noise;
 mod outcome;
 mod plan;
 #[cfg(test)]

@@ -8,7 +8,9 @@ use pvbench_wire::exit::GuestExit;
 
 use super::plan::CellPlan;
 use crate::collect::RunResult;
-use crate::results::{CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, Percentiles, Workload};
+use crate::results::{
+    CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles, Workload,
+};
 use crate::vm::guest::{Ended, Outcome, PanicSource};
 
 /// What the guests of one cell did.
@@ -28,11 +30,15 @@ pub struct BenchRun {
     pub started: bool,
     /// From QEMU's start to the start line (or to the kill, if it never came).
     pub work_start: Duration,
+    /// The bench guest's CPU seconds at the start line.
+    pub cpu_at_start: f64,
     pub outcome: Outcome,
     /// CPU seconds each hog guest used while the bench guest ran.
     pub hog_cpu_s: Vec<f64>,
     /// What its metrics stream delivered (`None`: the collector knew no such run).
     pub metrics: Option<RunResult>,
+    /// The host around the cell, if it was read.
+    pub host: Option<HostNoise>,
 }
 
 /// What a bench guest's run amounts to.
@@ -60,11 +66,12 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         }
         CellRun::Bench(bench) => bench,
     };
-    let wall_s = bench.outcome.wall.as_secs_f64();
+    // Over the measured work: from the start line to the guest's end.
+    let wall_s = bench.outcome.wall.saturating_sub(bench.work_start).as_secs_f64();
     let mut guests = vec![GuestCpu {
         role: GuestRole::Bench,
         vcpus: plan.vcpus,
-        cpu_s: bench.outcome.cpu_s,
+        cpu_s: (bench.outcome.cpu_s - bench.cpu_at_start).max(0.0),
         wall_s,
     }];
     guests.extend(bench.hog_cpu_s.iter().map(|&cpu_s| GuestCpu {
@@ -86,6 +93,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         latency_us: metrics.filter(|m| m.received.samples > 0).map(percentiles),
         pvlock: metrics.and_then(|m| m.done.as_ref()).map(|d| d.lock),
         guests,
+        host: bench.host,
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
     match classify(bench, ran, cap_s) {

@@ -78,9 +78,11 @@ fn bench(started: bool, ended: Ended, tail: &[&str], figures: Option<Figures>) -
     BenchRun {
         started,
         work_start: Duration::from_secs(4),
+        cpu_at_start: 0.5,
         outcome: outcome(ended, tail),
         hog_cpu_s: vec![9.0],
         metrics: Some(metrics(figures)),
+        host: None,
     }
 }
 

@@ -323,7 +323,10 @@ pub enum GuestRole {
     Hog,
 }
 
-/// Host CPU one guest's QEMU process got during the cell.
+/// Host CPU one guest's QEMU process got during the cell: since results of
+/// 2026-11-29 (those with `host`), over the measured work only, from the
+/// bench guest's start line to its end; before, over the bench guest's whole
+/// life (boot, setup and teardown included).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GuestCpu {
     /// Bench or hog.
@@ -332,8 +335,20 @@ pub struct GuestCpu {
     pub vcpus: u32,
     /// User + system CPU seconds of the QEMU process.
     pub cpu_s: f64,
-    /// Wall seconds of the bench guest, which the hogs run beside.
+    /// Wall seconds the CPU was counted over.
     pub wall_s: f64,
+}
+
+/// What the host was doing around a cell (see the runner's `noise` module).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HostNoise {
+    /// Steal time the host kernel reported during the cell, summed over its
+    /// CPUs (`None` where it reports none).
+    pub steal_s: Option<f64>,
+    /// The native reference workload's time just before the cell...
+    pub reference_before_ms: f64,
+    /// ...and just after it: a host slower than usual takes longer.
+    pub reference_after_ms: f64,
 }
 
 /// A finished cell: `cells/<id>.json`.
@@ -361,6 +376,10 @@ pub struct CellResult {
     pub pvlock: Option<LockStats>,
     /// Host CPU of each of the cell's guests, the bench guest first.
     pub guests: Vec<GuestCpu>,
+    /// The host's steal time and speed around the cell (absent in results
+    /// written before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostNoise>,
 }
 
 impl CellResult {
@@ -377,6 +396,7 @@ impl CellResult {
             latency_us: None,
             pvlock: None,
             guests: Vec::new(),
+            host: None,
         }
     }
 
@@ -573,6 +593,11 @@ mod tests {
             latency_us: None,
             pvlock: None,
             guests: vec![],
+            host: Some(HostNoise {
+                steal_s: Some(0.0),
+                reference_before_ms: 9.5,
+                reference_after_ms: 10.5,
+            }),
         };
         assert_eq!(cell.value(), Some((0.5, true)));
         cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");
