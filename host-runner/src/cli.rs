@@ -57,6 +57,10 @@ pub enum Command {
     /// vCPUs) and count how many completed, were censored, stalled or panicked:
     /// exit 0 if none failed, 1 if any did.
     Soak(SoakArgs),
+    /// Measure the noise floor: a native reference workload's spread on this
+    /// host and an A/A matrix (the same lock in both arms): its run-to-run
+    /// spread, minimum detectable effects and false-positive rate.
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +142,36 @@ pub struct RunArgs {
     /// Print the results summary as JSON on stdout instead of the report.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A matrix TOML file instead of the built-in A/A matrix (its lock modes
+    /// are ignored: every cell runs the first).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<std::path::PathBuf>,
+    /// Repetitions per group (default: the matrix's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(4..=10_000))]
+    pub reps: Option<u32>,
+    /// Runs per arm of each A/A comparison.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub aa_runs: u64,
+    /// Output directory (default: results/runs/calibrate-<time>); the A/A
+    /// results go to DIR/aa/, the summary to DIR/calibration.{json,md}.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Continue an interrupted calibration in --out.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
+    #[arg(long, default_value = "auto", value_parser = accel_choice())]
+    pub accel: AccelChoice,
+    /// vCPUs per guest (default: the matrix's, else the host's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_VCPUS as i64))]
+    pub vcpus: Option<u32>,
+    /// No progress bar; only the summary at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::build::layout::{self, Layout};
 use crate::build::{self, BuildError, BuildOptions};
-use crate::cli::{BootArgs, BuildArgs, GuestArgs, RunArgs, SoakArgs};
+use crate::calibrate::{self, CalibrateOptions};
+use crate::cli::{BootArgs, BuildArgs, CalibrateArgs, GuestArgs, RunArgs, SoakArgs};
 use crate::collect::{self, Collector};
 use crate::exit::Exit;
 use crate::report::{self, RenderOptions, ReportError};
@@ -39,6 +40,8 @@ pub enum CommandError {
     Report(#[from] ReportError),
     #[error(transparent)]
     Soak(#[from] soak::SoakError),
+    #[error(transparent)]
+    Calibrate(#[from] calibrate::CalibrateError),
     #[error(transparent)]
     Cmdline(#[from] pvbench_wire::cmdline::CmdlineError),
 }
@@ -187,6 +190,42 @@ pub fn soak(args: &SoakArgs) -> Result<Exit, CommandError> {
     } else {
         Exit::CellsFailed
     })
+}
+
+/// The noise floor: native reference and A/A matrix.
+pub fn calibrate(args: &CalibrateArgs) -> Result<Exit, CommandError> {
+    let layout = Layout::new(layout::project_root());
+    let mut spec = match &args.matrix {
+        Some(path) => MatrixSpec::load(path)?,
+        None => calibrate::spec(),
+    };
+    // A/A: one lock mode in every cell.
+    spec.locks.truncate(1);
+    if let Some(reps) = args.reps {
+        spec.reps = reps;
+    }
+    if let Some(vcpus) = args.vcpus {
+        spec.vcpus = Some(vcpus);
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| calibrate::default_out(&layout));
+    let host = prepare(&layout, args.accel, args.quiet)?;
+    let calibration = calibrate::run(
+        &layout,
+        &host,
+        CalibrateOptions {
+            spec,
+            aa_runs: args.aa_runs as usize,
+            out: out.clone(),
+            resume: args.resume,
+            quiet: args.quiet,
+        },
+    )?;
+    print!("{}", calibrate::markdown(&calibration));
+    eprintln!("pvbench: calibration in {}", out.display());
+    Ok(Exit::Success)
 }
 
 /// QEMU, the image and the accelerator, each failing with one clear line.

@@ -7,6 +7,7 @@
 //! ([`pvbench_results`]), [`report`], [`gate`] and [`soak`] read it back
 //! ([`pvbench_stats`] and [`ministat`] compare).
 
+pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod exit;

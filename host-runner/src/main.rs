@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => commands::boot(&args).map_err(Error::from),
         Command::Run(args) => commands::run(&args).map_err(Error::from),
         Command::Soak(args) => commands::soak(&args).map_err(Error::from),
+        Command::Calibrate(args) => commands::calibrate(&args).map_err(Error::from),
         Command::Ministat(args) => Ok(ministat::run(&args.into())),
         Command::Report(args) => report::run(&args.into()).map_err(Error::from),
         Command::Gate(args) => gate::run(&args.into()).map_err(Error::from),
