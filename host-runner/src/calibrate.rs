@@ -141,6 +141,7 @@ pub fn run(layout: &Layout, host: &Host, options: CalibrateOptions) -> Result<Ca
             out: aa_dir.clone(),
             resume: options.resume,
             quiet: options.quiet,
+            target: None,
         },
     )?;
     let reference_after = Reference::measure(REFERENCE_RUNS);
@@ -354,6 +355,7 @@ mod tests {
                 provenance: provenance(),
                 matrix: serde_json::Value::Null,
                 cells: (1..=reps).map(key).collect(),
+                target_mde_pct: None,
             },
             cells,
         }

@@ -142,6 +142,22 @@ pub struct RunArgs {
     /// Print the results summary as JSON on stdout instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Add repetitions (interleaved, one of every lock mode at a time) to
+    /// rows whose minimum detectable effect is above PCT percent, until they
+    /// reach it or --max-reps; never stops on a p-value.
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub target_mde: Option<f64>,
+    /// With --target-mde: the most repetitions a row may get (default: 3x the
+    /// matrix's).
+    #[arg(long, requires = "target_mde", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_reps: Option<u32>,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1000.0 => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage above 0")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use crate::collect::{self, Collector};
 use crate::exit::Exit;
 use crate::report::{self, RenderOptions, ReportError};
 use crate::results::{MatrixSpec, SpecError};
-use crate::runner::{self, Host, RunError, RunOptions};
+use crate::runner::{self, Host, RunError, RunOptions, TargetMde};
 use crate::soak::{self, SoakOptions};
 use crate::vm::accel::{self, AccelChoice, Resolved};
 use pvbench_wire::cmdline::Cmdline;
@@ -134,6 +134,7 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
         .out
         .clone()
         .unwrap_or_else(|| runner::default_out(&layout, name));
+    let reps = spec.reps;
     let host = prepare(&layout, args.accel, args.quiet)?;
     let results = runner::run(
         &layout,
@@ -143,6 +144,10 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
             out: out.clone(),
             resume: args.resume,
             quiet: args.quiet,
+            target: args.target_mde.map(|mde_pct| TargetMde {
+                mde_pct,
+                max_reps: args.max_reps.unwrap_or(3 * reps),
+            }),
         },
     )?;
     let report = report::render(&results, &RenderOptions::default());

@@ -140,6 +140,7 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
                 out: dir,
                 resume: options.resume,
                 quiet: options.quiet,
+                target: None,
             },
         )?;
         // Each run directory gets its ordinary report too.
@@ -392,6 +393,7 @@ mod tests {
                 provenance: provenance(),
                 matrix: serde_json::Value::Null,
                 cells: statuses.iter().map(|(l, r, _)| key(*l, *r)).collect(),
+                target_mde_pct: None,
             },
             cells: statuses
                 .iter()

@@ -262,6 +262,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
         provenance: provenance(),
         matrix,
         cells: plan,
+        target_mde_pct: None,
     };
     (manifest, cells)
 }
@@ -567,6 +568,7 @@ fn results_of(cells: Vec<CellResult>) -> Results {
         provenance: provenance(),
         matrix: serde_json::Value::Null,
         cells: cells.iter().map(|c| c.key).collect(),
+        target_mde_pct: None,
     };
     in_memory(manifest, cells)
 }

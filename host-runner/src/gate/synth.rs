@@ -158,6 +158,7 @@ impl Synth {
                 provenance: self.provenance(),
                 matrix: self.matrix.clone(),
                 cells: plan,
+                target_mde_pct: None,
             },
             cells,
         }

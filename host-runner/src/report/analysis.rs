@@ -60,8 +60,39 @@ pub struct Report {
     pub failures: Vec<FailureRow>,
     /// Ids of planned cells without a result.
     pub missing: Vec<String>,
+    /// Which rows reached the minimum detectable effect the run added
+    /// repetitions for (`pvbench run --target-mde`), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetRows>,
     #[serde(skip)]
     pub(crate) confidence: Confidence,
+}
+
+/// The rows that reached a target MDE, and those that did not.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRows {
+    pub mde_pct: f64,
+    /// Group names.
+    pub reached: Vec<String>,
+    /// Group names with their MDE (`None`: their test gives none) and runs a side.
+    pub missed: Vec<(String, Option<f64>, usize)>,
+}
+
+/// Which rows reached `target` percent.
+fn target_rows(target: f64, rows: &[&LockComparison]) -> TargetRows {
+    let mut out = TargetRows {
+        mde_pct: target,
+        reached: Vec::new(),
+        missed: Vec::new(),
+    };
+    for row in rows {
+        let name = row.group.to_string();
+        match row.resolution.mde_pct {
+            Some(mde) if mde <= target => out.reached.push(name),
+            mde => out.missed.push((name, mde, row.base.n().min(row.pv.n()))),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -416,6 +447,10 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         pvlock.extend(lock_row(*arm, &ran));
         cpu.extend(cpu_row(*arm, &ran, host_cores));
     }
+    let target = results
+        .manifest
+        .target_mde_pct
+        .map(|t| target_rows(t, &kernbench.iter().chain(&pgbench).collect::<Vec<_>>()));
     Report {
         dir: results.dir.clone(),
         provenance: results.manifest.provenance.clone(),
@@ -432,6 +467,7 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         failed,
         failures: failure_rows(&arms),
         missing: missing.iter().map(CellKey::id).collect(),
+        target,
         confidence: options.confidence,
     }
 }

@@ -64,6 +64,9 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
         out.push('\n');
         out.push_str(&tables::failed(report).markdown());
     }
+    if let Some(target) = &report.target {
+        out.push_str(&format!("\n## Target\n\n{}\n", tables::target_line(target)));
+    }
     if !report.missing.is_empty() {
         out.push_str("\n## Missing cells (no result)\n\n");
         let ids: Vec<String> = report.missing.iter().map(|id| format!("`{id}`")).collect();

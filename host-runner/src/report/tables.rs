@@ -86,6 +86,29 @@ fn resolution_cell(g: &LockComparison) -> String {
     }
 }
 
+/// Which rows reached the run's target MDE, in one sentence.
+pub fn target_line(t: &super::analysis::TargetRows) -> String {
+    let mut line = format!("Target minimum detectable effect {}%: ", pct(t.mde_pct));
+    if t.reached.is_empty() {
+        line.push_str("reached by no row");
+    } else {
+        line.push_str(&format!("reached by {}", t.reached.join(", ")));
+    }
+    if !t.missed.is_empty() {
+        let missed: Vec<String> = t
+            .missed
+            .iter()
+            .map(|(name, mde, n)| match mde {
+                Some(mde) => format!("{name} (MDE {}% with {n} runs a side)", pct(*mde)),
+                None => format!("{name} (no MDE: censored or too few runs)"),
+            })
+            .collect();
+        line.push_str(&format!("; not reached by {}", missed.join(", ")));
+    }
+    line.push('.');
+    line
+}
+
 /// A percentage to 3 significant digits.
 fn pct(x: f64) -> String {
     gfmt(x, 3)

@@ -69,6 +69,10 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
         out.push_str(&tables::failed(report).text("  "));
     }
+    if let Some(target) = &report.target {
+        out.push_str("\nTarget\n");
+        out.push_str(&wrap(&tables::target_line(target), "  ", "  "));
+    }
     if !report.missing.is_empty() {
         out.push_str("\nMissing cells (no result)\n");
         out.push_str(&wrap(&report.missing.join(" "), "  ", "  "));

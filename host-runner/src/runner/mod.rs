@@ -93,6 +93,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub resume: bool,
     pub quiet: bool,
+    /// Add repetitions until every row resolves this (see [`TargetMde`]).
+    pub target: Option<TargetMde>,
 }
 
 /// Runs (or resumes) the matrix with real guests; returns the results
@@ -126,14 +128,39 @@ pub fn run_with(
     provenance: Provenance,
     options: &RunOptions,
 ) -> Result<Results, RunError> {
-    let spec = &options.spec;
-    let plan = spec.plan();
-    let manifest = RunManifest {
+    let mut manifest = RunManifest {
         provenance,
-        matrix: serde_json::to_value(spec).expect("spec serializes"),
-        cells: plan.clone(),
+        matrix: serde_json::to_value(&options.spec).expect("spec serializes"),
+        cells: options.spec.plan(),
+        target_mde_pct: options.target.map(|t| t.mde_pct),
     };
-    prepare_out(&options.out, &manifest, options.resume)?;
+    // A resumed run goes on with the cells it had, added repetitions included.
+    manifest.cells = prepare_out(&options.out, &manifest, options.resume)?;
+    run_cells(launcher, env, options, &manifest.cells)?;
+    if let Some(target) = options.target {
+        loop {
+            let results = Results::load(&options.out)?;
+            let more = target.more_cells(&results, &options.spec);
+            if more.is_empty() {
+                break;
+            }
+            manifest.cells.extend(&more);
+            results::write_json_atomic(&options.out.join(results::MANIFEST_FILE), &manifest)?;
+            run_cells(launcher, env, options, &manifest.cells)?;
+        }
+    }
+    Ok(Results::load(&options.out)?)
+}
+
+/// Runs every cell of `plan` without a result, in order, writing each result
+/// atomically as it comes; stops with [`RunError::Interrupted`] (finished
+/// cells kept) if the launcher reports an interruption.
+fn run_cells(
+    launcher: &mut impl Launcher,
+    env: &Env,
+    options: &RunOptions,
+    plan: &[CellKey],
+) -> Result<(), RunError> {
     let progress = Progress::new(plan.len(), options.quiet);
     for (index, key) in plan.iter().enumerate() {
         let path = results::cell_path(&options.out, key);
@@ -142,7 +169,7 @@ pub fn run_with(
             continue;
         }
         progress.start(index, key);
-        let cell = plan::cell(spec, env, key)?;
+        let cell = plan::cell(&options.spec, env, key)?;
         let Some(run) = launcher.run_cell(&cell, &results::cell_dir(&options.out, key))? else {
             let done = plan
                 .iter()
@@ -159,11 +186,60 @@ pub fn run_with(
         progress.finish_cell(&result);
     }
     progress.done();
-    Ok(Results::load(&options.out)?)
+    Ok(())
 }
 
-/// Creates the results directory, or checks that a resumed one is the same run.
-fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), RunError> {
+/// Adaptive repetitions (`pvbench run --target-mde`): rows whose minimum
+/// detectable effect is above the target get one more repetition of every
+/// lock mode (interleaved as planned ones are) at a time, until they reach it
+/// or `max_reps`. Rows stop on their precision only, never on a p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetMde {
+    /// Percent of the base arm's mean.
+    pub mde_pct: f64,
+    /// The most repetitions a row may get.
+    pub max_reps: u32,
+}
+
+impl TargetMde {
+    /// The cells of one more repetition of every row still above the target.
+    /// Rows whose test gives no MDE (censored runs, too few runs) get none.
+    pub fn more_cells(&self, results: &Results, spec: &MatrixSpec) -> Vec<CellKey> {
+        let report = crate::report::render(results, &crate::report::RenderOptions::default());
+        let mut more = Vec::new();
+        for row in report.kernbench.iter().chain(&report.pgbench) {
+            let above = row.resolution.mde_pct.is_some_and(|mde| mde > self.mde_pct);
+            let reps = results
+                .manifest
+                .cells
+                .iter()
+                .filter(|k| k.group() == row.group)
+                .map(|k| k.rep)
+                .max()
+                .unwrap_or(0);
+            if !above || reps >= self.max_reps {
+                continue;
+            }
+            let rep = reps + 1;
+            let mut locks = spec.locks.clone();
+            if rep % 2 == 0 {
+                locks.reverse();
+            }
+            more.extend(locks.into_iter().map(|lock| CellKey {
+                workload: row.group.workload,
+                overcommit: row.group.overcommit,
+                clients: row.group.clients,
+                lock,
+                rep,
+            }));
+        }
+        more
+    }
+}
+
+/// Creates the results directory, or checks that a resumed one is the same
+/// run; returns the cells to run (a resumed run's, added repetitions included).
+fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<Vec<CellKey>, RunError> {
     let manifest_path = dir.join(results::MANIFEST_FILE);
     if manifest_path.is_file() {
         if !resume {
@@ -185,10 +261,10 @@ fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<(), R
                 });
             }
         }
-        return Ok(());
+        return Ok(theirs.cells);
     }
     results::write_json_atomic(&manifest_path, manifest)?;
-    Ok(())
+    Ok(manifest.cells.clone())
 }
 
 fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layout: &Layout) -> Provenance {

@@ -239,12 +239,14 @@ fn a_bench_word_that_repeats_the_hosts_fails_the_plan() {
     assert!(matches!(plan::cell(&spec, &ENV, &key), Err(RunError::Cmdline(_))));
 }
 
-/// Scripted cells: how each ends, by id; interrupts before a given cell.
+/// Scripted cells: how each ends, by id; interrupts before a given cell;
+/// with `spread`, completed runs' times vary by repetition.
 #[derive(Default)]
 struct Fake {
     ends: BTreeMap<String, Ended>,
     interrupt_at: Option<String>,
     ran: RefCell<Vec<String>>,
+    spread: f64,
 }
 
 impl Launcher for Fake {
@@ -255,7 +257,11 @@ impl Launcher for Fake {
         }
         self.ran.borrow_mut().push(id.clone());
         let ended = self.ends.get(&id).copied().unwrap_or(EXIT_0);
-        let figures = (ended == EXIT_0).then_some(FIGURES);
+        let wobble = f64::from((plan.key.rep * 7 + plan.key.lock as u32) % 5) - 2.0;
+        let figures = (ended == EXIT_0).then_some(Figures {
+            elapsed_s: FIGURES.elapsed_s + self.spread * wobble,
+            ..FIGURES
+        });
         Ok(Some(CellRun::Bench(Box::new(bench(true, ended, &[], figures)))))
     }
 }
@@ -276,6 +282,7 @@ fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
         out: out.clone(),
         resume,
         quiet: true,
+        target: None,
     };
     let plan = spec().plan();
     let mut fake = Fake {
@@ -313,5 +320,61 @@ fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
     other.matrix_hash = "different".into();
     let mixed = run_with(&mut Fake::default(), &ENV, other, &options(true));
     assert!(matches!(mixed, Err(RunError::Mismatch { what: "matrix", .. })));
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn rows_above_the_target_mde_get_repetitions_until_they_reach_it_or_the_limit() {
+    let out = scratch("target");
+    let mut spec = spec();
+    spec.overcommit = vec![Overcommit::X1];
+    let options = |mde_pct, max_reps| RunOptions {
+        spec: spec.clone(),
+        out: out.clone(),
+        resume: false,
+        quiet: true,
+        target: Some(TargetMde { mde_pct, max_reps }),
+    };
+    // Times wobble by +/-0.2 s around 2.5 s: an MDE of tens of percent with 2
+    // runs a side, a few percent with many.
+    let mut fake = Fake {
+        spread: 0.1,
+        ..Fake::default()
+    };
+    let results = run_with(&mut fake, &ENV, provenance(), &options(1.0, 6)).unwrap();
+    // Never reached at 1%: stopped at 6 repetitions, one of each lock at a time.
+    assert_eq!(results.cells.len(), 12);
+    assert_eq!(results.manifest.cells.len(), 12);
+    assert_eq!(results.manifest.target_mde_pct, Some(1.0));
+    let added: Vec<(u32, LockMode)> = results.manifest.cells[4..]
+        .iter()
+        .map(|k| (k.rep, k.lock))
+        .collect();
+    assert_eq!(
+        &added[..4],
+        [
+            (3, LockMode::Base),
+            (3, LockMode::Pv),
+            (4, LockMode::Pv),
+            (4, LockMode::Base)
+        ]
+    );
+    let report = crate::report::render(&results, &crate::report::RenderOptions::default());
+    let target = report.target.as_ref().unwrap();
+    assert!(target.reached.is_empty() && target.missed[0].2 == 6, "{target:?}");
+    assert!(
+        report.text().contains("not reached by kernbench 1x (MDE"),
+        "{}",
+        report.text()
+    );
+    let _ = fs::remove_dir_all(&out);
+
+    // A target the planned runs already meet adds nothing.
+    let mut fake = Fake {
+        spread: 0.1,
+        ..Fake::default()
+    };
+    let results = run_with(&mut fake, &ENV, provenance(), &options(500.0, 6)).unwrap();
+    assert_eq!(results.cells.len(), 4);
     let _ = fs::remove_dir_all(out);
 }

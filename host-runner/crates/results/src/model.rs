@@ -446,8 +446,13 @@ pub struct RunManifest {
     pub provenance: Provenance,
     /// The matrix specification as given (TOML or profile), for the record.
     pub matrix: serde_json::Value,
-    /// Cells in the order they run (arms interleaved).
+    /// Cells in the order they run (arms interleaved); with a target MDE, the
+    /// repetitions added to reach it follow the planned ones.
     pub cells: Vec<CellKey>,
+    /// The minimum detectable effect (percent) repetitions were added for, if
+    /// one was asked for (`pvbench run --target-mde`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_mde_pct: Option<f64>,
 }
 
 /// Why a results file could not be read or written.
