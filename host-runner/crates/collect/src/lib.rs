@@ -28,8 +28,10 @@ mod server;
 
 pub use atomic::write_atomic;
 pub use output::{percentile_distribution, write_run_files, RunFiles};
-pub use run::{IntervalRecord, LatencySummary, Received, RunError, RunResult, RunState, RunStatus};
-pub use server::{CollectError, Collector, Rejection, Report};
+pub use run::{
+    IntervalRecord, LatencySummary, Received, Rejection, RunError, RunResult, RunState, RunStatus,
+};
+pub use server::{CollectError, Collector, Report};
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use pvbench_wire::frames::{self, Done, Hello, LockStats};
 use serde::Serialize;
 
 use super::atomic::write_atomic;
-use super::run::{LatencySummary, Received, RunResult, RunStatus};
-use super::server::{CollectError, Rejection};
+use super::run::{LatencySummary, Received, Rejection, RunResult, RunStatus};
+use super::server::CollectError;
 
 /// The files of one run; the one place that knows their names.
 #[derive(Debug, Clone, PartialEq, Eq)]

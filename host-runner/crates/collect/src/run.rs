@@ -9,8 +9,6 @@ use pvbench_wire::frames::{
 };
 use serde::Serialize;
 
-use super::server::Rejection;
-
 /// Gap ranges kept for the error message; the count of missing intervals is exact.
 const GAPS_KEPT: usize = 16;
 /// Most samples a run may merge: HdrHistogram sums counts without overflow
@@ -19,6 +17,17 @@ const GAPS_KEPT: usize = 16;
 const MAX_RUN_SAMPLES: u64 = 1 << 62;
 /// Histogram errors reported one by one before they are only counted.
 const HISTOGRAM_ERRORS_KEPT: usize = 8;
+
+/// A connection the collector refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The peer's address.
+    pub peer: String,
+    /// The run its Hello named, if it got that far.
+    pub run: Option<String>,
+    /// Why it was refused.
+    pub reason: String,
+}
 
 /// Whether a run's data is whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,9 +10,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use pvbench_wire::frames::{self, Frame, FrameError, FrameReader, Hello, Reply, Target, Token};
-use serde::Serialize;
 
-use super::run::{Disconnect, RunResult, RunState};
+use super::run::{Disconnect, Rejection, RunResult, RunState};
 
 /// How long a new connection has to present its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,17 +61,6 @@ pub enum CollectError {
         /// The encoder's error.
         detail: String,
     },
-}
-
-/// A connection the collector refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejection {
-    /// The peer's address.
-    pub peer: String,
-    /// The run its Hello named, if it got that far.
-    pub run: Option<String>,
-    /// Why it was refused.
-    pub reason: String,
 }
 
 /// Everything a collector saw.
