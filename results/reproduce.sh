@@ -6,12 +6,13 @@
 # cells, HDR logs and run.json (machine, QEMU, accelerator, image, git
 # revision), and a wall.txt with the command and its wall time.
 #
-#   results/reproduce.sh [full-2] [full-4] [quick] [soak]
+#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise]
 #   (no argument: full-2 full-4 quick)
 #
 # Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min, soak (400
 # overcommitted cells, guests of 2 and 4 vCPUs, into results/soak/after-fix)
-# about an hour. Run it on an otherwise idle machine: other load shows up as
+# about 100 min, noise (pvbench calibrate: the noise floor, into
+# results/noise/calibration) about 30 min. Run it on an otherwise idle machine: other load shows up as
 # noise in every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,8 +48,9 @@ for step in "${steps[@]}"; do
     full-2) run run "full-$accel-2vcpu" --profile full --vcpus 2 ;;
     full-4) run run "full-$accel-4vcpu" --matrix host-runner/matrices/full-4vcpu.toml ;;
     soak) run soak soak/after-fix --vcpus 2,4 ;;
+    noise) run calibrate noise/calibration --vcpus 2 --aa-runs 3 ;;
     *)
-      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak)" >&2
+      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak, noise)" >&2
       exit 2
       ;;
   esac

@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use crate::build::layout::Layout;
 use crate::report::analysis::{verdict, Arm, RunValue};
-use crate::results::{self, CellResult, GroupKey, LockMode, MatrixSpec, Provenance, Results};
+use crate::results::{
+    self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results,
+};
 use crate::runner::{self, noise, Host, RunError, RunOptions};
 use crate::stats::{t_resolution, Confidence, Sample};
 
@@ -96,6 +98,8 @@ pub struct GroupNoise {
     /// A/A comparisons made, and how many said "difference proven".
     pub comparisons: usize,
     pub false_positives: usize,
+    /// The spread at each level, where boots ran several repetitions.
+    pub levels: Option<Levels>,
 }
 
 /// The calibration's verdict.
@@ -112,6 +116,9 @@ pub struct Calibration {
     /// False positives per comparison, with a 95 % Wilson interval.
     pub false_positive_rate: f64,
     pub false_positive_interval: (f64, f64),
+    /// The same for each boot's first repetition alone, where boots ran
+    /// several (`None` otherwise): the A/A rate of one run per boot.
+    pub first_run_false_positives: Option<(usize, usize)>,
 }
 
 /// The built-in A/A matrix.
@@ -164,6 +171,7 @@ pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Refe
         .collect();
     let comparisons = groups.iter().map(|g| g.comparisons).sum();
     let false_positives = groups.iter().map(|g| g.false_positives).sum();
+    let first_run_false_positives = first_run_totals(&groups);
     Calibration {
         provenance: results.manifest.provenance.clone(),
         aa_dir: results.dir.clone(),
@@ -175,11 +183,11 @@ pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Refe
         false_positives,
         false_positive_rate: false_positives as f64 / comparisons.max(1) as f64,
         false_positive_interval: wilson(false_positives, comparisons),
+        first_run_false_positives,
     }
 }
 
 fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise {
-    let metric = group.workload.metric();
     let mut cells: Vec<&CellResult> = results.cells.iter().filter(|c| c.key.group() == group).collect();
     cells.sort_by_key(|c| c.key.rep);
     let runs: Vec<RunValue> = cells
@@ -192,37 +200,214 @@ fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise
             })
         })
         .collect();
-    let uncensored = runs.iter().all(|r| !r.censored);
-    let values: Vec<f64> = runs.iter().map(|r| r.value).collect();
-    let (mean, cv) = mean_cv(&values);
-    let cv_percent = (uncensored && runs.len() >= 2).then_some(cv);
-    let sd = cv / 100.0 * mean;
-    let mde_percent = cv_percent
-        .and_then(|_| t_resolution(aa_runs, aa_runs, sd, Confidence::P95))
-        .map(|r| r.mde / mean.abs() * 100.0);
-    let (mut comparisons, mut false_positives) = (0, 0);
-    for batch in runs.chunks_exact(2 * aa_runs) {
-        // Odd repetitions against even ones: each arm spans the batch's time.
-        let arm = |parity: usize| Arm {
-            lock: LockMode::Pv,
-            runs: batch.iter().skip(parity).step_by(2).copied().collect(),
-            failed: 0,
-            missing: 0,
-            stats: None,
-        };
-        comparisons += 1;
-        if verdict(&arm(0), &arm(1), metric, Confidence::P95).proven() {
-            false_positives += 1;
-        }
-    }
+    let series = Series::of(&runs, group, aa_runs);
     GroupNoise {
         group,
         runs: runs.len(),
-        cv_percent,
-        mde_percent,
-        comparisons,
-        false_positives,
+        cv_percent: series.cv_percent,
+        mde_percent: series.mde_percent,
+        comparisons: series.comparisons,
+        false_positives: series.false_positives,
+        levels: Levels::of(&cells, group, aa_runs),
     }
+}
+
+/// False positives and comparisons of the first-run series over all groups.
+fn first_run_totals(groups: &[GroupNoise]) -> Option<(usize, usize)> {
+    let series: Vec<&Series> = groups
+        .iter()
+        .filter_map(|g| g.levels.as_ref().map(|l| &l.first_run))
+        .collect();
+    (!series.is_empty()).then(|| {
+        (
+            series.iter().map(|s| s.false_positives).sum(),
+            series.iter().map(|s| s.comparisons).sum(),
+        )
+    })
+}
+
+/// One series of per-cell values, as the report would judge it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// Coefficient of variation, percent (`None` with censored runs).
+    pub cv_percent: Option<f64>,
+    /// The MDE of an `aa_runs` vs `aa_runs` comparison, percent of the mean.
+    pub mde_percent: Option<f64>,
+    pub comparisons: usize,
+    pub false_positives: usize,
+}
+
+impl Series {
+    fn of(runs: &[RunValue], group: GroupKey, aa_runs: usize) -> Self {
+        let uncensored = runs.iter().all(|r| !r.censored);
+        let values: Vec<f64> = runs.iter().map(|r| r.value).collect();
+        let (mean, cv) = mean_cv(&values);
+        let cv_percent = (uncensored && runs.len() >= 2).then_some(cv);
+        let sd = cv / 100.0 * mean;
+        let mde_percent = cv_percent
+            .and_then(|_| t_resolution(aa_runs, aa_runs, sd, Confidence::P95))
+            .map(|r| r.mde / mean.abs() * 100.0);
+        let (mut comparisons, mut false_positives) = (0, 0);
+        for batch in runs.chunks_exact(2 * aa_runs) {
+            // Odd repetitions against even ones: each arm spans the batch's time.
+            let arm = |parity: usize| Arm {
+                lock: LockMode::Pv,
+                runs: batch.iter().skip(parity).step_by(2).copied().collect(),
+                failed: 0,
+                missing: 0,
+                stats: None,
+            };
+            comparisons += 1;
+            if verdict(&arm(0), &arm(1), group.workload.metric(), Confidence::P95).proven() {
+                false_positives += 1;
+            }
+        }
+        Self {
+            cv_percent,
+            mde_percent,
+            comparisons,
+            false_positives,
+        }
+    }
+}
+
+/// Where each boot ran several repetitions (matrix `runs_per_boot`): the
+/// spread at each level and what it costs (Kalibera and Jones, "Rigorous
+/// benchmarking in reasonable time", 2013).
+#[derive(Debug, Clone, Serialize)]
+pub struct Levels {
+    /// Boots (cells) with all their repetitions.
+    pub boots: usize,
+    pub warmup: u32,
+    pub runs_per_boot: usize,
+    /// Each boot's first repetition alone: what a matrix of one run per boot
+    /// measures, judged in the same A/A comparisons.
+    pub first_run: Series,
+    /// Mean of the first repetitions over the mean of the measured ones.
+    pub first_over_measured: f64,
+    /// Spread of measured runs within a boot, percent of the mean.
+    pub within_cv_percent: f64,
+    /// The boots' own spread (the between-boot variance component, within-boot
+    /// noise removed), percent of the mean.
+    pub between_cv_percent: f64,
+    /// Seconds per boot outside its repetitions (start, setup, teardown), and
+    /// per repetition; `None` in results without cell wall times.
+    pub boot_cost_s: Option<f64>,
+    pub run_cost_s: Option<f64>,
+    /// The measured runs per boot that minimise variance per unit of time:
+    /// sqrt(boot cost (with its warm-up) / run cost x within variance /
+    /// between variance), at most [`MAX_OPTIMAL_RUNS`].
+    pub optimal_runs_per_boot: Option<u32>,
+    /// The MDE this design reaches in a fixed time over that of one run per
+    /// boot (below 1: this design resolves more per hour).
+    pub mde_ratio_same_time: Option<f64>,
+}
+
+/// The cap on the suggested runs per boot: beyond it a boot's own variance,
+/// which only more boots reduce, dominates whatever the estimate says.
+pub const MAX_OPTIMAL_RUNS: u32 = 20;
+
+impl Levels {
+    fn of(cells: &[&CellResult], group: GroupKey, aa_runs: usize) -> Option<Self> {
+        let boots: Vec<(&CellResult, &BootRuns)> = cells
+            .iter()
+            .filter(|c| matches!(c.status, CellStatus::Completed))
+            .filter_map(|c| c.runs.as_ref().map(|r| (*c, r)))
+            .filter(|(_, r)| r.measured().len() >= 2)
+            .collect();
+        let (first, runs) = boots.first().map(|(_, r)| (r, r.measured().len()))?;
+        let warmup = first.warmup;
+        let boots: Vec<_> = boots
+            .into_iter()
+            .filter(|(_, r)| r.measured().len() == runs)
+            .collect();
+        if boots.len() < 2 {
+            return None;
+        }
+        let first_runs: Vec<RunValue> = boots
+            .iter()
+            .map(|(c, r)| RunValue {
+                rep: c.key.rep,
+                value: r.values[0],
+                censored: false,
+            })
+            .collect();
+        let means: Vec<f64> = boots.iter().filter_map(|(_, r)| r.measured_mean()).collect();
+        let grand = means.iter().sum::<f64>() / means.len() as f64;
+        // One-way random effects: within = the pooled variance inside boots;
+        // between = the variance of boot means less what within noise adds.
+        let within = boots.iter().map(|(_, r)| variance(r.measured())).sum::<f64>() / boots.len() as f64;
+        let between = (variance(&means) - within / runs as f64).max(0.0);
+        let first_mean = first_runs.iter().map(|r| r.value).sum::<f64>() / first_runs.len() as f64;
+        let costs = Costs::of(&boots, warmup, runs);
+        let optimal = costs.map(|c| {
+            let boot = c.boot_s + f64::from(warmup) * c.run_s;
+            if between <= 0.0 {
+                return MAX_OPTIMAL_RUNS;
+            }
+            let r = (boot / c.run_s * within / between).sqrt().round();
+            (r as u32).clamp(1, MAX_OPTIMAL_RUNS)
+        });
+        let first_run = Series::of(&first_runs, group, aa_runs);
+        let (_, measured_cv) = mean_cv(&means);
+        // MDE in a fixed time scales with sd x sqrt(cost per cell).
+        let mde_ratio_same_time = costs.zip(first_run.cv_percent).map(|(c, first_cv)| {
+            let this = measured_cv * (c.boot_s + f64::from(warmup) * c.run_s + runs as f64 * c.run_s).sqrt();
+            let single = first_cv * (c.boot_s + c.run_s).sqrt();
+            this / single
+        });
+        Some(Self {
+            boots: boots.len(),
+            warmup,
+            runs_per_boot: runs,
+            first_run,
+            first_over_measured: first_mean / grand,
+            within_cv_percent: within.sqrt() / grand.abs() * 100.0,
+            between_cv_percent: between.sqrt() / grand.abs() * 100.0,
+            boot_cost_s: costs.map(|c| c.boot_s),
+            run_cost_s: costs.map(|c| c.run_s),
+            optimal_runs_per_boot: optimal,
+            mde_ratio_same_time,
+        })
+    }
+}
+
+/// Mean seconds a boot spends outside its repetitions, and per repetition.
+#[derive(Debug, Clone, Copy)]
+struct Costs {
+    boot_s: f64,
+    run_s: f64,
+}
+
+impl Costs {
+    /// From the cells' wall times: a repetition's cost is the bench guest's
+    /// measured work over its repetitions; the rest of the cell is the boot's.
+    fn of(boots: &[(&CellResult, &BootRuns)], warmup: u32, runs: usize) -> Option<Self> {
+        let reps = f64::from(warmup) + runs as f64;
+        let (mut boot, mut run, mut n) = (0.0, 0.0, 0usize);
+        for (c, _) in boots {
+            let (Some(cell_s), Some(work)) = (c.cell_wall_s, c.guests.first()) else {
+                continue;
+            };
+            run += work.wall_s / reps;
+            boot += (cell_s - work.wall_s).max(0.0);
+            n += 1;
+        }
+        (n > 0 && run > 0.0).then(|| Self {
+            boot_s: boot / n as f64,
+            run_s: run / n as f64,
+        })
+    }
+}
+
+/// Sample variance (0 for fewer than two values).
+fn variance(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
 }
 
 /// Mean and coefficient of variation (percent; sample standard deviation).
@@ -314,7 +499,65 @@ pub fn markdown(c: &Calibration) -> String {
          with the group's spread (80% power).",
         c.aa_runs, c.aa_runs
     );
+    levels_markdown(c, &mut out);
     out
+}
+
+/// The levels section: boots against runs within a boot.
+fn levels_markdown(c: &Calibration, out: &mut String) {
+    let levels: Vec<(&GroupNoise, &Levels)> = c
+        .groups
+        .iter()
+        .filter_map(|g| g.levels.as_ref().map(|l| (g, l)))
+        .collect();
+    let Some((_, first)) = levels.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\n## Boots and runs within a boot\n\nEach boot ran {} warm-up and {} measured repetitions; a cell's value is \
+         the mean of the measured ones. The first repetition of each boot alone is what one run per boot \
+         measures, judged here in the same A/A comparisons.\n",
+        first.warmup, first.runs_per_boot
+    );
+    if let Some((k, n)) = c.first_run_false_positives {
+        let _ = writeln!(
+            out,
+            "First run per boot: {k} false positives in {n} comparisons ({:.1}%).\n",
+            k as f64 / n.max(1) as f64 * 100.0
+        );
+    }
+    out.push_str(
+        "| group | boots | CV (mean of runs) | CV (first run) | first / measured | within boot | between boots | boot s | run s | optimal runs/boot | MDE in equal time vs 1 run/boot |\n",
+    );
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
+    let num = |x: Option<f64>, d: usize| x.map_or("-".to_string(), |x| format!("{x:.d$}"));
+    for (g, l) in levels {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.3} | {:.1}% | {:.1}% | {} | {} | {} | {} |",
+            g.group,
+            l.boots,
+            pct(g.cv_percent),
+            pct(l.first_run.cv_percent),
+            l.first_over_measured,
+            l.within_cv_percent,
+            l.between_cv_percent,
+            num(l.boot_cost_s, 2),
+            num(l.run_cost_s, 2),
+            l.optimal_runs_per_boot.map_or("-".to_string(), |r| r.to_string()),
+            num(l.mde_ratio_same_time, 2),
+        );
+    }
+    out.push_str(
+        "\nWithin boot and between boots are the two variance components (one-way random effects, \
+         percent of the mean); the boots' own spread is what only more boots reduce. Optimal runs per \
+         boot minimises variance per unit of time: sqrt(boot cost with its warm-up / run cost x within \
+         variance / between variance) (Kalibera and Jones 2013). The last column is the MDE this design \
+         reaches in a fixed time over that of one run per boot (cost from the cells' wall times): below 1, \
+         it resolves more per hour.\n",
+    );
 }
 
 /// `<out>` for a calibration run by default: results/runs/calibrate-<time>.
@@ -363,6 +606,68 @@ mod tests {
 
     fn reference() -> Reference {
         Reference::of(vec![10.0, 10.2, 9.8, 10.0])
+    }
+
+    /// Boots of 1 warm-up and 3 measured builds: boot `b` is offset by
+    /// `between(b)`, its runs by `within(i)`; each cell took 10 s, 4 of them
+    /// the bench guest's work.
+    fn boots(n: u32, between: impl Fn(u32) -> f64, within: [f64; 3]) -> Results {
+        let mut r = results(n, |_| 0.0);
+        for c in &mut r.cells {
+            let b = 2.0 + between(c.key.rep);
+            let values = vec![b * 1.5, b + within[0], b + within[1], b + within[2]];
+            let runs = BootRuns { warmup: 1, values };
+            c.elapsed_s = runs.measured_mean().unwrap();
+            c.runs = Some(runs);
+            c.cell_wall_s = Some(10.0);
+            c.guests = vec![crate::results::GuestCpu {
+                role: crate::results::GuestRole::Bench,
+                vcpus: 2,
+                cpu_s: 7.0,
+                wall_s: 4.0,
+            }];
+        }
+        r
+    }
+
+    #[test]
+    fn boots_and_runs_within_them_are_separate_variance_components() {
+        // Indexed by rep % 10: odd and even repetitions get the same offsets.
+        let offsets = [0.0, 0.2, 0.2, -0.2, -0.2, 0.1, 0.1, -0.1, -0.1, 0.0];
+        // Boots differ, runs within a boot hardly: more boots, not more runs.
+        let r = boots(20, |rep| offsets[rep as usize % 10], [-0.01, 0.0, 0.01]);
+        let c = analyze(&r, 5, reference(), reference());
+        let l = c.groups[0].levels.as_ref().unwrap();
+        assert_eq!((l.boots, l.warmup, l.runs_per_boot), (20, 1, 3));
+        assert!(l.between_cv_percent > 10.0 * l.within_cv_percent, "{l:?}");
+        assert!((l.first_over_measured - 1.5).abs() < 0.01, "{l:?}");
+        assert_eq!((l.boot_cost_s, l.run_cost_s), (Some(6.0), Some(1.0)));
+        assert_eq!(l.optimal_runs_per_boot, Some(1));
+        assert_eq!(l.first_run.comparisons, 2);
+        assert_eq!(c.first_run_false_positives, Some((0, 2)));
+        // Runs within a boot noisy, boots alike: many runs per boot pay.
+        let r = boots(20, |_| 0.0, [-0.3, 0.0, 0.3]);
+        let l = analyze(&r, 5, reference(), reference()).groups[0]
+            .levels
+            .clone()
+            .unwrap();
+        assert_eq!(l.optimal_runs_per_boot, Some(MAX_OPTIMAL_RUNS));
+        assert!(
+            markdown(&analyze(&r, 5, reference(), reference())).contains("## Boots and runs within a boot")
+        );
+    }
+
+    #[test]
+    fn results_of_one_run_per_boot_have_no_levels() {
+        let c = analyze(
+            &results(10, |rep| 10.0 + f64::from(rep % 3)),
+            5,
+            reference(),
+            reference(),
+        );
+        assert!(c.groups[0].levels.is_none());
+        assert_eq!(c.first_run_false_positives, None);
+        assert!(!markdown(&c).contains("Boots and runs"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `pvbench run` with real guests under TCG: a tiny matrix end to end, Ctrl-C
 //! and --resume, a guest that never starts its workload, a run censored at its
-//! cap, a guest that stalls, bad matrix files.
+//! cap, a guest that stalls, bad matrix files, several runs in one boot.
 
 mod common;
 
@@ -393,5 +393,38 @@ fn a_guest_that_stops_progressing_fails_as_stalled_before_its_cap() {
         "{report}"
     );
     assert!(qemus_with_memory(506).is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_boot_of_several_runs_records_each_and_is_worth_its_measured_mean() {
+    let dir = scratch("runs-per-boot");
+    let out = dir.join("out");
+    let matrix = write_kernbench_matrix(&dir, "runs_per_boot = 2\nwarmup = 1", 30.0, 507);
+    let output = run(&matrix, &out, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let results = Results::load(&out).unwrap();
+    let cell = &results.cells[0];
+    assert_eq!(cell.status, CellStatus::Completed, "{:?}", cell.status);
+    // The guest ran the warm-up and both measured builds, one figure each.
+    let runs = cell.runs.as_ref().expect("a boot of three builds records them");
+    assert_eq!((runs.warmup, runs.values.len()), (1, 3), "{runs:?}");
+    assert!(runs.values.iter().all(|&s| s > 0.0), "{runs:?}");
+    let measured = (runs.values[1] + runs.values[2]) / 2.0;
+    assert!(
+        (cell.elapsed_s - measured).abs() < 1e-9,
+        "{} vs {measured}",
+        cell.elapsed_s
+    );
+    // The cap covers the boot's three builds; the cell's wall time its whole life.
+    assert_eq!(cell.cap_s, 90.0);
+    let wall = cell.cell_wall_s.unwrap();
+    assert!(wall > runs.values.iter().sum::<f64>(), "{wall} {runs:?}");
+    // Each build ran the same work: one checksum (the guest checks it), and
+    // the serial log says three repetitions.
+    let log =
+        std::fs::read_to_string(out.join("cells").join(cell.key.id()).join("bench.serial.log")).unwrap();
+    assert!(log.contains("kernbench: reps=3"), "{log}");
+    assert!(qemus_with_memory(507).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -196,6 +196,8 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     pvlock: Some(pvlock),
                     guests: guests(elapsed_s + 0.8, bench_share, hogs, hog_share),
                     host: None,
+                    runs: None,
+                    cell_wall_s: None,
                 };
                 match &kernbench_runs(oc, lock)[rep as usize - 1] {
                     Run::Done(v) => cells.push(cell(CellStatus::Completed, *v)),
@@ -234,6 +236,8 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     pvlock: Some(pvlock),
                     guests: guests(elapsed_s + 0.5, 0.9, 0, 0.0),
                     host: None,
+                    runs: None,
+                    cell_wall_s: None,
                 };
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
@@ -559,6 +563,8 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             pvlock: None,
             guests: Vec::new(),
             host: None,
+            runs: None,
+            cell_wall_s: None,
         })
         .collect()
 }

@@ -21,10 +21,10 @@ mod tests;
 use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use launch::{Launcher, Qemu};
-pub use outcome::{cell_result, classify, BenchRun, CellRun, Verdict};
+pub use outcome::{cell_result, classify, BenchRun, Boot, CellRun, Verdict};
 pub use plan::{CellPlan, Env};
 use pvbench_wire::cmdline::CmdlineError;
 
@@ -170,6 +170,7 @@ fn run_cells(
         }
         progress.start(index, key);
         let cell = plan::cell(&options.spec, env, key)?;
+        let started = Instant::now();
         let Some(run) = launcher.run_cell(&cell, &results::cell_dir(&options.out, key))? else {
             let done = plan
                 .iter()
@@ -181,7 +182,8 @@ fn run_cells(
                 dir: options.out.clone(),
             });
         };
-        let result = outcome::cell_result(&cell, &run);
+        let mut result = outcome::cell_result(&cell, &run);
+        result.cell_wall_s = Some(started.elapsed().as_secs_f64());
         results::write_json_atomic(&path, &result)?;
         progress.finish_cell(&result);
     }

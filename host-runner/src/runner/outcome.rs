@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use pvbench_wire::exit::GuestExit;
+use pvbench_wire::frames::Figures;
 
 use super::plan::CellPlan;
 use crate::collect::RunResult;
 use crate::results::{
-    CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles, Workload,
+    BootRuns, CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles, Workload,
 };
 use crate::vm::guest::{Ended, Outcome, PanicSource};
 
@@ -49,11 +50,60 @@ pub enum Verdict {
         elapsed_s: f64,
         ops: u64,
         tps: Option<f64>,
+        /// Every repetition, where the boot ran more than one.
+        runs: Option<BootRuns>,
     },
-    /// Killed at its cap after running `elapsed_s` (at least the cap).
+    /// Killed at its cap after running `elapsed_s` per repetition (at least
+    /// the cap per repetition).
     Censored { elapsed_s: f64 },
     /// A failed status, with its kind and reason.
     Failed(CellStatus),
+}
+
+/// A finished boot's figures, checked: the cell's value is the mean of its
+/// measured repetitions where it ran more than one.
+fn completed(f: &Figures, boot: Boot) -> Result<Verdict, String> {
+    if !(f.elapsed_s.is_finite() && f.elapsed_s >= 0.0) {
+        return Err(format!(
+            "the guest reported elapsed_s {}, not a duration",
+            f.elapsed_s
+        ));
+    }
+    if boot.reps <= 1 {
+        return Ok(Verdict::Completed {
+            elapsed_s: f.elapsed_s,
+            ops: f.ops,
+            tps: f.tps,
+            runs: None,
+        });
+    }
+    if f.runs.len() != boot.reps as usize {
+        return Err(format!(
+            "the guest reported {} repetitions, not the {} it was asked for",
+            f.runs.len(),
+            boot.reps
+        ));
+    }
+    if let Some(bad) = f.runs.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        return Err(format!("the guest reported a repetition's figure of {bad}"));
+    }
+    let runs = BootRuns {
+        warmup: boot.warmup,
+        values: f.runs.clone(),
+    };
+    let mean = runs
+        .measured_mean()
+        .expect("runs_per_boot >= 1 leaves a measured run");
+    let (elapsed_s, tps) = match f.tps {
+        Some(_) => (f.elapsed_s, Some(mean)),
+        None => (mean, None),
+    };
+    Ok(Verdict::Completed {
+        elapsed_s,
+        ops: f.ops,
+        tps,
+        runs: Some(runs),
+    })
 }
 
 /// The cell's result.
@@ -94,13 +144,21 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         pvlock: metrics.and_then(|m| m.done.as_ref()).map(|d| d.lock),
         guests,
         host: bench.host,
+        runs: None,
+        cell_wall_s: None,
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
-    match classify(bench, ran, cap_s) {
-        Verdict::Completed { elapsed_s, ops, tps } => {
+    match classify(bench, ran, Boot::of(plan)) {
+        Verdict::Completed {
+            elapsed_s,
+            ops,
+            tps,
+            runs,
+        } => {
             result.elapsed_s = elapsed_s;
             result.ops = ops;
             result.tps = tps;
+            result.runs = runs;
         }
         Verdict::Censored { elapsed_s } => {
             result.status = CellStatus::Censored;
@@ -129,11 +187,40 @@ fn percentiles(m: &RunResult) -> Percentiles {
     }
 }
 
+/// What one boot was asked to run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boot {
+    /// The cap of the whole boot's work (all its repetitions).
+    pub cap_s: f64,
+    /// Repetitions, warm-up included.
+    pub reps: u32,
+    pub warmup: u32,
+}
+
+impl Boot {
+    /// One measured repetition under `cap_s`: a matrix without `runs_per_boot`.
+    pub fn single(cap_s: f64) -> Self {
+        Self {
+            cap_s,
+            reps: 1,
+            warmup: 0,
+        }
+    }
+
+    fn of(plan: &CellPlan) -> Self {
+        Self {
+            cap_s: plan.cap.as_secs_f64(),
+            reps: plan.boot_reps,
+            warmup: plan.warmup,
+        }
+    }
+}
+
 /// Classifies a bench guest's run; `ran` is the time from its start line to
 /// its end. Only a guest still working at its cap is censored; a stalled one
 /// fails (it would never have finished), as does any guest that ended without
-/// its figures.
-pub fn classify(bench: &BenchRun, ran: Duration, cap_s: f64) -> Verdict {
+/// its figures or with another number of repetitions than it was asked for.
+pub fn classify(bench: &BenchRun, ran: Duration, boot: Boot) -> Verdict {
     let outcome = &bench.outcome;
     let kind = match (outcome.ended, &outcome.panic) {
         (Ended::Stalled { .. }, _) => FailureKind::Stall,
@@ -147,22 +234,12 @@ pub fn classify(bench: &BenchRun, ran: Duration, cap_s: f64) -> Verdict {
     }
     let done = bench.metrics.as_ref().and_then(|m| m.done.as_ref());
     match (outcome.ended, done) {
-        (Ended::Exited(GuestExit::Status(0)), Some(done)) => {
-            let f = done.figures;
-            if f.elapsed_s.is_finite() && f.elapsed_s >= 0.0 {
-                Verdict::Completed {
-                    elapsed_s: f.elapsed_s,
-                    ops: f.ops,
-                    tps: f.tps,
-                }
-            } else {
-                let reason = format!("the guest reported elapsed_s {}, not a duration", f.elapsed_s);
-                Verdict::Failed(CellStatus::failed(FailureKind::Other, reason))
-            }
-        }
-        // Censored: the work ran at least from its start line to the kill.
+        (Ended::Exited(GuestExit::Status(0)), Some(done)) => completed(&done.figures, boot)
+            .unwrap_or_else(|reason| Verdict::Failed(CellStatus::failed(FailureKind::Other, reason))),
+        // Censored: the boot's work ran at least from its start line to the
+        // kill, so its repetitions took at least this much each on average.
         (Ended::TimedOut, _) => Verdict::Censored {
-            elapsed_s: ran.as_secs_f64().max(cap_s),
+            elapsed_s: ran.as_secs_f64().max(boot.cap_s) / f64::from(boot.reps.max(1)),
         },
         (Ended::Exited(GuestExit::Status(0)), None) => {
             let why = bench.metrics.as_ref().map_or_else(

@@ -38,8 +38,12 @@ pub struct CellPlan {
     pub bench: Cmdline,
     /// From QEMU's start to a guest's start line.
     pub start_timeout: Duration,
-    /// From the bench guest's start line to its kill (a censored run).
+    /// From the bench guest's start line to its kill (a censored run): the
+    /// matrix's cap per repetition times the repetitions of the boot.
     pub cap: Duration,
+    /// Repetitions the boot runs, and how many of them are warm-up.
+    pub boot_reps: u32,
+    pub warmup: u32,
     /// The bench guest's fair share of the host, in cores (for the stall watch).
     pub fair_cores: f64,
     pub vcpus: u32,
@@ -49,13 +53,14 @@ pub struct CellPlan {
 /// The plan of `key` under `spec` on `env`.
 pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, RunError> {
     let vcpus = env.vcpus as usize;
+    let reps = spec.boot_reps();
     let (workload, cap_s) = match key.workload {
         Workload::Kernbench => {
             let k = spec.kernbench.as_ref().expect("kernbench cells need [kernbench]");
             (
                 WorkloadArgs::Kernbench {
                     scale: k.scale,
-                    reps: 1,
+                    reps,
                     vcpus,
                 },
                 k.cap_s,
@@ -68,7 +73,7 @@ pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, Run
                     scale: p.scale,
                     clients: key.clients.unwrap_or(1) as usize,
                     duration_s: p.duration_s,
-                    reps: 1,
+                    reps,
                     vcpus,
                 },
                 p.cap_s,
@@ -108,7 +113,9 @@ pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, Run
         start_timeout: spec
             .start_timeout_s
             .map_or(BOOT_ALLOWANCE, Duration::from_secs_f64),
-        cap: Duration::from_secs_f64(cap_s),
+        cap: Duration::from_secs_f64(cap_s * f64::from(reps)),
+        boot_reps: reps,
+        warmup: spec.warmup(),
         fair_cores: f64::from(env.vcpus) * key.overcommit.fair_share_per_vcpu(env.host_cores, env.vcpus),
         vcpus: env.vcpus,
         memory_mib: spec.memory_mib,

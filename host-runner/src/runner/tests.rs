@@ -71,6 +71,7 @@ const FIGURES: Figures = Figures {
     elapsed_s: 2.5,
     ops: 17,
     tps: None,
+    runs: Vec::new(),
 };
 const RAN: Duration = Duration::from_secs(16);
 
@@ -104,34 +105,85 @@ const EXIT_0: Ended = Ended::Exited(GuestExit::Status(0));
 
 #[test]
 fn a_finished_workload_is_completed_with_the_figures_of_its_last_frame() {
-    let v = classify(&bench(true, EXIT_0, &[], Some(FIGURES)), RAN, 15.0);
+    let v = classify(&bench(true, EXIT_0, &[], Some(FIGURES)), RAN, Boot::single(15.0));
     assert_eq!(
         v,
         Verdict::Completed {
             elapsed_s: 2.5,
             ops: 17,
-            tps: None
+            tps: None,
+            runs: None,
         }
     );
     // Status 0 without the last frame is no result.
-    let none = classify(&bench(true, EXIT_0, &[], None), RAN, 15.0);
+    let none = classify(&bench(true, EXIT_0, &[], None), RAN, Boot::single(15.0));
     assert_eq!(failure(&none), Some(FailureKind::Other));
     assert!(reason(none).contains("last frame never arrived"));
     let nan = Figures {
         elapsed_s: f64::NAN,
         ..FIGURES
     };
-    assert!(reason(classify(&bench(true, EXIT_0, &[], Some(nan)), RAN, 15.0)).contains("not a duration"));
+    assert!(reason(classify(
+        &bench(true, EXIT_0, &[], Some(nan)),
+        RAN,
+        Boot::single(15.0)
+    ))
+    .contains("not a duration"));
+}
+
+#[test]
+fn a_boot_of_several_runs_is_worth_the_mean_of_its_measured_ones() {
+    let boot = Boot {
+        cap_s: 45.0,
+        reps: 3,
+        warmup: 1,
+    };
+    let figures = |runs: Vec<f64>| Figures { runs, ..FIGURES };
+    // The warm-up (9 s, a cold boot's first build) is left out of the value.
+    let v = classify(
+        &bench(true, EXIT_0, &[], Some(figures(vec![9.0, 2.0, 3.0]))),
+        RAN,
+        boot,
+    );
+    let Verdict::Completed { elapsed_s, runs, .. } = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(elapsed_s, 2.5);
+    assert_eq!(runs.unwrap().measured(), &[2.0, 3.0]);
+    // pgbench: the value is transactions per second, the mean of the runs.
+    let tps = Figures {
+        tps: Some(99.0),
+        ..figures(vec![10.0, 20.0, 40.0])
+    };
+    let v = classify(&bench(true, EXIT_0, &[], Some(tps)), RAN, boot);
+    assert!(
+        matches!(v, Verdict::Completed { tps: Some(t), .. } if t == 30.0),
+        "{v:?}"
+    );
+    // A guest that ran another number of repetitions broke the contract.
+    let short = classify(
+        &bench(true, EXIT_0, &[], Some(figures(vec![2.0, 3.0]))),
+        RAN,
+        boot,
+    );
+    assert!(reason(short).contains("2 repetitions, not the 3"));
+    // Censored: at least the boot's cap over its repetitions, per repetition.
+    let v = classify(
+        &bench(true, Ended::TimedOut, &[], None),
+        Duration::from_secs(48),
+        boot,
+    );
+    assert_eq!(v, Verdict::Censored { elapsed_s: 16.0 });
 }
 
 #[test]
 fn a_run_killed_at_its_cap_is_censored_at_no_less_than_the_cap() {
-    let v = classify(&bench(true, Ended::TimedOut, &[], None), RAN, 15.0);
+    let v = classify(&bench(true, Ended::TimedOut, &[], None), RAN, Boot::single(15.0));
     assert_eq!(v, Verdict::Censored { elapsed_s: 16.0 });
     let v = classify(
         &bench(true, Ended::TimedOut, &[], None),
         Duration::from_secs(14),
-        15.0,
+        Boot::single(15.0),
     );
     assert_eq!(v, Verdict::Censored { elapsed_s: 15.0 });
 }
@@ -145,7 +197,7 @@ fn a_stalled_run_fails_as_a_stall_and_is_never_censored() {
         limit_ms: 1666,
         window_ms: 10_000,
     };
-    let v = classify(&bench(true, stalled, &[], None), RAN, 15.0);
+    let v = classify(&bench(true, stalled, &[], None), RAN, Boot::single(15.0));
     assert_eq!(failure(&v), Some(FailureKind::Stall));
     assert!(reason(v).contains("completed no operation"));
 }
@@ -157,17 +209,17 @@ fn a_kernel_panic_is_named_with_its_location_and_message() {
         "internal error: entered unreachable code",
     ];
     let ended = Ended::Exited(GuestExit::KernelFailure);
-    let v = classify(&bench(true, ended, &tail, None), RAN, 15.0);
+    let v = classify(&bench(true, ended, &tail, None), RAN, Boot::single(15.0));
     assert_eq!(failure(&v), Some(FailureKind::KernelPanic));
     assert_eq!(
         reason(v),
         "guest kernel panic at scheduler/task.rs:690: internal error: entered unreachable code"
     );
     // The same panic before the workload started still names the panic.
-    let early = classify(&bench(false, ended, &tail, None), RAN, 15.0);
+    let early = classify(&bench(false, ended, &tail, None), RAN, Boot::single(15.0));
     assert_eq!(failure(&early), Some(FailureKind::KernelPanic));
     let app = ["thread 'main' panicked at app/src/main.rs:1:1:", "boom"];
-    let v = classify(&bench(true, ended, &app, None), RAN, 15.0);
+    let v = classify(&bench(true, ended, &app, None), RAN, Boot::single(15.0));
     assert_eq!(failure(&v), Some(FailureKind::AppPanic));
 }
 

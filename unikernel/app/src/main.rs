@@ -219,13 +219,24 @@ fn run_info(kind: &str, line: &str, pv_config: &::pvlock::report::Config) -> met
 /// The last frame's figures and counters: everything the host reads of a run.
 fn ending(summary: &workloads::RunSummary, pv_config: &::pvlock::report::Config) -> metrics::Ending {
     let figures = match summary {
-        workloads::RunSummary::Kernbench(k) => Figures { elapsed_s: k.elapsed_s.mean, ops: k.jobs_done, tps: None },
+        workloads::RunSummary::Kernbench(k) => Figures {
+            elapsed_s: k.elapsed_s.mean,
+            ops: k.jobs_done,
+            tps: None,
+            runs: k.reps.iter().map(|r| r.elapsed_s).collect(),
+        },
         workloads::RunSummary::Pgbench(p) => Figures {
             elapsed_s: p.reps.iter().map(|r| r.elapsed_s).sum(),
             ops: p.transactions,
             tps: Some(p.tps.mean),
+            runs: p.reps.iter().map(|r| r.tps).collect(),
         },
-        workloads::RunSummary::Cpuhog(c) => Figures { elapsed_s: c.elapsed_s, ops: c.iterations, tps: None },
+        workloads::RunSummary::Cpuhog(c) => Figures {
+            elapsed_s: c.elapsed_s,
+            ops: c.iterations,
+            tps: None,
+            runs: Vec::new(),
+        },
     };
     let report = pvlock::report(pv_config);
     metrics::Ending {

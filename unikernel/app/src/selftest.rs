@@ -147,6 +147,7 @@ fn finish_streaming(sink: Sink, line: String, elapsed_s: f64) -> Result<(), Metr
             elapsed_s,
             ops: 0,
             tps: None,
+            runs: Vec::new(),
         },
         lock: LockStats::default(),
         kernel: KernelEvents::default(),

@@ -88,6 +88,7 @@ fn done(intervals: u64, dropped: u64) -> Frame {
             elapsed_s: intervals as f64 * 0.1,
             ops: 3 * intervals,
             tps: None,
+            runs: Vec::new(),
         },
         lock: LockStats::default(),
         kernel: KernelEvents::default(),

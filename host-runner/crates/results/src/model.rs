@@ -380,6 +380,40 @@ pub struct CellResult {
     /// written before they were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostNoise>,
+    /// Every repetition of a boot that ran more than one (matrix
+    /// `runs_per_boot`, `warmup`): the cell's value is the mean of the
+    /// measured ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<BootRuns>,
+    /// Seconds the whole cell took, from its first guest's start to its last
+    /// guest gone (boots, setup, measured work, teardown): the cost of a
+    /// repetition (absent in results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_wall_s: Option<f64>,
+}
+
+/// The repetitions one guest boot ran, in order, each in the workload's metric
+/// (kernbench: seconds; pgbench: transactions per second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootRuns {
+    /// The first `warmup` values are left out of the cell's value.
+    pub warmup: u32,
+    /// Each repetition's figure, in the order the guest ran them.
+    pub values: Vec<f64>,
+}
+
+impl BootRuns {
+    /// The measured repetitions: all but the warm-up.
+    pub fn measured(&self) -> &[f64] {
+        let skip = (self.warmup as usize).min(self.values.len());
+        &self.values[skip..]
+    }
+
+    /// Their mean (`None` if there are none).
+    pub fn measured_mean(&self) -> Option<f64> {
+        let m = self.measured();
+        (!m.is_empty()).then(|| m.iter().sum::<f64>() / m.len() as f64)
+    }
 }
 
 impl CellResult {
@@ -397,6 +431,8 @@ impl CellResult {
             pvlock: None,
             guests: Vec::new(),
             host: None,
+            runs: None,
+            cell_wall_s: None,
         }
     }
 
@@ -603,6 +639,8 @@ mod tests {
                 reference_before_ms: 9.5,
                 reference_after_ms: 10.5,
             }),
+            runs: None,
+            cell_wall_s: None,
         };
         assert_eq!(cell.value(), Some((0.5, true)));
         cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");

@@ -10,6 +10,8 @@ use crate::{CellKey, LockMode, Overcommit, Workload};
 
 /// Most vCPUs a guest may have.
 pub const MAX_VCPUS: u32 = 64;
+/// Most repetitions (warm-up and measured) in one boot: the guest's own limit.
+pub const MAX_BOOT_REPS: u32 = 1000;
 /// What the budget check charges per guest start (measured: ~0.3 s under TCG).
 const START_COST_S: f64 = 1.0;
 
@@ -89,6 +91,17 @@ pub struct MatrixSpec {
     pub overcommit: Vec<Overcommit>,
     /// Repetitions of every cell.
     pub reps: u32,
+    /// Measured runs of the workload in each guest boot (default 1): the boot
+    /// writes the workload's data, runs `warmup` unmeasured repetitions, then
+    /// these; the cell's value is their mean, so boots (the expensive level)
+    /// and runs within a boot (the cheap one) can each be repeated as often
+    /// as their own variance warrants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_per_boot: Option<u32>,
+    /// Repetitions at the start of each boot left out of the cell's value
+    /// (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<u32>,
     /// vCPUs per guest; absent: the host's cores, so 1x/2x/3x keep their meaning.
     pub vcpus: Option<u32>,
     /// Memory per guest, 64 to 16384 MiB.
@@ -175,6 +188,14 @@ impl MatrixSpec {
         if self.reps == 0 {
             return bad("`reps` must be at least 1");
         }
+        if self.runs_per_boot == Some(0) {
+            return bad("`runs_per_boot` must be at least 1");
+        }
+        if self.boot_reps() > MAX_BOOT_REPS {
+            return Err(SpecError::Invalid(format!(
+                "`warmup` + `runs_per_boot` must be at most {MAX_BOOT_REPS}"
+            )));
+        }
         if self.vcpus == Some(0) || self.vcpus.is_some_and(|v| v > MAX_VCPUS) {
             return bad("`vcpus` must be 1 to 64");
         }
@@ -224,8 +245,27 @@ impl MatrixSpec {
     pub fn worst_case_s(&self) -> f64 {
         self.plan()
             .iter()
-            .map(|key| self.cap_s(key.workload) + START_COST_S * key.overcommit.factor() as f64)
+            .map(|key| {
+                self.cap_s(key.workload) * f64::from(self.boot_reps())
+                    + START_COST_S * key.overcommit.factor() as f64
+            })
             .sum()
+    }
+
+    /// Measured runs per boot.
+    pub fn runs_per_boot(&self) -> u32 {
+        self.runs_per_boot.unwrap_or(1)
+    }
+
+    /// Unmeasured repetitions at the start of each boot.
+    pub fn warmup(&self) -> u32 {
+        self.warmup.unwrap_or(0)
+    }
+
+    /// Repetitions each boot runs: the warm-up and the measured runs. Every cap
+    /// in the matrix is per repetition, so a boot's cap is this times it.
+    pub fn boot_reps(&self) -> u32 {
+        self.warmup().saturating_add(self.runs_per_boot())
     }
 
     fn cap_s(&self, workload: Workload) -> f64 {

@@ -38,7 +38,8 @@ pub use crate::lock::LockMode;
 /// 2: `Done` carries the workload's figures, the pv-lock totals and the kernel's
 /// event counters; `LockStats` has every counter; `Hello` names its lock modes
 /// without an unknown.
-pub const VERSION: u16 = 2;
+/// 3: `Figures` carries every repetition's figure (`runs`).
+pub const VERSION: u16 = 3;
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX_BYTES: usize = 4;
@@ -203,7 +204,7 @@ pub struct KernelEvents {
 }
 
 /// The workload's own figures, as it measured them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     /// Seconds the measured work took (kernbench: the mean build; pgbench: the
     /// timed runs summed).
@@ -212,6 +213,10 @@ pub struct Figures {
     pub ops: u64,
     /// pgbench only: transactions per second.
     pub tps: Option<f64>,
+    /// Each repetition's figure in the order the guest ran them (kernbench: the
+    /// build's seconds; pgbench: transactions per second), so the host can leave
+    /// warm-up runs out and see the spread within one boot.
+    pub runs: Vec<f64>,
 }
 
 /// Last frame of a successful run: the guest's own totals, which the host checks
