@@ -17,15 +17,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::build::layout::Layout;
 use crate::report::analysis::{verdict, Arm, RunValue};
 use crate::results::{
-    self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results,
+    self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results, Workload,
 };
 use crate::runner::{self, noise, Host, RunError, RunOptions};
-use crate::stats::{t_resolution, Confidence, Sample};
+use crate::stats::{paired_t_resolution, t_resolution, Confidence, Sample};
 
 /// The built-in A/A matrix.
 pub const CALIBRATE: &str = include_str!("../matrices/calibrate.toml");
@@ -54,6 +54,8 @@ pub enum CalibrateError {
         "calibrate: the matrix's {reps} repetitions give no comparison of {aa_runs} against {aa_runs}; raise reps"
     )]
     NoComparison { reps: u32, aa_runs: usize },
+    #[error("calibrate: cannot read the summary {}: {reason}", path.display())]
+    Summary { path: PathBuf, reason: String },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -61,7 +63,7 @@ pub enum CalibrateError {
 }
 
 /// The native reference's repeated timings and their spread.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reference {
     pub runs_ms: Vec<f64>,
     pub mean_ms: f64,
@@ -100,6 +102,8 @@ pub struct GroupNoise {
     pub false_positives: usize,
     /// The spread at each level, where boots ran several repetitions.
     pub levels: Option<Levels>,
+    /// Pairing and the host covariate, where every cell completed.
+    pub cuts: Option<Cuts>,
 }
 
 /// The calibration's verdict.
@@ -153,18 +157,53 @@ pub fn run(layout: &Layout, host: &Host, options: CalibrateOptions) -> Result<Ca
     )?;
     let reference_after = Reference::measure(REFERENCE_RUNS);
     let calibration = analyze(&results, options.aa_runs, reference_before, reference_after);
-    results::write_json_atomic(&options.out.join(SUMMARY_JSON), &calibration)?;
-    results::write_atomic(
-        &options.out.join(SUMMARY_MARKDOWN),
-        markdown(&calibration).as_bytes(),
-    )?;
+    write_summary(&options.out, &calibration)?;
     Ok(calibration)
+}
+
+/// Analyses the finished calibration in `out` again, from its A/A results
+/// and the native reference runs its summary stored, and rewrites the
+/// summary. Runs nothing.
+pub fn reanalyze(out: &Path, aa_runs: usize) -> Result<Calibration, CalibrateError> {
+    /// The part of a stored summary that cannot be measured again.
+    #[derive(Deserialize)]
+    struct Stored {
+        reference_before: Reference,
+        reference_after: Reference,
+    }
+    if aa_runs < 2 {
+        return Err(CalibrateError::TooFewRuns);
+    }
+    let summary = out.join(SUMMARY_JSON);
+    let text = std::fs::read_to_string(&summary).map_err(|e| CalibrateError::Summary {
+        path: summary.clone(),
+        reason: e.to_string(),
+    })?;
+    let stored: Stored = serde_json::from_str(&text).map_err(|e| CalibrateError::Summary {
+        path: summary.clone(),
+        reason: e.to_string(),
+    })?;
+    let results = Results::load(&aa_dir(out))?;
+    let calibration = analyze(&results, aa_runs, stored.reference_before, stored.reference_after);
+    write_summary(out, &calibration)?;
+    Ok(calibration)
+}
+
+fn write_summary(out: &Path, calibration: &Calibration) -> Result<(), CalibrateError> {
+    results::write_json_atomic(&out.join(SUMMARY_JSON), calibration)?;
+    results::write_atomic(&out.join(SUMMARY_MARKDOWN), markdown(calibration).as_bytes())?;
+    Ok(())
 }
 
 /// The calibration of an A/A results directory. Pure.
 pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Reference) -> Calibration {
-    let mut groups: Vec<GroupKey> = results.manifest.cells.iter().map(|k| k.group()).collect();
-    groups.dedup();
+    // Each group once, in plan order (the plan interleaves groups per repetition).
+    let mut groups: Vec<GroupKey> = Vec::new();
+    for key in &results.manifest.cells {
+        if !groups.contains(&key.group()) {
+            groups.push(key.group());
+        }
+    }
     let groups: Vec<GroupNoise> = groups
         .into_iter()
         .map(|g| group_noise(results, g, aa_runs))
@@ -201,6 +240,7 @@ fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise
         })
         .collect();
     let series = Series::of(&runs, group, aa_runs);
+    let cuts = Cuts::of(&cells);
     GroupNoise {
         group,
         runs: runs.len(),
@@ -209,7 +249,94 @@ fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise
         comparisons: series.comparisons,
         false_positives: series.false_positives,
         levels: Levels::of(&cells, group, aa_runs),
+        cuts,
     }
+}
+
+/// What two ways of cutting noise without more runs would do to a group's
+/// resolution, from the same runs: pairing adjacent repetitions (the matrix
+/// runs a comparison's arms side by side), and removing the host's speed
+/// (the native reference timed around each cell) as a covariate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cuts {
+    /// Adjacent repetitions taken as pairs (rep 1 with 2, 3 with 4, ...).
+    pub pairs: usize,
+    /// The MDE of `pairs` runs against `pairs` runs, unpaired (Student), and
+    /// paired on adjacent repetitions, percent of the mean.
+    pub unpaired_mde_percent: f64,
+    pub paired_mde_percent: f64,
+    /// The share of the runs' variance the host-speed index explains (R^2 of
+    /// a linear fit), and the CV left once it is removed (`None` without the
+    /// index in every cell).
+    pub host_r2: Option<f64>,
+    pub host_adjusted_cv_percent: Option<f64>,
+}
+
+impl Cuts {
+    /// From a group's completed cells in repetition order; `None` with
+    /// censored or failed cells (their values are bounds or missing) or fewer
+    /// than two pairs.
+    fn of(cells: &[&CellResult]) -> Option<Self> {
+        if cells.iter().any(|c| !matches!(c.status, CellStatus::Completed)) {
+            return None;
+        }
+        let values: Vec<f64> = cells.iter().filter_map(|c| c.value().map(|(v, _)| v)).collect();
+        let pairs = values.len() / 2;
+        if pairs < 2 || values.len() != cells.len() {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let firsts: Vec<f64> = values.iter().step_by(2).take(pairs).copied().collect();
+        let seconds: Vec<f64> = values.iter().skip(1).step_by(2).take(pairs).copied().collect();
+        let pooled = ((variance(&firsts) + variance(&seconds)) / 2.0).sqrt();
+        let diffs: Vec<f64> = firsts.iter().zip(&seconds).map(|(a, b)| b - a).collect();
+        let unpaired = t_resolution(pairs, pairs, pooled, Confidence::P95)?;
+        let paired = paired_t_resolution(pairs, variance(&diffs).sqrt(), Confidence::P95)?;
+        let host: Option<Vec<f64>> = cells
+            .iter()
+            .map(|c| {
+                c.host
+                    .map(|h| (h.reference_before_ms + h.reference_after_ms) / 2.0)
+            })
+            .collect();
+        let fit = host.and_then(|h| linear_fit(&h, &values));
+        Some(Self {
+            pairs,
+            unpaired_mde_percent: unpaired.mde / mean.abs() * 100.0,
+            paired_mde_percent: paired.mde / mean.abs() * 100.0,
+            host_r2: fit.map(|f| f.r2),
+            host_adjusted_cv_percent: fit.map(|f| f.residual_sd / mean.abs() * 100.0),
+        })
+    }
+}
+
+/// A least-squares line through (x, y).
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    /// The share of y's variance the line explains.
+    r2: f64,
+    /// The residuals' standard deviation (n - 2 degrees of freedom).
+    residual_sd: f64,
+}
+
+/// `None` with fewer than three points or no spread in x.
+fn linear_fit(x: &[f64], y: &[f64]) -> Option<Fit> {
+    let n = x.len();
+    if n < 3 || n != y.len() {
+        return None;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n as f64, y.iter().sum::<f64>() / n as f64);
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    if sxx <= 0.0 || syy <= 0.0 {
+        return None;
+    }
+    let residual = syy - sxy * sxy / sxx;
+    Some(Fit {
+        r2: 1.0 - residual / syy,
+        residual_sd: (residual.max(0.0) / (n - 2) as f64).sqrt(),
+    })
 }
 
 /// False positives and comparisons of the first-run series over all groups.
@@ -380,17 +507,22 @@ struct Costs {
 }
 
 impl Costs {
-    /// From the cells' wall times: a repetition's cost is the bench guest's
-    /// measured work over its repetitions; the rest of the cell is the boot's.
+    /// From the cells' wall times: a repetition costs its own time
+    /// (kernbench: its build; pgbench: its timed run), a boot everything else
+    /// in its cell (guest start, data written, cleanup, teardown).
     fn of(boots: &[(&CellResult, &BootRuns)], warmup: u32, runs: usize) -> Option<Self> {
         let reps = f64::from(warmup) + runs as f64;
         let (mut boot, mut run, mut n) = (0.0, 0.0, 0usize);
-        for (c, _) in boots {
-            let (Some(cell_s), Some(work)) = (c.cell_wall_s, c.guests.first()) else {
+        for (c, r) in boots {
+            let Some(cell_s) = c.cell_wall_s else {
                 continue;
             };
-            run += work.wall_s / reps;
-            boot += (cell_s - work.wall_s).max(0.0);
+            let run_s = match c.key.workload {
+                Workload::Kernbench => r.values.iter().sum::<f64>() / reps,
+                Workload::Pgbench => c.elapsed_s / reps,
+            };
+            run += run_s;
+            boot += (cell_s - run_s * reps).max(0.0);
             n += 1;
         }
         (n > 0 && run > 0.0).then(|| Self {
@@ -500,7 +632,46 @@ pub fn markdown(c: &Calibration) -> String {
         c.aa_runs, c.aa_runs
     );
     levels_markdown(c, &mut out);
+    cuts_markdown(c, &mut out);
     out
+}
+
+/// The cuts section: pairing and the host covariate.
+fn cuts_markdown(c: &Calibration, out: &mut String) {
+    let cuts: Vec<(&GroupNoise, &Cuts)> = c
+        .groups
+        .iter()
+        .filter_map(|g| g.cuts.as_ref().map(|k| (g, k)))
+        .collect();
+    if cuts.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index |\n",
+    );
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: |\n");
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
+    for (g, k) in cuts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} |",
+            g.group,
+            k.pairs,
+            k.unpaired_mde_percent,
+            k.paired_mde_percent,
+            k.paired_mde_percent / k.unpaired_mde_percent,
+            k.host_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
+            pct(g.cv_percent),
+            pct(k.host_adjusted_cv_percent),
+        );
+    }
+    out.push_str(
+        "\nPairs are adjacent repetitions of the group (1 with 2, 3 with 4, ...), judged as k vs k runs \
+         unpaired (Student) and as k differences (paired t); in an A/A matrix the runs of a pair are one \
+         round of the matrix apart, further than a real comparison's arms, which run side by side. The \
+         host index is the native reference timed just before and after each cell; its R^2 is the share \
+         of the runs' variance a straight line in it explains.\n",
+    );
 }
 
 /// The levels section: boots against runs within a boot.
@@ -641,7 +812,13 @@ mod tests {
         assert_eq!((l.boots, l.warmup, l.runs_per_boot), (20, 1, 3));
         assert!(l.between_cv_percent > 10.0 * l.within_cv_percent, "{l:?}");
         assert!((l.first_over_measured - 1.5).abs() < 0.01, "{l:?}");
-        assert_eq!((l.boot_cost_s, l.run_cost_s), (Some(6.0), Some(1.0)));
+        // A build costs its own time (2.25 s on average here: a 3 s warm-up
+        // and three of ~2 s), a boot the rest of its 10 s cell.
+        let (boot, run) = (l.boot_cost_s.unwrap(), l.run_cost_s.unwrap());
+        assert!(
+            (run - 2.25).abs() < 0.05 && (boot + 4.0 * run - 10.0).abs() < 1e-9,
+            "{l:?}"
+        );
         assert_eq!(l.optimal_runs_per_boot, Some(1));
         assert_eq!(l.first_run.comparisons, 2);
         assert_eq!(c.first_run_false_positives, Some((0, 2)));
@@ -655,6 +832,65 @@ mod tests {
         assert!(
             markdown(&analyze(&r, 5, reference(), reference())).contains("## Boots and runs within a boot")
         );
+    }
+
+    #[test]
+    fn drift_shared_by_adjacent_runs_is_what_pairing_and_the_host_index_remove() {
+        // The host drifts slowly (pairs of adjacent runs share it) and the
+        // native reference sees it; on top, a little noise of the run's own.
+        let drift = |rep: u32| f64::from(rep.div_ceil(2) % 5) * 0.4;
+        let own = [0.02, -0.03, 0.01, 0.0, -0.01, 0.03, -0.02, 0.01];
+        let mut r = results(20, |rep| 10.0 + drift(rep) + own[rep as usize % 8]);
+        for c in &mut r.cells {
+            let ms = 5.0 * (1.0 + drift(c.key.rep) / 10.0);
+            c.host = Some(crate::results::HostNoise {
+                steal_s: None,
+                reference_before_ms: ms,
+                reference_after_ms: ms,
+            });
+        }
+        let c = analyze(&r, 5, reference(), reference());
+        let k = c.groups[0].cuts.clone().unwrap();
+        assert_eq!(k.pairs, 10);
+        assert!(k.paired_mde_percent < k.unpaired_mde_percent / 5.0, "{k:?}");
+        assert!(k.host_r2.unwrap() > 0.95, "{k:?}");
+        assert!(
+            k.host_adjusted_cv_percent.unwrap() < c.groups[0].cv_percent.unwrap() / 5.0,
+            "{k:?}"
+        );
+        assert!(markdown(&c).contains("## Pairing and the host covariate"));
+        // A censored cell: no cuts (its value is a bound).
+        r.cells[3].status = CellStatus::Censored;
+        assert!(analyze(&r, 5, reference(), reference()).groups[0].cuts.is_none());
+    }
+
+    #[test]
+    fn groups_interleaved_by_the_plan_are_each_judged_once() {
+        let mut r = results(10, |rep| 10.0 + f64::from(rep % 3) * 0.1);
+        let pg = |rep| CellKey {
+            workload: Workload::Pgbench,
+            overcommit: Overcommit::X1,
+            clients: Some(4),
+            lock: LockMode::Pv,
+            rep,
+        };
+        // The plan's order: every group once per repetition.
+        r.manifest.cells = (1..=10)
+            .flat_map(|rep| [r.manifest.cells[rep as usize - 1], pg(rep)])
+            .collect();
+        for rep in 1..=10 {
+            let mut c = CellResult::new(pg(rep), CellStatus::Completed);
+            c.tps = Some(500.0 + f64::from(rep % 4));
+            r.cells.push(c);
+        }
+        let c = analyze(&r, 5, reference(), reference());
+        assert_eq!(
+            c.groups.len(),
+            2,
+            "{:?}",
+            c.groups.iter().map(|g| g.group).collect::<Vec<_>>()
+        );
+        assert_eq!(c.comparisons, 2);
     }
 
     #[test]

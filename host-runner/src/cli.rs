@@ -179,6 +179,11 @@ pub struct CalibrateArgs {
     /// Continue an interrupted calibration in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Run nothing: analyse the finished calibration in --out again (its A/A
+    /// results and its stored native reference runs), e.g. with another
+    /// --aa-runs or a newer pvbench.
+    #[arg(long, requires = "out", conflicts_with_all = ["resume", "matrix", "reps", "vcpus"])]
+    pub reanalyze: bool,
     /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
     #[arg(long, default_value = "auto", value_parser = accel_choice())]
     pub accel: AccelChoice,

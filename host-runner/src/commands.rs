@@ -200,6 +200,12 @@ pub fn soak(args: &SoakArgs) -> Result<Exit, CommandError> {
 /// The noise floor: native reference and A/A matrix.
 pub fn calibrate(args: &CalibrateArgs) -> Result<Exit, CommandError> {
     let layout = Layout::new(layout::project_root());
+    if args.reanalyze {
+        let out = args.out.as_deref().expect("clap requires --out with --reanalyze");
+        let calibration = calibrate::reanalyze(out, args.aa_runs as usize)?;
+        print!("{}", calibrate::markdown(&calibration));
+        return Ok(Exit::Success);
+    }
     let mut spec = match &args.matrix {
         Some(path) => MatrixSpec::load(path)?,
         None => calibrate::spec(),

@@ -420,6 +420,13 @@ fn a_boot_of_several_runs_records_each_and_is_worth_its_measured_mean() {
     assert_eq!(cell.cap_s, 90.0);
     let wall = cell.cell_wall_s.unwrap();
     assert!(wall > runs.values.iter().sum::<f64>(), "{wall} {runs:?}");
+    // Its phases: no hogs at 1x, a boot, the tree written, three builds.
+    let t = cell.times.unwrap();
+    assert!(t.boot_s > 0.0 && t.setup_s >= 0.0, "{t:?}");
+    assert!(t.work_s >= runs.values.iter().sum::<f64>(), "{t:?} {runs:?}");
+    assert!(t.hogs_s + t.boot_s + t.setup_s + t.work_s <= wall, "{t:?} {wall}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("time measured"), "{report}");
     // Each build ran the same work: one checksum (the guest checks it), and
     // the serial log says three repetitions.
     let log =

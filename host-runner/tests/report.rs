@@ -198,6 +198,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     host: None,
                     runs: None,
                     cell_wall_s: None,
+                    times: None,
                 };
                 match &kernbench_runs(oc, lock)[rep as usize - 1] {
                     Run::Done(v) => cells.push(cell(CellStatus::Completed, *v)),
@@ -238,6 +239,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     host: None,
                     runs: None,
                     cell_wall_s: None,
+                    times: None,
                 };
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
@@ -565,6 +567,7 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             host: None,
             runs: None,
             cell_wall_s: None,
+            times: None,
         })
         .collect()
 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::censored::{self, Bounded, Dominance};
 use crate::ministat::{self, AnalysisOptions, DataSet, TextOptions};
 use crate::results::{
-    ArmKey, CellKey, CellResult, CellStatus, FailureKind, GroupKey, GuestRole, HostNoise, LockMode,
-    LockStats, Metric, Provenance, Results, Workload,
+    ArmKey, CellKey, CellResult, CellStatus, CellTimes, FailureKind, GroupKey, GuestRole, HostNoise,
+    LockMode, LockStats, Metric, Provenance, Results, Workload,
 };
 use crate::stats::{compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
 
@@ -64,6 +64,10 @@ pub struct Report {
     /// repetitions for (`pvbench run --target-mde`), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetRows>,
+    /// How much of the cells' wall time was measured work (absent for results
+    /// written before cell wall times were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeSpent>,
     #[serde(skip)]
     pub(crate) confidence: Confidence,
 }
@@ -468,7 +472,77 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         failures: failure_rows(&arms),
         missing: missing.iter().map(CellKey::id).collect(),
         target,
+        time: TimeSpent::of(results),
         confidence: options.confidence,
+    }
+}
+
+/// Where the cells' wall time went.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TimeSpent {
+    /// Cells with a recorded wall time.
+    pub cells: usize,
+    /// Their wall time, cell start to last guest gone.
+    pub cell_wall_s: f64,
+    /// Of it, the measured repetitions themselves (for censored cells, their
+    /// share of the work up to the cap).
+    pub measured_s: f64,
+    /// Host readings and hog guests booted to hogging.
+    pub hogs_s: f64,
+    /// The bench guest's boot to its workload's start line.
+    pub boot_s: f64,
+    /// The rest of the bench guest's work: writing its data, warm-up
+    /// repetitions, cleaning up.
+    pub unmeasured_work_s: f64,
+    /// Stopping the guests and collecting the results.
+    pub teardown_s: f64,
+}
+
+impl TimeSpent {
+    fn of(results: &Results) -> Option<Self> {
+        let mut t = Self {
+            cells: 0,
+            cell_wall_s: 0.0,
+            measured_s: 0.0,
+            hogs_s: 0.0,
+            boot_s: 0.0,
+            unmeasured_work_s: 0.0,
+            teardown_s: 0.0,
+        };
+        for c in &results.cells {
+            let (Some(wall), Some(times)) = (c.cell_wall_s, c.times) else {
+                continue;
+            };
+            let measured = measured_s(c, &times).min(times.work_s);
+            t.cells += 1;
+            t.cell_wall_s += wall;
+            t.measured_s += measured;
+            t.hogs_s += times.hogs_s;
+            t.boot_s += times.boot_s + times.setup_s;
+            t.unmeasured_work_s += times.work_s - measured;
+            t.teardown_s += times.teardown_s(wall);
+        }
+        (t.cells > 0).then_some(t)
+    }
+
+    /// Measured work over wall time, percent.
+    pub fn measured_percent(&self) -> f64 {
+        self.measured_s / self.cell_wall_s.max(f64::MIN_POSITIVE) * 100.0
+    }
+}
+
+/// Seconds of a cell's measured repetitions: kernbench's are their build
+/// times; pgbench's timed runs share its elapsed time; a censored cell's
+/// work up to the cap is shared likewise.
+fn measured_s(c: &CellResult, times: &CellTimes) -> f64 {
+    let share = c
+        .runs
+        .as_ref()
+        .map_or(1.0, |r| r.measured().len() as f64 / r.values.len().max(1) as f64);
+    match (&c.status, &c.runs, c.key.workload) {
+        (CellStatus::Completed, Some(r), Workload::Kernbench) => r.measured().iter().sum(),
+        (CellStatus::Completed, _, _) => c.elapsed_s * share,
+        _ => times.work_s * share,
     }
 }
 

@@ -42,6 +42,23 @@ pub fn provenance(report: &Report) -> Table {
     for (k, v) in rows {
         t.push(vec![k.to_string(), v]);
     }
+    if let Some(time) = &report.time {
+        t.push(vec![
+            "time measured".to_string(),
+            format!(
+                "{:.0} s of {:.0} s in {} cells ({:.0}%); the rest: hog guests {:.0} s, bench boot {:.0} s, \
+                 workload data, warm-up and cleanup {:.0} s, stopping and collecting {:.0} s",
+                time.measured_s,
+                time.cell_wall_s,
+                time.cells,
+                time.measured_percent(),
+                time.hogs_s,
+                time.boot_s,
+                time.unmeasured_work_s,
+                time.teardown_s
+            ),
+        ]);
+    }
     t
 }
 

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pvbench_wire::console::WORKLOAD_STARTED;
 
@@ -43,6 +43,7 @@ impl Launcher for Qemu<'_> {
             path: dir.to_path_buf(),
             source,
         })?;
+        let cell_start = Instant::now();
         let noise = noise::before();
         // Hogs first, and only once they hog does the bench guest start.
         let mut hogs: Vec<Running> = Vec::new();
@@ -59,7 +60,7 @@ impl Launcher for Qemu<'_> {
             }
             hogs.push(hog);
         }
-        let bench = self.bench(plan, dir, &mut hogs)?;
+        let bench = self.bench(plan, dir, &mut hogs, cell_start)?;
         Ok(bench.map(|mut b| {
             b.host = Some(noise.after());
             CellRun::Bench(Box::new(b))
@@ -93,6 +94,7 @@ impl Qemu<'_> {
         plan: &CellPlan,
         dir: &Path,
         hogs: &mut Vec<Running>,
+        cell_start: Instant,
     ) -> Result<Option<BenchRun>, RunError> {
         let run_id = plan.key.id();
         let collector = Collector::start([run_id.clone()])?;
@@ -106,6 +108,7 @@ impl Qemu<'_> {
         // streamed operations tell a stalled guest from a slow one.
         let progress = collector.progress(&run_id).expect("run registered above");
         config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW).with_progress(progress, plan.fair_cores));
+        let hogs_ready = cell_start.elapsed();
         let mut bench = guest::spawn(self.qemu, &self.files, &config)?;
         let started = bench.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None);
         let work_start = bench.elapsed();
@@ -139,6 +142,7 @@ impl Qemu<'_> {
         save_log(dir, "bench", &outcome.serial_tail)?;
         Ok(Some(BenchRun {
             started,
+            hogs_ready,
             work_start,
             cpu_at_start,
             outcome,

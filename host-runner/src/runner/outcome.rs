@@ -10,7 +10,8 @@ use pvbench_wire::frames::Figures;
 use super::plan::CellPlan;
 use crate::collect::RunResult;
 use crate::results::{
-    BootRuns, CellResult, CellStatus, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles, Workload,
+    BootRuns, CellResult, CellStatus, CellTimes, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles,
+    Workload,
 };
 use crate::vm::guest::{Ended, Outcome, PanicSource};
 
@@ -29,6 +30,9 @@ pub enum CellRun {
 pub struct BenchRun {
     /// Its workload's start line came.
     pub started: bool,
+    /// From the cell's start to the bench guest's QEMU start (host readings,
+    /// hog guests booted).
+    pub hogs_ready: Duration,
     /// From QEMU's start to the start line (or to the kill, if it never came).
     pub work_start: Duration,
     /// The bench guest's CPU seconds at the start line.
@@ -106,6 +110,22 @@ fn completed(f: &Figures, boot: Boot) -> Result<Verdict, String> {
     })
 }
 
+/// The phases of the cell up to its bench guest's end (the runner times the
+/// whole cell).
+fn times(bench: &BenchRun) -> CellTimes {
+    let boot = bench
+        .outcome
+        .first_app_line
+        .unwrap_or(bench.work_start)
+        .min(bench.work_start);
+    CellTimes {
+        hogs_s: bench.hogs_ready.as_secs_f64(),
+        boot_s: boot.as_secs_f64(),
+        setup_s: bench.work_start.saturating_sub(boot).as_secs_f64(),
+        work_s: bench.outcome.wall.saturating_sub(bench.work_start).as_secs_f64(),
+    }
+}
+
 /// The cell's result.
 pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
     let key = plan.key;
@@ -146,6 +166,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         host: bench.host,
         runs: None,
         cell_wall_s: None,
+        times: Some(times(bench)),
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
     match classify(bench, ran, Boot::of(plan)) {

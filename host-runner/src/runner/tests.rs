@@ -78,6 +78,7 @@ const RAN: Duration = Duration::from_secs(16);
 fn bench(started: bool, ended: Ended, tail: &[&str], figures: Option<Figures>) -> BenchRun {
     BenchRun {
         started,
+        hogs_ready: Duration::from_millis(700),
         work_start: Duration::from_secs(4),
         cpu_at_start: 0.5,
         outcome: outcome(ended, tail),

@@ -385,11 +385,38 @@ pub struct CellResult {
     /// measured ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<BootRuns>,
-    /// Seconds the whole cell took, from its first guest's start to its last
-    /// guest gone (boots, setup, measured work, teardown): the cost of a
-    /// repetition (absent in results written before it was recorded).
+    /// Seconds the whole cell took, from its start to its last guest gone and
+    /// its results collected: the cost of a repetition (absent in results
+    /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_wall_s: Option<f64>,
+    /// Where the bench guest's part of it went (absent likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<CellTimes>,
+}
+
+/// Wall seconds of a cell's phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CellTimes {
+    /// Host readings and hog guests booted to hogging, before the bench guest
+    /// started.
+    pub hogs_s: f64,
+    /// The bench guest's QEMU start to its application's first line (firmware,
+    /// loader, kernel boot).
+    pub boot_s: f64,
+    /// From there to the workload's start line (metrics stream connected).
+    pub setup_s: f64,
+    /// The workload's start line to the guest's end: its data written, warm-up
+    /// and measured repetitions, cleanup.
+    pub work_s: f64,
+}
+
+impl CellTimes {
+    /// What the phases leave of a cell of `cell_wall_s`: stopping guests,
+    /// collecting results, host readings.
+    pub fn teardown_s(&self, cell_wall_s: f64) -> f64 {
+        (cell_wall_s - self.hogs_s - self.boot_s - self.setup_s - self.work_s).max(0.0)
+    }
 }
 
 /// The repetitions one guest boot ran, in order, each in the workload's metric
@@ -433,6 +460,7 @@ impl CellResult {
             host: None,
             runs: None,
             cell_wall_s: None,
+            times: None,
         }
     }
 
@@ -641,6 +669,7 @@ mod tests {
             }),
             runs: None,
             cell_wall_s: None,
+            times: None,
         };
         assert_eq!(cell.value(), Some((0.5, true)));
         cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");

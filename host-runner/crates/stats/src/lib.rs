@@ -27,7 +27,7 @@ pub mod ttest;
 
 pub use compare::{compare, CompareOptions, Comparison, PercentInterval, PercentMethod, TMethod, TSource};
 pub use rank::{mann_whitney, mann_whitney_min_p, RankTest};
-pub use resolution::{t_resolution, Resolution, POWER};
+pub use resolution::{paired_t_resolution, t_resolution, Resolution, POWER};
 pub use student::{normal_upper_tail, t_upper_tail, Confidence};
 pub use summary::{median, MedianRule, Sample, Summary};
 pub use ttest::{mean_variance, t_test, TTest};

@@ -39,6 +39,25 @@ pub fn t_resolution(n1: usize, n2: usize, pooled_s: f64, confidence: Confidence)
     })
 }
 
+/// The resolution of a paired t test on `pairs` differences with standard
+/// deviation `diff_s` (one sample of differences, `pairs - 1` degrees of
+/// freedom); `None` with fewer than two pairs or a standard deviation that is
+/// not a finite number. Pairing pays when the two runs of a pair share noise
+/// (the host's drift): the differences then spread less than the runs.
+pub fn paired_t_resolution(pairs: usize, diff_s: f64, confidence: Confidence) -> Option<Resolution> {
+    if pairs < 2 || !diff_s.is_finite() || diff_s < 0.0 {
+        return None;
+    }
+    let df = (pairs - 1) as f64;
+    let se = diff_s / (pairs as f64).sqrt();
+    let t_alpha = t_quantile(confidence.level(), df);
+    let t_beta = t_quantile(2.0 * POWER - 1.0, df);
+    Some(Resolution {
+        ci_half: t_alpha * se,
+        mde: (t_alpha + t_beta) * se,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +69,16 @@ mod tests {
         let r = t_resolution(10, 10, 1.0, Confidence::P95).unwrap();
         assert!((r.ci_half - 2.101 * 0.4472).abs() < 1e-3, "{r:?}");
         assert!((r.mde - (2.101 + 0.862) * 0.4472).abs() < 2e-3, "{r:?}");
+    }
+
+    #[test]
+    fn paired_resolution_of_a_textbook_case() {
+        // 10 pairs, differences with s = 1: t(0.975, 9) = 2.262,
+        // t(0.8, 9) = 0.883, se = 1 / sqrt(10) = 0.3162.
+        let r = paired_t_resolution(10, 1.0, Confidence::P95).unwrap();
+        assert!((r.ci_half - 2.262 * 0.3162).abs() < 2e-3, "{r:?}");
+        assert!((r.mde - (2.262 + 0.883) * 0.3162).abs() < 3e-3, "{r:?}");
+        assert_eq!(paired_t_resolution(1, 1.0, Confidence::P95), None);
     }
 
     #[test]
