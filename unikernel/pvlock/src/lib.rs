@@ -47,6 +47,29 @@
 //! wakeups, time blocked and its log2 histogram); [`stats::reset`] zeroes
 //! them. They are relaxed counters, touched only on slow paths.
 //!
+//! # The designs that came after, and one type for all
+//!
+//! Next to the ticket lock the crate has Linux's later designs, each `no_std`
+//! and model-checked where it halts:
+//!
+//! - [`RawQSpinLock`] (`qspin`): the native queued spinlock of Linux 4.2+, a
+//!   4-byte word with locked byte, pending bit and the tail of an MCS queue of
+//!   per-CPU nodes (module `queued`).
+//! - [`RawPvQSpinLock`] (`pvqspin`): its paravirtual flavour
+//!   (`qspinlock_paravirt.h`): queued waiters halt after the spin threshold,
+//!   the queue head hashes lock -> node and marks the lock slow, and the
+//!   unlock of a slow lock unhashes and kicks. Statistics after Linux's lock
+//!   events: [`stats::queued_snapshot`].
+//! - [`RawTasLock`] (`tas`): the unfair test-and-set lock with bounded
+//!   backoff that Linux falls back to in guests without pv (`virt_spin_lock`).
+//! - [`RawModalLock`]: one `u32` and a `lock_api::RawMutex` that dispatches on
+//!   a [`LockMode`] fixed at boot ([`set_mode`]): `base` (the ticket lock
+//!   without its slow path), `pv`, `qspin`, `pvqspin`, `tas`.
+//!
+//! All of them use the same [`PvOps`]: the queued locks need its `cpu_id` to
+//! pick a queue node (without a table their waiters spin on a trylock), and
+//! `pvqspin` halts and kicks through it like the ticket lock.
+//!
 //! # Features and cfgs
 //!
 //! `std` adds [`host`], a backend that plays CPUs with threads (for host
@@ -61,10 +84,14 @@
 extern crate std;
 
 mod lock;
+mod modal;
 mod pv;
+mod pvhash;
+mod queued;
 pub mod report;
 pub mod stats;
 mod sync;
+mod tas;
 mod waiters;
 mod word;
 
@@ -72,13 +99,20 @@ mod word;
 pub mod host;
 
 pub use lock::{LockState, RawPvTicketLock};
+pub use modal::{
+    mode, mode_is_fixed, set_mode, LockMode, ModalLockState, ModeError, RawModalLock, UnknownMode,
+};
 pub use pv::{
     is_active, register_ops, set_enabled, set_spin_threshold, spin_threshold, PvOps, DEFAULT_SPIN_THRESHOLD,
 };
+pub use queued::{hashed_locks, queue_nodes_in_use, QueuedLockState, RawPvQSpinLock, RawQSpinLock};
 pub use stats::PvLockStats;
+pub use stats::{QueuedLockStats, TasLockStats};
+pub use tas::{RawTasLock, TAS_MAX_BACKOFF};
 
-/// CPUs that can halt in the slow path: ids `0..MAX_CPUS`. CPUs with larger
-/// ids spin. (4 under loom, to keep the model small.)
+/// CPUs that can halt in the slow path, and that have queue nodes: ids
+/// `0..MAX_CPUS`. CPUs with larger ids spin. (4 under loom, to keep the model
+/// small.)
 #[cfg(not(loom))]
 pub const MAX_CPUS: usize = 64;
 
@@ -93,6 +127,14 @@ pub type PvTicketMutex<T> = lock_api::Mutex<RawPvTicketLock, T>;
 /// The guard of a [`PvTicketMutex`].
 #[cfg(not(loom))]
 pub type PvTicketMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawPvTicketLock, T>;
+
+/// A mutex protecting a `T` with a [`RawModalLock`] (the boot-selected mode).
+#[cfg(not(loom))]
+pub type ModalMutex<T> = lock_api::Mutex<RawModalLock, T>;
+
+/// The guard of a [`ModalMutex`].
+#[cfg(not(loom))]
+pub type ModalMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawModalLock, T>;
 
 /// The CPUs currently in the waiting set, as a bitmask (racy; for tests and
 /// diagnostics).

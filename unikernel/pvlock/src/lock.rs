@@ -17,6 +17,8 @@ use crate::MAX_CPUS;
 /// everything else is out of line.
 ///
 /// See the crate documentation for the lock word and the handshake.
+// Transparent: `RawModalLock` views its word as this lock in the ticket modes.
+#[repr(transparent)]
 pub struct RawPvTicketLock {
     /// See [`crate::word`]: tail in the high half, head and the slow-path
     /// flag in the low half.
@@ -72,13 +74,22 @@ impl RawPvTicketLock {
     /// Acquires the lock, spinning and then halting while others hold it.
     #[inline]
     pub fn lock(&self) {
+        self.lock_with(true);
+    }
+
+    /// Acquires the lock; a waiter may halt only if `may_halt` (and the slow
+    /// path is active). `false` is the `base` mode of [`crate::RawModalLock`]:
+    /// a plain ticket lock whatever [`crate::set_enabled`] says. Unlocking is
+    /// the same either way, so waiters that halted earlier are still kicked.
+    #[inline]
+    pub(crate) fn lock_with(&self, may_halt: bool) {
         // Acquire: if the head we get back is our ticket (and the flag is
         // clear) this RMW is the acquisition; pairs with the Release RMW in
         // `unlock` that made the head ours.
         let old = self.word.fetch_add(TAIL_INC, Ordering::Acquire);
         let me = tail(old);
         if head(old) != me {
-            self.lock_contended(me);
+            self.lock_contended(me, may_halt);
         } else if old & WRAP_CARRY != 0 {
             self.clear_wrap_carry();
         }
@@ -99,7 +110,7 @@ impl RawPvTicketLock {
     /// kicked; a wakeup is only a hint, so go round again.
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self, me: Ticket) {
+    fn lock_contended(&self, me: Ticket, may_halt: bool) {
         loop {
             let mut budget = pv::spin_threshold();
             loop {
@@ -116,7 +127,7 @@ impl RawPvTicketLock {
                 budget -= 1;
                 spin_loop();
             }
-            if let Some(ops) = pv::slow_path() {
+            if let Some(ops) = pv::slow_path().filter(|_| may_halt) {
                 if let Some(seen) = self.halt_until_kicked(ops, me) {
                     self.clear_slowpath(me, seen);
                     return;

@@ -20,8 +20,11 @@ pub const DEFAULT_SPIN_THRESHOLD: u32 = 1 << 15;
 #[derive(Clone, Copy, Debug)]
 pub struct PvOps {
     /// Index of the calling CPU. Ids at or above [`MAX_CPUS`](crate::MAX_CPUS) never take the
-    /// slow path (they spin). Called with interrupts disabled; the id must
-    /// not change until the matching `irq_restore` (no migration in `halt`).
+    /// slow path (they spin). The ticket lock calls it with interrupts
+    /// disabled; the id must not change until the matching `irq_restore` (no
+    /// migration in `halt`). The queued locks also call it with interrupts
+    /// enabled, to pick a queue node, and need the waiter to stay on that CPU
+    /// until it owns the lock (its node's CPU is the one that gets kicked).
     pub cpu_id: fn() -> u32,
     /// Disables interrupts on this CPU and returns whether they were enabled.
     /// The slow path keeps them off from publishing its wait record to
