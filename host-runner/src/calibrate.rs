@@ -25,7 +25,7 @@ use crate::results::{
     self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results, Workload,
 };
 use crate::runner::{self, noise, Host, RunError, RunOptions};
-use crate::stats::{paired_t_resolution, t_resolution, Confidence, Sample};
+use crate::stats::{ancova, paired_t_resolution, t_resolution, Confidence, Sample};
 
 /// The built-in A/A matrix.
 pub const CALIBRATE: &str = include_str!("../matrices/calibrate.toml");
@@ -240,7 +240,7 @@ fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise
         })
         .collect();
     let series = Series::of(&runs, group, aa_runs);
-    let cuts = Cuts::of(&cells);
+    let cuts = Cuts::of(&cells, aa_runs);
     GroupNoise {
         group,
         runs: runs.len(),
@@ -270,13 +270,20 @@ pub struct Cuts {
     /// index in every cell).
     pub host_r2: Option<f64>,
     pub host_adjusted_cv_percent: Option<f64>,
+    /// The MDE of `pairs` vs `pairs` runs compared with the host index as a
+    /// covariate (common slope), percent of the mean.
+    pub host_adjusted_mde_percent: Option<f64>,
+    /// The A/A comparisons judged that way, and how many said "difference
+    /// proven" (at 95 %): whether the adjustment keeps its error rate.
+    pub host_adjusted_comparisons: usize,
+    pub host_adjusted_false_positives: usize,
 }
 
 impl Cuts {
     /// From a group's completed cells in repetition order; `None` with
     /// censored or failed cells (their values are bounds or missing) or fewer
     /// than two pairs.
-    fn of(cells: &[&CellResult]) -> Option<Self> {
+    fn of(cells: &[&CellResult], aa_runs: usize) -> Option<Self> {
         if cells.iter().any(|c| !matches!(c.status, CellStatus::Completed)) {
             return None;
         }
@@ -299,13 +306,34 @@ impl Cuts {
                     .map(|h| (h.reference_before_ms + h.reference_after_ms) / 2.0)
             })
             .collect();
-        let fit = host.and_then(|h| linear_fit(&h, &values));
+        let fit = host.as_ref().and_then(|h| linear_fit(h, &values));
+        // Odd against even repetitions, as the A/A split: adjusted for the host.
+        let split = |y: &[f64], h: &[f64]| {
+            let odd = |v: &[f64]| v.iter().step_by(2).copied().collect::<Vec<f64>>();
+            let even = |v: &[f64]| v.iter().skip(1).step_by(2).copied().collect::<Vec<f64>>();
+            ancova((&odd(y), &odd(h)), (&even(y), &even(h)), Confidence::P95)
+        };
+        let whole = host.as_ref().and_then(|h| split(&values, h));
+        let (mut comparisons, mut false_positives) = (0, 0);
+        if let Some(h) = &host {
+            for (y, x) in values.chunks_exact(2 * aa_runs).zip(h.chunks_exact(2 * aa_runs)) {
+                if let Some(r) = split(y, x) {
+                    comparisons += 1;
+                    if r.p < 0.05 {
+                        false_positives += 1;
+                    }
+                }
+            }
+        }
         Some(Self {
             pairs,
             unpaired_mde_percent: unpaired.mde / mean.abs() * 100.0,
             paired_mde_percent: paired.mde / mean.abs() * 100.0,
             host_r2: fit.map(|f| f.r2),
             host_adjusted_cv_percent: fit.map(|f| f.residual_sd / mean.abs() * 100.0),
+            host_adjusted_mde_percent: whole.map(|r| r.mde / mean.abs() * 100.0),
+            host_adjusted_comparisons: comparisons,
+            host_adjusted_false_positives: false_positives,
         })
     }
 }
@@ -647,14 +675,14 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index |\n",
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
     for (g, k) in cuts {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} |",
             g.group,
             k.pairs,
             k.unpaired_mde_percent,
@@ -663,6 +691,9 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
             k.host_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
             pct(g.cv_percent),
             pct(k.host_adjusted_cv_percent),
+            pct(k.host_adjusted_mde_percent),
+            k.host_adjusted_false_positives,
+            k.host_adjusted_comparisons,
         );
     }
     out.push_str(
@@ -670,7 +701,9 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
          unpaired (Student) and as k differences (paired t); in an A/A matrix the runs of a pair are one \
          round of the matrix apart, further than a real comparison's arms, which run side by side. The \
          host index is the native reference timed just before and after each cell; its R^2 is the share \
-         of the runs' variance a straight line in it explains.\n",
+         of the runs' variance a straight line in it explains. Host-adjusted: the same odd-against-even \
+         comparisons with the host index as a covariate (one slope for both arms, fitted within them), \
+         the MDE of all pairs and the false positives of the A/A batches.\n",
     );
 }
 
@@ -857,6 +890,16 @@ mod tests {
         assert!(
             k.host_adjusted_cv_percent.unwrap() < c.groups[0].cv_percent.unwrap() / 5.0,
             "{k:?}"
+        );
+        // The adjusted comparison resolves far less than the raw one, and
+        // finds no difference between the A/A halves.
+        assert!(
+            k.host_adjusted_mde_percent.unwrap() < k.unpaired_mde_percent / 5.0,
+            "{k:?}"
+        );
+        assert_eq!(
+            (k.host_adjusted_comparisons, k.host_adjusted_false_positives),
+            (2, 0)
         );
         assert!(markdown(&c).contains("## Pairing and the host covariate"));
         // A censored cell: no cuts (its value is a bound).

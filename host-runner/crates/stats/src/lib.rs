@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ancova;
 pub mod compare;
 pub mod rank;
 pub mod resolution;
@@ -25,6 +26,7 @@ pub mod student;
 pub mod summary;
 pub mod ttest;
 
+pub use ancova::{ancova, Adjusted};
 pub use compare::{compare, CompareOptions, Comparison, PercentInterval, PercentMethod, TMethod, TSource};
 pub use rank::{mann_whitney, mann_whitney_min_p, RankTest};
 pub use resolution::{paired_t_resolution, t_resolution, Resolution, POWER};
