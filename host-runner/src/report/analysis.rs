@@ -14,7 +14,9 @@ use crate::results::{
     ArmKey, CellKey, CellResult, CellStatus, CellTimes, FailureKind, GroupKey, GuestRole, HostNoise,
     LockMode, LockStats, Metric, Provenance, Results, Workload,
 };
-use crate::stats::{compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample};
+use crate::stats::{
+    ancova, compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample,
+};
 
 /// What the report needs besides the results.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +124,52 @@ pub struct LockComparison {
     /// How large a difference the verdict could have seen.
     #[serde(flatten)]
     pub resolution: RowResolution,
+    /// The same comparison with the host's speed as a covariate, where every
+    /// run of both arms completed and recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_adjusted: Option<HostAdjusted>,
+}
+
+/// pv against base with the host-speed index (the native reference timed
+/// around each cell) as a covariate: analysis of covariance with one slope
+/// fitted within both arms alike. In percent of base's mean; a positive
+/// difference is a larger value for pv.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HostAdjusted {
+    pub diff_pct: f64,
+    pub ci_half_pct: f64,
+    pub mde_pct: f64,
+    pub p: f64,
+}
+
+/// The host-adjusted comparison of a group's cells, if every cell of both arms
+/// completed with a host reading (a censored value is a bound, not a point).
+fn host_adjusted(cells: &[&CellResult], confidence: Confidence) -> Option<HostAdjusted> {
+    let arm = |lock: LockMode| -> Option<(Vec<f64>, Vec<f64>)> {
+        let mut y = Vec::new();
+        let mut x = Vec::new();
+        for c in cells.iter().filter(|c| c.key.lock == lock) {
+            match c.status {
+                CellStatus::Failed { .. } => continue,
+                CellStatus::Censored => return None,
+                CellStatus::Completed => {}
+            }
+            let host = c.host?;
+            y.push(c.value()?.0);
+            x.push((host.reference_before_ms + host.reference_after_ms) / 2.0);
+        }
+        Some((y, x))
+    };
+    let (base, pv) = (arm(LockMode::Base)?, arm(LockMode::Pv)?);
+    let r = ancova((&base.0, &base.1), (&pv.0, &pv.1), confidence)?;
+    let mean = base.0.iter().sum::<f64>() / base.0.len() as f64;
+    let pct = |v: f64| v / mean.abs() * 100.0;
+    Some(HostAdjusted {
+        diff_pct: pct(r.diff),
+        ci_half_pct: pct(r.ci_half),
+        mde_pct: pct(r.mde),
+        p: r.p,
+    })
 }
 
 /// What a comparison row resolves, in percent of the base arm's mean.
@@ -737,6 +785,7 @@ fn group_report(
     let verdict = verdict(&base, &pv, metric, options.confidence);
     LockComparison {
         resolution: resolution(&base, &pv, &verdict, options.confidence),
+        host_adjusted: host_adjusted(&in_group, options.confidence),
         group,
         metric,
         cap_s,
@@ -997,4 +1046,59 @@ fn cpu_row(arm: ArmKey, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow
         bench_vs_fair: bench_share / fair_share,
         hog_share: (!hog_shares.is_empty()).then(|| mean(&hog_shares)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Overcommit;
+
+    /// A completed kernbench cell of `lock` that took `s` seconds on a host
+    /// whose reference took `ms`.
+    fn cell(lock: LockMode, rep: u32, s: f64, ms: f64) -> CellResult {
+        let key = CellKey {
+            workload: Workload::Kernbench,
+            overcommit: Overcommit::X1,
+            clients: None,
+            lock,
+            rep,
+        };
+        let mut c = CellResult::new(key, CellStatus::Completed);
+        c.elapsed_s = s;
+        c.host = Some(HostNoise {
+            steal_s: None,
+            reference_before_ms: ms,
+            reference_after_ms: ms,
+        });
+        c
+    }
+
+    #[test]
+    fn host_speed_is_taken_out_of_a_comparison_as_a_covariate() {
+        // Build time = 1.0 (pv 1.05) + 0.1 per ms of host reference, with the
+        // host's speed wandering: the raw arms overlap, the adjusted 5% shows.
+        let ms = [10.0, 14.0, 11.0, 13.0, 12.0, 10.5];
+        let mut cells = Vec::new();
+        for (i, &m) in ms.iter().enumerate() {
+            let rep = i as u32 + 1;
+            let wobble = [0.001, -0.002, 0.0, 0.002, -0.001, 0.0][i];
+            cells.push(cell(LockMode::Base, rep, 1.0 + 0.1 * m + wobble, m));
+            let mp = ms[5 - i];
+            cells.push(cell(LockMode::Pv, rep, 1.05 + 0.1 * mp - wobble, mp));
+        }
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        let h = host_adjusted(&refs, Confidence::P95).unwrap();
+        let base_mean = (0..6).map(|i| 1.0 + 0.1 * ms[i]).sum::<f64>() / 6.0;
+        assert!((h.diff_pct - 5.0 / base_mean).abs() < 0.2, "{h:?}");
+        assert!(h.p < 0.001 && h.mde_pct < 1.0, "{h:?}");
+        // A censored run is a bound: no adjusted comparison.
+        cells[3].status = CellStatus::Censored;
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        assert_eq!(host_adjusted(&refs, Confidence::P95), None);
+        // Nor without the host reading.
+        cells[3].status = CellStatus::Completed;
+        cells[0].host = None;
+        let refs: Vec<&CellResult> = cells.iter().collect();
+        assert_eq!(host_adjusted(&refs, Confidence::P95), None);
+    }
 }

@@ -141,7 +141,7 @@ pub fn resolution_notes(groups: &[LockComparison], confidence_percent: f64) -> V
             let r = &g.resolution;
             let name = short_group(&g.group);
             let conf = g6(confidence_percent);
-            match (r.mde_pct, r.ci_half_pct, &r.resolution_note) {
+            let line = match (r.mde_pct, r.ci_half_pct, &r.resolution_note) {
                 (Some(mde), ci, _) if !g.verdict.proven() => format!(
                     "{name}: no difference proven; differences below {}% cannot be seen with these runs \
                      (80% power at {conf}% confidence){}.",
@@ -158,6 +158,18 @@ pub fn resolution_notes(groups: &[LockComparison], confidence_percent: f64) -> V
                 ),
                 (None, _, Some(note)) => format!("{name}: {note}."),
                 (None, _, None) => format!("{name}: no resolution."),
+            };
+            match &g.host_adjusted {
+                Some(h) => format!(
+                    "{line} With the host's speed as a covariate: pv {}{}% +/- {}% (p = {:.3}), \
+                     minimum detectable effect {}%.",
+                    if h.diff_pct >= 0.0 { "+" } else { "" },
+                    pct(h.diff_pct),
+                    pct(h.ci_half_pct),
+                    h.p,
+                    pct(h.mde_pct)
+                ),
+                None => line,
             }
         })
         .collect()

@@ -50,7 +50,7 @@ pub fn ancova(a: (&[f64], &[f64]), b: (&[f64], &[f64]), confidence: Confidence) 
     let (sxx_a, sxy_a, syy_a) = sums(a, ya, xa);
     let (sxx_b, sxy_b, syy_b) = sums(b, yb, xb);
     let (sxx, sxy, syy) = (sxx_a + sxx_b, sxy_a + sxy_b, syy_a + syy_b);
-    if !(sxx > 0.0) {
+    if sxx.is_nan() || sxx <= 0.0 {
         return None;
     }
     let slope = sxy / sxx;
