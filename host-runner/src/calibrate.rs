@@ -25,7 +25,7 @@ use crate::results::{
     self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results, Workload,
 };
 use crate::runner::{self, noise, Host, RunError, RunOptions};
-use crate::stats::{ancova, paired_t_resolution, t_resolution, Confidence, Sample};
+use crate::stats::{ancova, mean_variance, paired_t_resolution, t_resolution, Confidence, Sample};
 
 /// The built-in A/A matrix.
 pub const CALIBRATE: &str = include_str!("../matrices/calibrate.toml");
@@ -299,13 +299,7 @@ impl Cuts {
         let diffs: Vec<f64> = firsts.iter().zip(&seconds).map(|(a, b)| b - a).collect();
         let unpaired = t_resolution(pairs, pairs, pooled, Confidence::P95)?;
         let paired = paired_t_resolution(pairs, variance(&diffs).sqrt(), Confidence::P95)?;
-        let host: Option<Vec<f64>> = cells
-            .iter()
-            .map(|c| {
-                c.host
-                    .map(|h| (h.reference_before_ms + h.reference_after_ms) / 2.0)
-            })
-            .collect();
+        let host: Option<Vec<f64>> = cells.iter().map(|c| c.host.map(|h| h.speed_index_ms())).collect();
         let fit = host.as_ref().and_then(|h| linear_fit(h, &values));
         // Odd against even repetitions, as the A/A split: adjusted for the host.
         let split = |y: &[f64], h: &[f64]| {
@@ -560,14 +554,9 @@ impl Costs {
     }
 }
 
-/// Sample variance (0 for fewer than two values).
+/// Sample variance; every caller has at least two values.
 fn variance(values: &[f64]) -> f64 {
-    let n = values.len();
-    if n < 2 {
-        return 0.0;
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    mean_variance(values).1
 }
 
 /// Mean and coefficient of variation (percent; sample standard deviation).

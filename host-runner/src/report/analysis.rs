@@ -156,7 +156,7 @@ fn host_adjusted(cells: &[&CellResult], confidence: Confidence) -> Option<HostAd
             }
             let host = c.host?;
             y.push(c.value()?.0);
-            x.push((host.reference_before_ms + host.reference_after_ms) / 2.0);
+            x.push(host.speed_index_ms());
         }
         Some((y, x))
     };

@@ -351,6 +351,14 @@ pub struct HostNoise {
     pub reference_after_ms: f64,
 }
 
+impl HostNoise {
+    /// The host-speed index of the cell: the mean of the reference timings
+    /// around it (a slower host gives a larger index).
+    pub fn speed_index_ms(&self) -> f64 {
+        (self.reference_before_ms + self.reference_after_ms) / 2.0
+    }
+}
+
 /// A finished cell: `cells/<id>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
