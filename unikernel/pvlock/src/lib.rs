@@ -83,6 +83,62 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+/// `lock_api::RawMutex` (and `Default`) for a lock type whose inherent
+/// `new`, `lock`, `try_lock`, `unlock` and `is_locked` already are a mutex;
+/// `raw_mutex!(T, state)` also gives it a `Debug` showing `T::state()`. The
+/// reason each type admits one holder at a time is stated at its invocation.
+macro_rules! raw_mutex {
+    ($lock:ty, state) => {
+        raw_mutex!($lock);
+
+        impl core::fmt::Debug for $lock {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_tuple(stringify!($lock))
+                    .field(&self.state())
+                    .finish()
+            }
+        }
+    };
+    ($lock:ty) => {
+        #[cfg(not(loom))]
+        // SAFETY: every method forwards to the type's inherent one, which
+        // admits one holder at a time (argued where the macro is invoked).
+        unsafe impl lock_api::RawMutex for $lock {
+            #[allow(clippy::declare_interior_mutable_const)] // The point of INIT.
+            const INIT: Self = Self::new();
+
+            type GuardMarker = lock_api::GuardSend;
+
+            #[inline]
+            fn lock(&self) {
+                <$lock>::lock(self);
+            }
+
+            #[inline]
+            fn try_lock(&self) -> bool {
+                <$lock>::try_lock(self)
+            }
+
+            #[inline]
+            unsafe fn unlock(&self) {
+                // SAFETY: lock_api's contract is ours: the caller holds the lock.
+                unsafe { <$lock>::unlock(self) }
+            }
+
+            #[inline]
+            fn is_locked(&self) -> bool {
+                <$lock>::is_locked(self)
+            }
+        }
+
+        impl Default for $lock {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    };
+}
+
 mod lock;
 mod modal;
 mod pv;

@@ -281,17 +281,9 @@ impl RawPvTicketLock {
     }
 }
 
-impl Default for RawPvTicketLock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl core::fmt::Debug for RawPvTicketLock {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_tuple("RawPvTicketLock").field(&self.state()).finish()
-    }
-}
+// Mutual exclusion: `lock` returns only once this CPU's ticket owns the lock
+// and `unlock` passes it to the next ticket, so at most one context holds it.
+raw_mutex!(RawPvTicketLock, state);
 
 /// The unlocker's slow path: kicks the CPU halted for ticket `next` of the
 /// lock at `lock_addr`, if any.
@@ -314,37 +306,6 @@ fn kick_next(lock_addr: usize, next: Ticket) {
     if let Some(cpu) = waiters().find(lock_addr, next) {
         stats::RELEASED_SLOW_KICKED.inc();
         (ops.kick)(cpu);
-    }
-}
-
-#[cfg(not(loom))]
-// SAFETY: `lock` returns only once this CPU's ticket owns the lock and
-// `unlock` passes it to the next ticket, so at most one context holds it.
-unsafe impl lock_api::RawMutex for RawPvTicketLock {
-    #[allow(clippy::declare_interior_mutable_const)] // The point of INIT.
-    const INIT: Self = Self::new();
-
-    type GuardMarker = lock_api::GuardSend;
-
-    #[inline]
-    fn lock(&self) {
-        RawPvTicketLock::lock(self);
-    }
-
-    #[inline]
-    fn try_lock(&self) -> bool {
-        RawPvTicketLock::try_lock(self)
-    }
-
-    #[inline]
-    unsafe fn unlock(&self) {
-        // SAFETY: lock_api's contract is ours: the caller holds the lock.
-        unsafe { RawPvTicketLock::unlock(self) }
-    }
-
-    #[inline]
-    fn is_locked(&self) -> bool {
-        RawPvTicketLock::is_locked(self)
     }
 }
 

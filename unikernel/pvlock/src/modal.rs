@@ -367,49 +367,10 @@ impl RawModalLock {
     }
 }
 
-impl Default for RawModalLock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for RawModalLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RawModalLock").field(&self.state()).finish()
-    }
-}
-
-#[cfg(not(loom))]
-// SAFETY: the mode never leaves its family once a lock operation ran, so every
-// operation on a lock uses one algorithm, each of which is a mutex (see their
-// own `RawMutex` impls).
-unsafe impl lock_api::RawMutex for RawModalLock {
-    #[allow(clippy::declare_interior_mutable_const)] // The point of INIT.
-    const INIT: Self = Self::new();
-
-    type GuardMarker = lock_api::GuardSend;
-
-    #[inline]
-    fn lock(&self) {
-        RawModalLock::lock(self);
-    }
-
-    #[inline]
-    fn try_lock(&self) -> bool {
-        RawModalLock::try_lock(self)
-    }
-
-    #[inline]
-    unsafe fn unlock(&self) {
-        // SAFETY: lock_api's contract is ours: the caller holds the lock.
-        unsafe { RawModalLock::unlock(self) }
-    }
-
-    #[inline]
-    fn is_locked(&self) -> bool {
-        RawModalLock::is_locked(self)
-    }
-}
+// Mutual exclusion: the mode never leaves its family once a lock operation
+// ran, so every operation on a lock uses one algorithm, each of which is a
+// mutex (see their own invocations).
+raw_mutex!(RawModalLock, state);
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -980,58 +980,11 @@ pub(crate) fn word_state(word: u32) -> QueuedLockState {
     QueuedLockState::of(word)
 }
 
-macro_rules! raw_mutex {
-    ($lock:ty) => {
-        #[cfg(not(loom))]
-        // SAFETY: `lock` returns only once the locked byte was set by this
-        // context from 0 (or handed to it with the queue head), `unlock` clears
-        // it, so at most one context holds the lock.
-        unsafe impl lock_api::RawMutex for $lock {
-            #[allow(clippy::declare_interior_mutable_const)] // The point of INIT.
-            const INIT: Self = Self::new();
-
-            type GuardMarker = lock_api::GuardSend;
-
-            #[inline]
-            fn lock(&self) {
-                <$lock>::lock(self);
-            }
-
-            #[inline]
-            fn try_lock(&self) -> bool {
-                <$lock>::try_lock(self)
-            }
-
-            #[inline]
-            unsafe fn unlock(&self) {
-                // SAFETY: lock_api's contract is ours: the caller holds the lock.
-                unsafe { <$lock>::unlock(self) }
-            }
-
-            #[inline]
-            fn is_locked(&self) -> bool {
-                <$lock>::is_locked(self)
-            }
-        }
-
-        impl Default for $lock {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl core::fmt::Debug for $lock {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.debug_tuple(stringify!($lock))
-                    .field(&self.state())
-                    .finish()
-            }
-        }
-    };
-}
-
-raw_mutex!(RawQSpinLock);
-raw_mutex!(RawPvQSpinLock);
+// Mutual exclusion: `lock` returns only once the locked byte was set by this
+// context from 0 (or handed to it with the queue head), `unlock` clears it, so
+// at most one context holds the lock.
+raw_mutex!(RawQSpinLock, state);
+raw_mutex!(RawPvQSpinLock, state);
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -106,42 +106,9 @@ pub(crate) fn lock_slow(word: &AtomicU32) {
 
 const _: () = assert!(LOCKED_VAL != 0);
 
-#[cfg(not(loom))]
-// SAFETY: `lock` returns only after this context's compare-exchange moved the
-// word from 0 to LOCKED_VAL, `unlock` stores 0: at most one holder.
-unsafe impl lock_api::RawMutex for RawTasLock {
-    #[allow(clippy::declare_interior_mutable_const)] // The point of INIT.
-    const INIT: Self = Self::new();
-
-    type GuardMarker = lock_api::GuardSend;
-
-    #[inline]
-    fn lock(&self) {
-        RawTasLock::lock(self);
-    }
-
-    #[inline]
-    fn try_lock(&self) -> bool {
-        RawTasLock::try_lock(self)
-    }
-
-    #[inline]
-    unsafe fn unlock(&self) {
-        // SAFETY: lock_api's contract is ours: the caller holds the lock.
-        unsafe { RawTasLock::unlock(self) }
-    }
-
-    #[inline]
-    fn is_locked(&self) -> bool {
-        RawTasLock::is_locked(self)
-    }
-}
-
-impl Default for RawTasLock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+// Mutual exclusion: `lock` returns only after this context's compare-exchange
+// moved the word from 0 to LOCKED_VAL, `unlock` stores 0: at most one holder.
+raw_mutex!(RawTasLock);
 
 impl core::fmt::Debug for RawTasLock {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
