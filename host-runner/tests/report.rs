@@ -140,6 +140,7 @@ fn kernbench_runs(oc: Overcommit, lock: LockMode) -> [Run; 3] {
         // Every base run reached the 15 s cap.
         (Overcommit::X3, LockMode::Base) => [Capped(15.02), Capped(15.01), Capped(15.03)],
         (Overcommit::X3, LockMode::Pv) => [Done(7.9), Done(8.4), Done(8.1)],
+        (_, other) => unreachable!("the fixture has no {other} arm"),
     }
 }
 
@@ -155,6 +156,7 @@ fn pgbench_runs(clients: u32, lock: LockMode) -> [Run; 3] {
             Capped(120.4),
         ],
         (_, LockMode::Pv) => [Done(731.5), Done(725.0), Missing],
+        (_, other) => unreachable!("the fixture has no {other} arm"),
     }
 }
 
@@ -179,10 +181,12 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     (0, _) => (0.93, 0.0),
                     (_, LockMode::Base) => (0.52 / hogs as f64 * 1.1, 0.46 / hogs as f64),
                     (_, LockMode::Pv) => (0.41 / hogs as f64 * 1.1, 0.55 / hogs as f64),
+                    (_, other) => unreachable!("the fixture has no {other} arm"),
                 };
                 let pvlock = match lock {
                     LockMode::Base => LockStats::default(),
                     LockMode::Pv => pv_stats([1, 8, 15][hogs], rep),
+                    other => unreachable!("the fixture has no {other} arm"),
                 };
                 let tail = [1.0, 2.0, 4.0][hogs] * if lock == LockMode::Base { 1.5 } else { 1.0 };
                 let cell = |status, elapsed_s: f64| CellResult {
@@ -221,6 +225,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                 let pvlock = match lock {
                     LockMode::Base => LockStats::default(),
                     LockMode::Pv => pv_stats(u64::from(clients), rep),
+                    other => unreachable!("the fixture has no {other} arm"),
                 };
                 let cell = |status, elapsed_s: f64, tps: f64| CellResult {
                     key: k,

@@ -36,6 +36,9 @@ fn arm_color(lock: LockMode) -> RGBColor {
     match lock {
         LockMode::Base => RGBColor(200, 40, 40),
         LockMode::Pv => RGBColor(30, 90, 200),
+        LockMode::Qspin => RGBColor(40, 150, 60),
+        LockMode::Pvqspin => RGBColor(140, 60, 170),
+        LockMode::Tas => RGBColor(220, 140, 20),
     }
 }
 
@@ -43,6 +46,9 @@ fn offset(lock: LockMode) -> f64 {
     match lock {
         LockMode::Base => -OFFSET,
         LockMode::Pv => OFFSET,
+        LockMode::Qspin => -2.0 * OFFSET,
+        LockMode::Pvqspin => 2.0 * OFFSET,
+        LockMode::Tas => 0.0,
     }
 }
 
@@ -448,26 +454,26 @@ fn draw_latency_row<'a, 'b: 'a>(
         .collect();
     let label = format!("{} {}", short_group(&row.group), row.lock);
     let drawn = match row.lock {
-        LockMode::Base => chart
+        LockMode::Base | LockMode::Qspin | LockMode::Tas => chart
             .draw_series(LineSeries::new(points.clone(), style))
             .map_err(err)?,
-        LockMode::Pv => chart
+        LockMode::Pv | LockMode::Pvqspin => chart
             .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
             .map_err(err)?,
     };
     let line = move |(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], style);
     match row.lock {
-        LockMode::Base => drawn
+        LockMode::Base | LockMode::Qspin | LockMode::Tas => drawn
             .label(label)
             .legend(move |c| line(c) + Circle::new((10, 0), 3, color.filled())),
-        LockMode::Pv => drawn
+        LockMode::Pv | LockMode::Pvqspin => drawn
             .label(label)
             .legend(move |c| line(c) + TriangleMarker::new((10, 0), 5, color.filled())),
     };
     chart
         .draw_series(points.iter().map(|&p| match row.lock {
-            LockMode::Base => Circle::new(p, 3, color.filled()).into_dyn(),
-            LockMode::Pv => TriangleMarker::new(p, 5, color.filled()).into_dyn(),
+            LockMode::Base | LockMode::Qspin | LockMode::Tas => Circle::new(p, 3, color.filled()).into_dyn(),
+            LockMode::Pv | LockMode::Pvqspin => TriangleMarker::new(p, 5, color.filled()).into_dyn(),
         }))
         .map_err(err)?;
     Ok(())

@@ -310,9 +310,11 @@ fn censored_note(g: &LockComparison, confidence_percent: f64) -> String {
 }
 
 fn dominance_phrase(d: &Dominance, metric: Metric) -> String {
+    // The report compares base and pv (the matrix refuses other modes until
+    // it compares them).
     let other = match d.better {
         LockMode::Base => LockMode::Pv,
-        LockMode::Pv => LockMode::Base,
+        _ => LockMode::Base,
     };
     match metric {
         Metric::ElapsedS => format!(

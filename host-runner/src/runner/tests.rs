@@ -61,6 +61,9 @@ fn metrics(figures: Option<Figures>) -> RunResult {
                 halted: 5,
                 ..LockStats::default()
             },
+            queued: Default::default(),
+            tas: Default::default(),
+            kick_wake_ns: Vec::new(),
             kernel: KernelEvents::default(),
         }));
     }
@@ -260,7 +263,7 @@ fn a_plan_gives_each_guest_the_words_it_parses() {
         .unwrap();
     let plan = plan::cell(&spec, &ENV, &key).unwrap();
     let bench = plan.bench.app_words();
-    assert_eq!(&bench[..2], ["pvlock=off", "pvlock.spin=256"]);
+    assert_eq!(&bench[..2], ["pvlock=base", "pvlock.spin=256"]);
     assert_eq!(bench.last().map(String::as_str), Some("pvlock.kick=nmi"));
     let workload = bench.iter().filter(|w| !w.starts_with("pvlock"));
     let Ok(WorkloadConfig::Kernbench(k)) = parse_args(workload) else {
@@ -281,13 +284,13 @@ fn a_plan_gives_each_guest_the_words_it_parses() {
         ..ENV
     };
     let plan = plan::cell(&spec, &kvm, &key).unwrap();
-    assert_eq!(&plan.bench.app_words()[..2], ["pvlock=off", "pvlock.hwkvm=1"]);
+    assert_eq!(&plan.bench.app_words()[..2], ["pvlock=base", "pvlock.hwkvm=1"]);
 }
 
 #[test]
 fn a_bench_word_that_repeats_the_hosts_fails_the_plan() {
     let mut spec = spec();
-    spec.bench_args = Some(vec!["pvlock=on".into()]);
+    spec.bench_args = Some(vec!["pvlock=pv".into()]);
     let key = spec.plan()[0];
     assert!(matches!(plan::cell(&spec, &ENV, &key), Err(RunError::Cmdline(_))));
 }

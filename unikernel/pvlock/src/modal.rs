@@ -101,6 +101,16 @@ impl LockMode {
         Self::ALL.into_iter().find(|mode| mode.name() == name)
     }
 
+    /// The mode a `pvlock=` value selects: a name, or `on` (`pv`) and `off`
+    /// (`base`), the words of the first edition.
+    pub fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "on" => Some(LockMode::Pv),
+            "off" => Some(LockMode::Base),
+            _ => Self::from_name(word),
+        }
+    }
+
     /// Whether the mode uses the ticket lock word (`base`, `pv`).
     pub const fn is_ticket(self) -> bool {
         matches!(self, LockMode::Base | LockMode::Pv)

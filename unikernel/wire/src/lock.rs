@@ -1,7 +1,8 @@
 //! The kernel's spinlock flavour and its command-line words: what the host
 //! asks a bench guest for and what the guest parses, in one place.
 //!
-//! `pvlock=on|off` picks the lock, `pvlock.spin=N` the spins before a waiter
+//! `pvlock=base|pv|qspin|pvqspin|tas` picks the lock (`on` and `off` are
+//! accepted for `pv` and `base`), `pvlock.spin=N` the spins before a waiter
 //! halts, `pvlock.kick=auto|nmi|hypercall` how a halted waiter is woken, and
 //! `pvlock.hwkvm=1` says the host verified hardware KVM (only then may the
 //! guest use the KVM_HC_KICK_CPU hypercall).
@@ -10,35 +11,68 @@ use core::fmt;
 
 use crate::cmdline::{find, PVLOCK, PVLOCK_HW_KVM, PVLOCK_KICK, PVLOCK_SPIN};
 
-/// The kernel's spinlock flavour.
+/// The kernel's spinlock flavour: the guest kernel's `pvlock::LockMode`, whose
+/// names these are (a host test keeps the two lists equal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "std", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "std", serde(rename_all = "lowercase"))]
 pub enum LockMode {
-    /// Plain ticket spinlocks (`pvlock=off`, like Linux's `nopvspin`).
+    /// Hermit's plain ticket spinlock (`pvlock=base`, like Linux's `nopvspin`).
     Base,
-    /// Paravirtual ticket spinlocks (`pvlock=on`).
+    /// The seed's paravirtual ticket spinlock (`pvlock=pv`).
     Pv,
+    /// The native queued spinlock of Linux 4.2+ (`pvlock=qspin`).
+    Qspin,
+    /// The paravirtual queued spinlock (`pvlock=pvqspin`).
+    Pvqspin,
+    /// The unfair test-and-set lock of Linux's `virt_spin_lock` (`pvlock=tas`).
+    Tas,
 }
 
 impl LockMode {
-    /// Every mode, in report order.
-    pub const ALL: [LockMode; 2] = [LockMode::Base, LockMode::Pv];
+    /// Every mode, in report order (`base` first: everything is compared with it).
+    pub const ALL: [LockMode; 5] = [
+        LockMode::Base,
+        LockMode::Pv,
+        LockMode::Qspin,
+        LockMode::Pvqspin,
+        LockMode::Tas,
+    ];
 
-    /// Its name in results and reports.
+    /// Its name in results, reports and on the command line.
     pub const fn name(self) -> &'static str {
         match self {
             LockMode::Base => "base",
             LockMode::Pv => "pv",
+            LockMode::Qspin => "qspin",
+            LockMode::Pvqspin => "pvqspin",
+            LockMode::Tas => "tas",
         }
     }
 
-    /// The value of the `pvlock=` word that selects it.
+    /// The value of the `pvlock=` word that selects it (its name).
     pub const fn word(self) -> &'static str {
-        match self {
-            LockMode::Base => "off",
-            LockMode::Pv => "on",
+        self.name()
+    }
+
+    /// The mode a `pvlock=` value selects: a name, or `on` (`pv`) and `off`
+    /// (`base`), the words of the first edition.
+    pub fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "on" => Some(LockMode::Pv),
+            "off" => Some(LockMode::Base),
+            _ => Self::ALL.into_iter().find(|mode| mode.name() == word),
         }
+    }
+
+    /// Whether its waiters halt their vCPU and are kicked (`pv`, `pvqspin`).
+    pub const fn is_paravirt(self) -> bool {
+        matches!(self, LockMode::Pv | LockMode::Pvqspin)
+    }
+
+    /// Whether it is a queued lock (`qspin`, `pvqspin`).
+    pub const fn is_queued(self) -> bool {
+        matches!(self, LockMode::Qspin | LockMode::Pvqspin)
     }
 }
 
@@ -94,6 +128,9 @@ impl Default for PvlockArgs {
     }
 }
 
+/// What `pvlock=` takes, for error messages.
+pub const MODE_WORDS: &str = "base, pv, qspin, pvqspin or tas (on = pv, off = base)";
+
 /// A word the guest cannot take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadWord<'a> {
@@ -112,10 +149,9 @@ impl PvlockArgs {
     /// Reads the pv-lock words of a command line (absent words: the defaults).
     pub fn parse(line: &str) -> Result<Self, BadWord<'_>> {
         let bad = |key, value, expected| BadWord { key, value, expected };
-        let lock = match find(line, PVLOCK).unwrap_or("on") {
-            "on" => LockMode::Pv,
-            "off" => LockMode::Base,
-            other => return Err(bad(PVLOCK, other, "on or off")),
+        let lock = match find(line, PVLOCK) {
+            None => LockMode::Pv,
+            Some(word) => LockMode::from_word(word).ok_or(bad(PVLOCK, word, MODE_WORDS))?,
         };
         let spin = match find(line, PVLOCK_SPIN) {
             None => None,
@@ -199,13 +235,42 @@ mod tests {
             let text = line(&args);
             assert_eq!(PvlockArgs::parse(&text), Ok(args), "{text}");
         }
-        assert_eq!(line(&PvlockArgs::default()), "pvlock=on");
+        assert_eq!(line(&PvlockArgs::default()), "pvlock=pv");
+        for mode in LockMode::ALL {
+            let args = PvlockArgs {
+                lock: mode,
+                ..PvlockArgs::default()
+            };
+            assert_eq!(PvlockArgs::parse(&line(&args)), Ok(args));
+        }
+        assert_eq!(PvlockArgs::parse("pvlock=on").unwrap().lock, LockMode::Pv);
+        assert_eq!(PvlockArgs::parse("pvlock=off").unwrap().lock, LockMode::Base);
+    }
+
+    #[test]
+    fn the_kernel_knows_the_same_modes_by_the_same_names() {
+        let names = |it: &mut dyn Iterator<Item = &'static str>| it.collect::<Vec<_>>();
+        assert_eq!(
+            names(&mut LockMode::ALL.iter().map(|m| m.name())),
+            names(&mut pvlock::LockMode::ALL.iter().map(|m| m.name()))
+        );
+        for word in ["on", "off", "base", "pv", "qspin", "pvqspin", "tas", "maybe", ""] {
+            assert_eq!(
+                LockMode::from_word(word).map(LockMode::name),
+                pvlock::LockMode::from_word(word).map(pvlock::LockMode::name),
+                "{word}"
+            );
+        }
     }
 
     #[test]
     fn bad_words_say_what_was_expected() {
         let err = PvlockArgs::parse("mode=hello pvlock=maybe").unwrap_err();
-        assert_eq!(format!("{err}"), "pvlock=maybe: expected on or off");
+        assert_eq!(
+            format!("{err}"),
+            "pvlock=maybe: expected base, pv, qspin, pvqspin or tas (on = pv, off = base)"
+        );
+        assert!(PvlockArgs::parse("pvlock=PV").is_err());
         assert!(PvlockArgs::parse("pvlock.spin=lots").is_err());
         assert!(PvlockArgs::parse("pvlock.kick=carrier-pigeon").is_err());
         assert!(PvlockArgs::parse("pvlock.hwkvm=yes").is_err());

@@ -70,6 +70,8 @@ fn interval(seq: u64, values: &[u64]) -> Frame {
             taken_slow: 1,
             ..LockStats::default()
         },
+        queued: Default::default(),
+        tas: Default::default(),
     })
 }
 
@@ -91,6 +93,9 @@ fn done(intervals: u64, dropped: u64) -> Frame {
             runs: Vec::new(),
         },
         lock: LockStats::default(),
+        queued: Default::default(),
+        tas: Default::default(),
+        kick_wake_ns: Vec::new(),
         kernel: KernelEvents::default(),
     })
 }

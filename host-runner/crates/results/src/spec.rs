@@ -185,6 +185,15 @@ impl MatrixSpec {
         if self.locks.is_empty() {
             return bad("`locks` is empty: give base, pv or both");
         }
+        if let Some(mode) = self
+            .locks
+            .iter()
+            .find(|m| !matches!(m, LockMode::Base | LockMode::Pv))
+        {
+            return Err(SpecError::Invalid(format!(
+                "lock mode {mode}: the guest has it, but reports compare only base and pv so far"
+            )));
+        }
         if self.reps == 0 {
             return bad("`reps` must be at least 1");
         }

@@ -39,7 +39,9 @@ pub use crate::lock::LockMode;
 /// event counters; `LockStats` has every counter; `Hello` names its lock modes
 /// without an unknown.
 /// 3: `Figures` carries every repetition's figure (`runs`).
-pub const VERSION: u16 = 3;
+/// 4: five lock modes; `Interval` and `Done` carry the queued and
+/// test-and-set locks' counters, `Done` the kick-to-wake latency histogram.
+pub const VERSION: u16 = 4;
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX_BYTES: usize = 4;
@@ -128,69 +130,134 @@ pub struct Interval {
     pub histogram: Vec<u8>,
     /// Lock statistics accumulated during the interval.
     pub lock: LockStats,
+    /// The queued locks' events during the interval.
+    pub queued: QueuedStats,
+    /// The test-and-set lock's counters during the interval.
+    pub tas: TasStats,
 }
 
-/// The pv-lock's slow-path counters (the seed's debugfs statistics): deltas in
-/// an [`Interval`], totals since the lock was configured in [`Done`]. The one
-/// shape of these counters, on the wire, in results and in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LockStats {
-    /// Acquisitions that left the fast path (spun past the first try).
-    pub taken_slow: u64,
-    /// Of those, acquisitions made while spinning, without halting.
-    pub taken_slow_pickup: u64,
-    /// Times a waiter halted.
-    pub halted: u64,
-    /// Of those, halts with interrupts disabled (only a kick can end them).
-    pub halted_irqs_disabled: u64,
-    /// Halts that ended without the lock being theirs.
-    pub spurious_wakeups: u64,
-    /// Releases that saw the slow flag.
-    pub released_slow: u64,
-    /// Of those, releases that kicked a halted waiter.
-    pub released_slow_kicked: u64,
-    /// TSC cycles waiters spent halted.
-    pub time_blocked_cycles: u64,
-}
-
-impl LockStats {
-    /// Every counter with its name, in report order.
-    pub fn fields(&self) -> [(&'static str, u64); 8] {
-        [
-            ("taken_slow", self.taken_slow),
-            ("taken_slow_pickup", self.taken_slow_pickup),
-            ("halted", self.halted),
-            ("halted_irqs_disabled", self.halted_irqs_disabled),
-            ("spurious_wakeups", self.spurious_wakeups),
-            ("released_slow", self.released_slow),
-            ("released_slow_kicked", self.released_slow_kicked),
-            ("time_blocked_cycles", self.time_blocked_cycles),
-        ]
-    }
-
-    fn zip(&self, other: &LockStats, f: impl Fn(u64, u64) -> u64) -> LockStats {
-        LockStats {
-            taken_slow: f(self.taken_slow, other.taken_slow),
-            taken_slow_pickup: f(self.taken_slow_pickup, other.taken_slow_pickup),
-            halted: f(self.halted, other.halted),
-            halted_irqs_disabled: f(self.halted_irqs_disabled, other.halted_irqs_disabled),
-            spurious_wakeups: f(self.spurious_wakeups, other.spurious_wakeups),
-            released_slow: f(self.released_slow, other.released_slow),
-            released_slow_kicked: f(self.released_slow_kicked, other.released_slow_kicked),
-            time_blocked_cycles: f(self.time_blocked_cycles, other.time_blocked_cycles),
+/// A struct of `u64` event counters with the arithmetic every counter set
+/// needs: its fields by name in report order, and saturating deltas and sums.
+macro_rules! counters {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* $field:ident,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: u64,)*
         }
-    }
 
-    /// What happened between `earlier` and `self` (two snapshots of cumulative
-    /// counters). Saturates: a counter reset in between yields 0, not a wrap.
-    pub fn since(&self, earlier: &LockStats) -> LockStats {
-        self.zip(earlier, u64::saturating_sub)
-    }
+        impl $name {
+            /// Every counter with its name, in report order.
+            pub fn fields(&self) -> [(&'static str, u64); [$(stringify!($field)),*].len()] {
+                [$((stringify!($field), self.$field)),*]
+            }
 
-    /// Adds `other` (saturating).
-    pub fn accumulate(&mut self, other: &LockStats) {
-        *self = self.zip(other, u64::saturating_add);
+            fn zip(&self, other: &Self, f: impl Fn(u64, u64) -> u64) -> Self {
+                Self { $($field: f(self.$field, other.$field),)* }
+            }
+
+            /// What happened between `earlier` and `self` (two snapshots of
+            /// cumulative counters). Saturates: a counter reset in between
+            /// yields 0, not a wrap.
+            pub fn since(&self, earlier: &Self) -> Self {
+                self.zip(earlier, u64::saturating_sub)
+            }
+
+            /// Adds `other` (saturating).
+            pub fn accumulate(&mut self, other: &Self) {
+                *self = self.zip(other, u64::saturating_add);
+            }
+
+            /// Whether every counter is 0.
+            pub fn is_zero(&self) -> bool {
+                *self == Self::default()
+            }
+        }
+    };
+}
+
+counters! {
+    /// The pv-ticketlock's slow-path counters (the seed's debugfs statistics):
+    /// deltas in an [`Interval`], totals since the lock was configured in
+    /// [`Done`]. The one shape of these counters, on the wire, in results and in
+    /// reports.
+    pub struct LockStats {
+        /// Acquisitions that left the fast path (spun past the first try).
+        taken_slow,
+        /// Of those, acquisitions made while spinning, without halting.
+        taken_slow_pickup,
+        /// Times a waiter halted.
+        halted,
+        /// Of those, halts with interrupts disabled (only a kick can end them).
+        halted_irqs_disabled,
+        /// Halts that ended without the lock being theirs.
+        spurious_wakeups,
+        /// Releases that saw the slow flag.
+        released_slow,
+        /// Of those, releases that kicked a halted waiter.
+        released_slow_kicked,
+        /// TSC cycles waiters spent halted.
+        time_blocked_cycles,
+    }
+}
+
+counters! {
+    /// The queued locks' events (`qspin`, `pvqspin`), after Linux's lock
+    /// events (`lock_events_list.h`); the `pv` ones stay 0 under `qspin`.
+    pub struct QueuedStats {
+        /// Acquisitions through the pending bit (one waiter, no queue).
+        pending,
+        /// Acquisitions through the MCS queue.
+        queued,
+        /// Of those, with a nested (interrupt-context) queue node.
+        nested,
+        /// Waiters that found no free node and spun on a trylock.
+        no_node,
+        /// Locks taken by a waiter that was not the queue head (`pvqspin`'s steals).
+        steals,
+        /// Queued waiters that halted behind another (`pv_wait_node`).
+        wait_node,
+        /// Queue heads that halted waiting for the lock (`pv_wait_head`).
+        wait_head,
+        /// Queue heads that halted again after a wakeup that did not give them the lock.
+        wait_again,
+        /// Queue nodes woken before their turn.
+        wait_early,
+        /// Halts, all kinds.
+        halted,
+        /// Of those, with interrupts disabled.
+        halted_irqs_disabled,
+        /// Halts that ended without the lock or the node being theirs.
+        spurious_wakeups,
+        /// Node waiters that got the lock while spinning, without halting.
+        pickups_node,
+        /// Queue heads that got the lock while spinning, without halting.
+        pickups_head,
+        /// Locks the head hashed (lock -> node) before halting.
+        hashed,
+        /// Extra probes in the hash table (`hash_hops`).
+        hash_hops,
+        /// Unlocks that found the lock slow and kicked the head (`pv_kick_unlock`).
+        kick_unlock,
+        /// Halts that ended after a kick (`pv_kick_wake`).
+        kick_wake,
+        /// TSC cycles queued waiters spent halted.
+        time_blocked_cycles,
+        /// TSC cycles from kicks to their waiters' resumption, summed.
+        kick_latency_cycles,
+    }
+}
+
+counters! {
+    /// The test-and-set lock's counters (`tas`).
+    pub struct TasStats {
+        /// Acquisitions that did not get the lock on the first try.
+        contended,
+        /// Compare-exchanges that lost to another CPU.
+        failed_cas,
+        /// `pause`s spent backing off.
+        backoff_spins,
     }
 }
 
@@ -242,6 +309,15 @@ pub struct Done {
     pub figures: Figures,
     /// pv-lock counters since the lock was configured, read after the workload.
     pub lock: LockStats,
+    /// Queued-lock events since the lock was configured.
+    pub queued: QueuedStats,
+    /// Test-and-set counters since the lock was configured.
+    pub tas: TasStats,
+    /// Kick-to-wake latency in nanoseconds since the lock was configured: each
+    /// kick stamped by the unlocker and matched to its waiter's resumption
+    /// (`pv`, `pvqspin`; empty for modes that never halt). HdrHistogram V2
+    /// serialization, like an interval's histogram.
+    pub kick_wake_ns: Vec<u8>,
     /// The kernel's event counters at the end.
     pub kernel: KernelEvents,
 }

@@ -47,6 +47,11 @@ fn interval(seq: u64) -> Interval {
         per_thread_ops: vec![1, 2],
         histogram: bytes,
         lock: LockStats::default(),
+        queued: QueuedStats {
+            wait_head: 2,
+            ..QueuedStats::default()
+        },
+        tas: TasStats::default(),
     }
 }
 
@@ -74,6 +79,12 @@ fn frames_round_trip_through_a_reader() {
                 halted: 4,
                 ..LockStats::default()
             },
+            queued: QueuedStats::default(),
+            tas: TasStats {
+                contended: 7,
+                ..TasStats::default()
+            },
+            kick_wake_ns: vec![1, 2, 3],
             kernel: KernelEvents {
                 stray_nmis: 0,
                 stale_wakeups: 9,
