@@ -17,7 +17,7 @@ echo "# rep vcpus threshold elapsed_s (guest-measured; 'capped' = not done in 15
 for rep in $(seq 1 "$reps"); do
   for vcpus in 2 4; do
     for spin in off 16 64 256 1024 4096 32768; do
-      if [ "$spin" = off ]; then args="pvlock=off"; else args="pvlock=on pvlock.spin=$spin"; fi
+      if [ "$spin" = off ]; then args="pvlock=base"; else args="pvlock=pv pvlock.spin=$spin"; fi
       line=$($pvbench boot --accel tcg --vcpus "$vcpus" --timeout 150 -- $args mode=lockstress threads=8 rounds=100 2>&1 \
         | grep -m1 "lockstress threads" || true)
       elapsed=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' <<<"$line")

@@ -208,11 +208,11 @@ fn race(line: &str) -> u8 {
 fn run_info(kind: &str, line: &str, pv_config: &::pvlock::report::Config) -> metrics::RunInfo {
     let mut info = metrics::RunInfo::new(kind, line);
     let report = pvlock::report(pv_config);
-    info.lock_requested = pvlock::mode(report.requested.enabled);
-    info.lock_effective = pvlock::mode(report.active);
+    info.lock_requested = pvlock::requested(&report.requested);
+    info.lock_effective = pvlock::effective(&report);
     info.kick_backend = report.backend.name().into();
     let config = *pv_config;
-    info.lock_stats = Some(Box::new(move || pvlock::lock_stats(&pvlock::report(&config))));
+    info.lock_stats = Some(Box::new(move || pvlock::counters(&pvlock::report(&config))));
     info
 }
 
@@ -239,10 +239,16 @@ fn ending(summary: &workloads::RunSummary, pv_config: &::pvlock::report::Config)
         },
     };
     let report = pvlock::report(pv_config);
+    let kick_wake_ns = pvlock::kick_wake_ns(&report).unwrap_or_else(|e| {
+        // Not worth failing the run over: the host shows no latencies.
+        eprintln!("pvbench-guest: kick-to-wake histogram not sent: {e}");
+        Vec::new()
+    });
     metrics::Ending {
         line: summary.line(),
         figures,
-        lock: pvlock::lock_stats(&report),
+        counters: pvlock::counters(&report),
+        kick_wake_ns,
         kernel: pvlock::kernel_events(&report),
     }
 }
@@ -294,21 +300,51 @@ fn lockstress(line: &str, pv_config: &::pvlock::report::Config) -> u8 {
     }
 }
 
-/// What is wrong with the pv-lock counters after a lock stress run.
+/// What is wrong with the lock counters after a lock stress run: the mode in
+/// force must be the one asked for, no CPU may be left waiting, the mode's own
+/// counters must add up, and the other modes' counters must be untouched.
 fn lockstress_problems(report: &::pvlock::report::Report) -> Vec<String> {
-    let s = &report.stats;
+    use pvbench_wire::LockMode;
+    let c = pvlock::counters(report);
+    let (s, q, t) = (&c.lock, &c.queued, &c.tas);
+    let mode = pvlock::effective(report);
+    let kick_wakes: u64 = report.kick_wake.iter().sum();
     let mut problems = Vec::new();
-    if report.waiting_cpus != 0 {
-        problems.push(format!("CPUs still in the waiting set: {:#x}", report.waiting_cpus));
-    }
-    if s.released_slow_kicked > s.released_slow {
-        problems.push("more kicks than slow releases".to_string());
-    }
-    if s.spurious_wakeups > s.halted || s.halted > s.taken_slow {
-        problems.push("wakeups, halts and slow entries do not add up".to_string());
-    }
-    if !report.active && (s.taken_slow != 0 || s.halted != 0 || s.released_slow != 0) {
-        problems.push("slow-path activity with pv-locks off".to_string());
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            problems.push(format!("{mode}: {what}"));
+        }
+    };
+    check(mode == pvlock::requested(&report.requested), "not the mode asked for");
+    check(report.waiting_cpus == 0, &format!("CPUs still in the waiting set: {:#x}", report.waiting_cpus));
+    check(
+        report.active == mode.is_paravirt(),
+        "halting is on in a mode that never halts, or off in one that does",
+    );
+    check(s.released_slow_kicked <= s.released_slow, "more kicks than slow releases");
+    check(
+        s.spurious_wakeups <= s.halted && s.halted <= s.taken_slow,
+        "ticket wakeups, halts and slow entries do not add up",
+    );
+    check(q.halted == q.wait_node + q.wait_head, "queued halts are not wait_node + wait_head");
+    check(q.kick_wake <= q.halted && q.spurious_wakeups <= q.halted, "queued wakeups exceed halts");
+    check(q.kick_unlock <= q.hashed, "more kicking unlocks than hashed locks");
+    check(kick_wakes <= s.halted + q.halted, "more kick-to-wake latencies than halts");
+    let untouched = |ticket: bool, queued: bool, tas: bool| {
+        (ticket || s.is_zero()) && (queued || q.is_zero()) && (tas || t.is_zero())
+    };
+    match mode {
+        LockMode::Base => check(untouched(false, false, false), "slow-path activity in a plain ticket lock"),
+        LockMode::Pv => check(untouched(true, false, false), "queued or test-and-set activity"),
+        LockMode::Qspin => {
+            check(untouched(false, true, false), "ticket or test-and-set activity");
+            check(q.halted == 0 && q.hashed == 0, "the native queued lock halted or hashed");
+        }
+        LockMode::Pvqspin => {
+            check(untouched(false, true, false), "ticket or test-and-set activity");
+            check(q.pending == 0, "pvqspin took the pending path");
+        }
+        LockMode::Tas => check(untouched(false, false, true), "ticket or queued activity"),
     }
     problems
 }

@@ -28,9 +28,11 @@ use hdrhistogram::Histogram;
 use pvbench_wire::cmdline;
 use pvbench_wire::frames::{
     self, Ack, Done, Frame, FrameError, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval,
-    Figures, KernelEvents, LockMode, LockStats, Param, Reply, TargetError,
+    Figures, KernelEvents, LockMode, Param, Reply, TargetError,
 };
 use pvbench_workloads::{IntervalReport, Observer, RunSummary};
+
+use crate::pvlock::Counters;
 
 /// How long the guest keeps trying to reach the host (DHCP may still be running).
 const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
@@ -100,8 +102,10 @@ pub struct Ending {
     /// The workload's verdict line (checksum or invariant).
     pub line: String,
     pub figures: Figures,
-    /// pv-lock counters since the lock was configured.
-    pub lock: LockStats,
+    /// Lock counters since the lock was configured.
+    pub counters: Counters,
+    /// Kick-to-wake latencies (HDR V2 bytes, nanoseconds; empty if none).
+    pub kick_wake_ns: Vec<u8>,
     pub kernel: KernelEvents,
 }
 
@@ -113,7 +117,7 @@ pub struct RunInfo {
     pub lock_effective: LockMode,
     pub kick_backend: String,
     /// Cumulative lock counters; each interval carries the change since the last.
-    pub lock_stats: Option<Box<dyn FnMut() -> LockStats + Send>>,
+    pub lock_stats: Option<Box<dyn FnMut() -> Counters + Send>>,
 }
 
 impl RunInfo {
@@ -155,7 +159,7 @@ struct Pending {
     ops: u64,
     per_thread_ops: Vec<u64>,
     histogram: Histogram<u64>,
-    lock: LockStats,
+    lock: Counters,
 }
 
 /// What the sender thread tells the sink.
@@ -204,8 +208,8 @@ pub struct Sink {
     t0: Instant,
     counts: Counts,
     result: Option<String>,
-    lock_stats: Option<Box<dyn FnMut() -> LockStats + Send>>,
-    lock_prev: LockStats,
+    lock_stats: Option<Box<dyn FnMut() -> Counters + Send>>,
+    lock_prev: Counters,
     handoff: Duration,
     /// Intervals the sender has finished with (written, or skipped after a failure).
     handled: Arc<AtomicU64>,
@@ -277,7 +281,7 @@ impl Sink {
                 self.lock_prev = now;
                 delta
             }
-            None => LockStats::default(),
+            None => Counters::default(),
         };
         let samples = histogram.len();
         let seq = self.counts.intervals;
@@ -340,7 +344,10 @@ impl Sink {
                     result: self.result.take().unwrap_or(ending.line),
                     elapsed_ns: nanos(self.t0.elapsed()),
                     figures: ending.figures,
-                    lock: ending.lock,
+                    lock: ending.counters.lock,
+                    queued: ending.counters.queued,
+                    tas: ending.counters.tas,
+                    kick_wake_ns: ending.kick_wake_ns,
                     kernel: ending.kernel,
                 }),
                 Some(c),
@@ -503,7 +510,9 @@ impl Conn {
             ops: p.ops,
             per_thread_ops: p.per_thread_ops,
             histogram: std::mem::take(&mut self.hist),
-            lock: p.lock,
+            lock: p.lock.lock,
+            queued: p.lock.queued,
+            tas: p.lock.tas,
         });
         stats.encode += started.elapsed();
         let result = self.send(&frame, stats);

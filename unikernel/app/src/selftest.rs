@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use pvbench_wire::cmdline;
-use pvbench_wire::frames::{Figures, KernelEvents, LockStats};
+use pvbench_wire::frames::{Figures, KernelEvents};
 use pvbench_workloads::params::{key_spec, keys as workload_keys};
 use pvbench_workloads::report::new_latency_histogram;
 use pvbench_workloads::NullObserver;
@@ -149,7 +149,8 @@ fn finish_streaming(sink: Sink, line: String, elapsed_s: f64) -> Result<(), Metr
             tps: None,
             runs: Vec::new(),
         },
-        lock: LockStats::default(),
+        counters: Default::default(),
+        kick_wake_ns: Vec::new(),
         kernel: KernelEvents::default(),
     };
     let f = sink.finish(Ok(ending))?;

@@ -3,10 +3,12 @@
 //! Everything is what crates.io's hermit-sync 0.1 offers, assembled from the
 //! same building blocks (spinning_top, interrupt-mutex, one-shot-mutex,
 //! exclusive_cell, generic_once_cell), except [`RawTicketMutex`]: it is
-//! [`pvlock::RawPvTicketLock`], a ticket lock that halts its vCPU after a bounded
-//! spin once the kernel has registered its [`pvlock::PvOps`], and a plain ticket
-//! lock before that or with `pvlock=off`. `InterruptTicketMutex` is that lock
-//! inside `RawInterruptMutex`, so its waiters spin and halt with interrupts off.
+//! [`pvlock::RawModalLock`], whose algorithm the kernel fixes at boot from
+//! `pvlock=<mode>` (`base`: Hermit's ticket lock; `pv`: the pv-ticketlock, which
+//! halts its vCPU after a bounded spin once the kernel has registered its
+//! [`pvlock::PvOps`]; `qspin`, `pvqspin`: queued spinlocks; `tas`: the unfair
+//! test-and-set lock). `InterruptTicketMutex` is that lock inside
+//! `RawInterruptMutex`, so its waiters spin and halt with interrupts off.
 #![no_std]
 
 pub use pvlock;
@@ -26,8 +28,9 @@ pub type RawSpinMutex = spinning_top::RawSpinlock<spinning_top::relax::Backoff>;
 pub type SpinMutex<T> = lock_api::Mutex<RawSpinMutex, T>;
 pub type SpinMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawSpinMutex, T>;
 
-/// The fair ticket lock, now paravirtual.
-pub type RawTicketMutex = pvlock::RawPvTicketLock;
+/// The kernel's spinlock, its algorithm chosen at boot (the name is Hermit's:
+/// every kernel lock that was a ticket lock is this one).
+pub type RawTicketMutex = pvlock::RawModalLock;
 pub type TicketMutex<T> = lock_api::Mutex<RawTicketMutex, T>;
 pub type TicketMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawTicketMutex, T>;
 

@@ -139,6 +139,7 @@ macro_rules! raw_mutex {
     };
 }
 
+mod kickwake;
 mod lock;
 mod modal;
 mod pv;
@@ -154,6 +155,9 @@ mod word;
 #[cfg(feature = "std")]
 pub mod host;
 
+pub use kickwake::{
+    kick_wake_bucket, kick_wake_bucket_floor, snapshot as kick_wake_snapshot, KICK_WAKE_BUCKETS,
+};
 pub use lock::{LockState, RawPvTicketLock};
 pub use modal::{
     mode, mode_is_fixed, set_mode, LockMode, ModalLockState, ModeError, RawModalLock, UnknownMode,

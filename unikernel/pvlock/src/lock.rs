@@ -1,5 +1,6 @@
 //! The paravirtual ticket lock.
 
+use crate::kickwake;
 use crate::pv::{self, PvOps};
 use crate::stats;
 use crate::sync::{fence, spin_loop, AtomicU32, Ordering};
@@ -151,6 +152,7 @@ impl RawPvTicketLock {
             return None;
         }
         stats::TAKEN_SLOW.inc();
+        kickwake::arm(cpu);
         waiters.publish(cpu, self.addr(), want);
         // The handshake with the unlocker. Flag and head share one word, so
         // this RMW and the unlocker's releasing RMW are totally ordered:
@@ -169,9 +171,8 @@ impl RawPvTicketLock {
             if !irqs_were_enabled {
                 stats::HALTED_IRQS_DISABLED.inc();
             }
-            let start = (ops.now)();
-            (ops.halt)(irqs_were_enabled);
-            stats::record_blocked((ops.now)().saturating_sub(start));
+            let (blocked, _) = kickwake::halt(ops, cpu, irqs_were_enabled);
+            stats::record_blocked(blocked);
         }
         waiters.retract(cpu);
         (ops.irq_restore)(irqs_were_enabled);
@@ -305,7 +306,7 @@ fn kick_next(lock_addr: usize, next: Ticket) {
     };
     if let Some(cpu) = waiters().find(lock_addr, next) {
         stats::RELEASED_SLOW_KICKED.inc();
-        (ops.kick)(cpu);
+        kickwake::kick(ops, cpu);
     }
 }
 

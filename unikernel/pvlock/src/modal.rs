@@ -121,6 +121,11 @@ impl LockMode {
         matches!(self, LockMode::Pv | LockMode::PvQspin)
     }
 
+    /// The mode whose `as u8` is `raw` (how it crosses C-layout interfaces).
+    pub const fn from_u8(raw: u8) -> Option<Self> {
+        Self::from_raw(raw)
+    }
+
     const fn from_raw(raw: u8) -> Option<Self> {
         match raw {
             BASE => Some(LockMode::Base),

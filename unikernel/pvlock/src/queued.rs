@@ -61,6 +61,7 @@
 //!    it did, it marks L slow and hashes W's node itself (`pv_kick_node`), so
 //!    that W sleeps on until L is released and U's kick wakes it as in 3.
 
+use crate::kickwake;
 use crate::pv::{self, PvOps};
 use crate::pvhash;
 use crate::stats::{self, queued as ev};
@@ -262,12 +263,6 @@ pub fn queue_nodes_in_use() -> u32 {
 pub fn hashed_locks() -> usize {
     pvhash::table().in_use()
 }
-
-/// When each CPU was last kicked by a `pvqspin` unlock (`PvOps::now`, at
-/// least 1), 0 once its waiter has accounted for it: the kick-to-wake latency.
-/// Statistics only, so `core` atomics outside the loom model.
-static KICKED_AT: [core::sync::atomic::AtomicU64; MAX_CPUS] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; MAX_CPUS];
 
 /// A racy view of a queued lock's word, for diagnostics and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -597,26 +592,16 @@ fn halt(ops: &PvOps, cpu: u32, irqs_were_enabled: bool) {
     if !irqs_were_enabled {
         ev::HALTED_IRQS_DISABLED.inc();
     }
-    let kicked_at = &KICKED_AT[cpu as usize];
-    // Relaxed (kick stamps): statistics only.
-    kicked_at.store(0, Ordering::Relaxed);
-    let start = (ops.now)();
-    (ops.halt)(irqs_were_enabled);
-    let end = (ops.now)();
-    stats::record_queued_blocked(end.saturating_sub(start));
-    let kicked_at = kicked_at.swap(0, Ordering::Relaxed);
-    if kicked_at != 0 {
-        stats::record_kick_latency(end.saturating_sub(kicked_at));
+    let (blocked, kick_latency) = kickwake::halt(ops, cpu, irqs_were_enabled);
+    stats::record_queued_blocked(blocked);
+    if let Some(cycles) = kick_latency {
+        stats::record_kick_latency(cycles);
     }
 }
 
 /// Kicks `cpu` and stamps the kick for the latency statistics.
 fn kick(ops: &PvOps, cpu: u32) {
-    if let Some(kicked_at) = KICKED_AT.get(cpu as usize) {
-        // Relaxed: statistics only.
-        kicked_at.store((ops.now)().max(1), Ordering::Relaxed);
-    }
-    (ops.kick)(cpu);
+    kickwake::kick(ops, cpu);
 }
 
 /// A queued waiter behind `prev`: spin a bounded time for the handover, then
@@ -649,6 +634,7 @@ fn pv_wait_node(node: &QNode, prev: &QNode, cpu: u32) {
             continue;
         };
         let irqs_were_enabled = (ops.irq_save)();
+        kickwake::arm(cpu);
         // The handshake with the owner's handover, on one word: either we see
         // NODE_LOCKED (and do not halt), or the owner sees HALTED and makes us
         // HASHED, to be kicked by its unlock.
@@ -777,6 +763,9 @@ fn pv_wait_head_or_lock(word: &AtomicU32, tail: u32, node: &QNode) -> u32 {
             continue;
         };
         if !hashed {
+            // The kick for this wait comes after the hashing below, and only
+            // once; later rounds keep the stamp.
+            kickwake::arm(cpu);
             let entry = pvhash::table().insert(addr(word), tail);
             hashed = true;
             // Release: the hash entry is visible to the unlocker that sees

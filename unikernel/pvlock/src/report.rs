@@ -4,10 +4,14 @@
 //! `sys_pvlock_configure` / `sys_pvlock_report`, so these types have C layout
 //! and a version number.
 
-use crate::stats::PvLockStats;
+use crate::kickwake::KICK_WAKE_BUCKETS;
+use crate::modal::LockMode;
+use crate::stats::{PvLockStats, QueuedLockStats, TasLockStats};
 
 /// Bumped whenever a type below changes layout.
-pub const VERSION: u32 = 2;
+/// 3: the lock mode instead of on/off; queued, test-and-set and kick-to-wake
+/// statistics; the TSC frequency.
+pub const VERSION: u32 = 3;
 
 /// How an unlocker wakes a halted waiter.
 #[repr(u8)]
@@ -53,8 +57,10 @@ pub struct Config {
     pub version: u32,
     /// Spin iterations before a waiter halts.
     pub spin_threshold: u32,
-    /// pv-locks on (`pvlock=on`) or plain ticket locks (`pvlock=off`).
-    pub enabled: bool,
+    /// The lock mode (`LockMode as u8`). The kernel fixes its mode at boot
+    /// from `pvlock=` on its command line; a configuration can only confirm
+    /// it, or switch between `base` and `pv` (see [`crate::set_mode`]).
+    pub mode: u8,
     /// Requested kick backend.
     pub backend: Backend,
     /// The host runner vouches that this is hardware KVM, where the hypercall
@@ -75,6 +81,8 @@ pub struct Report {
     pub spin_threshold: u32,
     /// The configuration asked for.
     pub requested: Config,
+    /// The lock mode in force (`LockMode as u8`).
+    pub mode: u8,
     /// Whether waiters may halt now.
     pub active: bool,
     /// Kick backend in force.
@@ -83,8 +91,16 @@ pub struct Report {
     pub kvm_pv_unhalt_cpuid: bool,
     /// CPUs in the waiting set when the report was taken (a bitmask).
     pub waiting_cpus: u64,
-    /// Slow-path statistics.
+    /// TSC ticks per microsecond (the cycles of the statistics), 0 if unknown.
+    pub tsc_mhz: u32,
+    /// Slow-path statistics of the ticket lock (`pv`).
     pub stats: PvLockStats,
+    /// The queued locks' events (`qspin`, `pvqspin`).
+    pub queued: QueuedLockStats,
+    /// The test-and-set lock's counters (`tas`).
+    pub tas: TasLockStats,
+    /// Kick-to-wake latency in cycles, by bucket (see [`crate::kick_wake_bucket_floor`]).
+    pub kick_wake: [u64; KICK_WAKE_BUCKETS],
     /// Kernel events around the locks, counted since boot.
     pub kernel: KernelEvents,
 }
@@ -103,29 +119,46 @@ pub struct KernelEvents {
     pub stale_wakeups: u64,
 }
 
+impl Config {
+    /// The mode asked for, if `mode` names one.
+    pub fn lock_mode(&self) -> Option<LockMode> {
+        LockMode::from_u8(self.mode)
+    }
+}
+
 impl Report {
-    /// Assembles a report (the kernel side).
+    /// Assembles a report of the crate's state now (the kernel side): the mode,
+    /// the switches and every statistic.
     pub fn new(
         requested: Config,
-        active: bool,
         backend: Backend,
-        spin_threshold: u32,
         cpus: u32,
         kvm_pv_unhalt_cpuid: bool,
-        stats: PvLockStats,
+        tsc_mhz: u32,
     ) -> Self {
+        let active = crate::is_active();
         Self {
             version: VERSION,
             cpus,
-            spin_threshold,
+            spin_threshold: crate::spin_threshold(),
             requested,
+            mode: crate::mode() as u8,
             active,
             backend: if active { backend } else { Backend::None },
             kvm_pv_unhalt_cpuid,
             waiting_cpus: crate::waiting_cpus(),
-            stats,
+            tsc_mhz,
+            stats: crate::stats::snapshot(),
+            queued: crate::stats::queued_snapshot(),
+            tas: crate::stats::tas_snapshot(),
+            kick_wake: crate::kick_wake_snapshot(),
             kernel: KernelEvents::default(),
         }
+    }
+
+    /// The mode in force.
+    pub fn lock_mode(&self) -> LockMode {
+        LockMode::from_u8(self.mode).unwrap_or(LockMode::Base)
     }
 
     /// The same report with the kernel's event counters.

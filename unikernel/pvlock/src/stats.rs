@@ -67,7 +67,7 @@ impl Default for PvLockStats {
 pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self(AtomicU64::new(0))
     }
 
@@ -82,12 +82,12 @@ impl Counter {
         self.add(1);
     }
 
-    fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         // Relaxed: see `add`.
         self.0.load(Ordering::Relaxed)
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         // Relaxed: see `add`.
         self.0.store(0, Ordering::Relaxed);
     }
@@ -150,6 +150,7 @@ pub fn snapshot() -> PvLockStats {
 pub fn reset() {
     reset_queued();
     reset_tas();
+    crate::kickwake::reset();
     for counter in [
         &TAKEN_SLOW,
         &TAKEN_SLOW_PICKUP,
@@ -236,11 +237,9 @@ pub struct QueuedLockStats {
     /// Log2 histogram of cycles per halt; see [`BLOCKED_BUCKETS`].
     pub time_blocked_histogram: [u64; BLOCKED_BUCKETS],
     /// Total cycles from a kick's send to the kicked halt's return, over the
-    /// `kick_wake` halts (Linux's `pv_latency_wake`).
+    /// `kick_wake` halts (Linux's `pv_latency_wake`; their distribution, shared
+    /// with the ticket lock, is [`crate::kick_wake_snapshot`]).
     pub kick_latency: u64,
-    /// Log2 histogram of the kick-to-wake cycles, buckets as
-    /// [`BLOCKED_BUCKETS`].
-    pub kick_latency_histogram: [u64; BLOCKED_BUCKETS],
 }
 
 impl QueuedLockStats {
@@ -274,7 +273,6 @@ impl Default for QueuedLockStats {
             time_blocked: 0,
             time_blocked_histogram: [0; BLOCKED_BUCKETS],
             kick_latency: 0,
-            kick_latency_histogram: [0; BLOCKED_BUCKETS],
         }
     }
 }
@@ -317,8 +315,6 @@ pub(crate) mod queued {
     pub(crate) static TIME_BLOCKED_HISTOGRAM: [Counter; BLOCKED_BUCKETS] =
         [const { Counter::new() }; BLOCKED_BUCKETS];
     pub(crate) static KICK_LATENCY: Counter = Counter::new();
-    pub(crate) static KICK_LATENCY_HISTOGRAM: [Counter; BLOCKED_BUCKETS] =
-        [const { Counter::new() }; BLOCKED_BUCKETS];
 }
 
 pub(crate) mod tas {
@@ -340,7 +336,6 @@ pub(crate) fn record_queued_blocked(cycles: u64) {
 pub(crate) fn record_kick_latency(cycles: u64) {
     queued::KICK_WAKE.inc();
     queued::KICK_LATENCY.add(cycles);
-    queued::KICK_LATENCY_HISTOGRAM[bucket(cycles)].inc();
 }
 
 fn read_histogram(counters: &[Counter; BLOCKED_BUCKETS]) -> [u64; BLOCKED_BUCKETS] {
@@ -357,7 +352,6 @@ fn read_histogram(counters: &[Counter; BLOCKED_BUCKETS]) -> [u64; BLOCKED_BUCKET
 /// `kick_unlock <= hashed`.
 pub fn queued_snapshot() -> QueuedLockStats {
     use queued::*;
-    let kick_latency_histogram = read_histogram(&KICK_LATENCY_HISTOGRAM);
     let kick_latency = KICK_LATENCY.get();
     let kick_wake = KICK_WAKE.get();
     let time_blocked_histogram = read_histogram(&TIME_BLOCKED_HISTOGRAM);
@@ -396,7 +390,6 @@ pub fn queued_snapshot() -> QueuedLockStats {
         time_blocked,
         time_blocked_histogram,
         kick_latency,
-        kick_latency_histogram,
     }
 }
 
@@ -435,7 +428,6 @@ fn reset_queued() {
     ]
     .into_iter()
     .chain(&TIME_BLOCKED_HISTOGRAM)
-    .chain(&KICK_LATENCY_HISTOGRAM)
     {
         counter.reset();
     }
