@@ -211,6 +211,8 @@ pub struct Sink {
     lock_stats: Option<Box<dyn FnMut() -> Counters + Send>>,
     lock_prev: Counters,
     handoff: Duration,
+    /// From `connect` to the host's Welcome.
+    connected_after: Duration,
     /// Intervals the sender has finished with (written, or skipped after a failure).
     handled: Arc<AtomicU64>,
 }
@@ -259,8 +261,14 @@ impl Sink {
             lock_stats,
             lock_prev,
             handoff: Duration::ZERO,
+            connected_after: t0.elapsed(),
             handled,
         })
+    }
+
+    /// How long connecting and the Hello/Welcome exchange took.
+    pub fn connected_after(&self) -> Duration {
+        self.connected_after
     }
 
     /// Queues one interval that ended now and lasted `span`; never blocks.
