@@ -19,6 +19,7 @@ mod hash;
 pub mod kernbench;
 pub mod params;
 pub mod pgbench;
+mod placement;
 pub mod report;
 mod rng;
 mod workdir;

@@ -417,6 +417,11 @@ pub fn run(cfg: &PgbenchConfig, observer: &mut dyn Observer) -> Result<PgbenchSu
     let mut reps = Vec::new();
     let mut all = new_latency_histogram()?;
     for rep in 1..=cfg.reps {
+        if rep > 1 {
+            // Start where repetition 1 started: it spawned the reporter and the
+            // clients (see `placement`).
+            crate::placement::align(1 + cfg.clients);
+        }
         let (r, histogram) = run_rep(cfg, rep, observer, &stop)?;
         let _ = all.add(&histogram);
         reps.push(r);

@@ -192,8 +192,20 @@ fn run_reps(
     let mut reps = Vec::new();
     let mut all = new_latency_histogram()?;
     let mut sizes = (0, 0);
+    // The reporter, the job slots and (spawn=job) a compile thread per file.
+    let spawns = 1
+        + cfg.jobs
+        + if cfg.spawn == SpawnMode::Job {
+            tree.files
+        } else {
+            0
+        };
     for rep in 1..=cfg.reps {
         tree.clean()?;
+        if rep > 1 {
+            // Start where repetition 1 started (see `placement`).
+            crate::placement::align(spawns);
+        }
         let ctx = RepContext {
             kind: WorkloadKind::Kernbench,
             rep,
