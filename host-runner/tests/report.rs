@@ -106,18 +106,13 @@ fn r6(x: f64) -> f64 {
 /// The bench guest and `hogs` hog guests, 2 vCPUs each, for `wall_s`.
 fn guests(wall_s: f64, bench_per_vcpu: f64, hogs: usize, hog_per_vcpu: f64) -> Vec<GuestCpu> {
     let wall_s = r6(wall_s);
-    let mut g = vec![GuestCpu {
-        role: GuestRole::Bench,
-        vcpus: 2,
-        cpu_s: r6(wall_s * 2.0 * bench_per_vcpu),
+    let mut g = vec![GuestCpu::new(
+        GuestRole::Bench,
+        2,
+        r6(wall_s * 2.0 * bench_per_vcpu),
         wall_s,
-    }];
-    g.extend((0..hogs).map(|_| GuestCpu {
-        role: GuestRole::Hog,
-        vcpus: 2,
-        cpu_s: r6(wall_s * 2.0 * hog_per_vcpu),
-        wall_s,
-    }));
+    )];
+    g.extend((0..hogs).map(|_| GuestCpu::new(GuestRole::Hog, 2, r6(wall_s * 2.0 * hog_per_vcpu), wall_s)));
     g
 }
 
@@ -198,6 +193,9 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     tps: None,
                     latency_us: Some(latency(52_000 + 1000 * u64::from(rep), tail, 24)),
                     pvlock: Some(pvlock),
+                    queued: None,
+                    tas: None,
+                    kick_wake_ns: None,
                     guests: guests(elapsed_s + 0.8, bench_share, hogs, hog_share),
                     host: None,
                     runs: None,
@@ -240,6 +238,9 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                         1200,
                     )),
                     pvlock: Some(pvlock),
+                    queued: None,
+                    tas: None,
+                    kick_wake_ns: None,
                     guests: guests(elapsed_s + 0.5, 0.9, 0, 0.0),
                     host: None,
                     runs: None,
@@ -568,6 +569,9 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             tps: None,
             latency_us: None,
             pvlock: None,
+            queued: None,
+            tas: None,
+            kick_wake_ns: None,
             guests: Vec::new(),
             host: None,
             runs: None,

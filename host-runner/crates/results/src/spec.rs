@@ -462,8 +462,11 @@ mod tests {
         // Without its budget: five arms of the quick matrix take longer.
         let quick = QUICK.replace("budget_s = ", "# budget_s = ");
         let with = |locks: &str| quick.replace("locks = [\"base\", \"pv\"]", locks);
-        let all = MatrixSpec::parse(&with("locks = [\"tas\", \"base\", \"pvqspin\", \"qspin\", \"pv\"]"), "test")
-            .expect("every mode, any order");
+        let all = MatrixSpec::parse(
+            &with("locks = [\"tas\", \"base\", \"pvqspin\", \"qspin\", \"pv\"]"),
+            "test",
+        )
+        .expect("every mode, any order");
         assert_eq!(all.locks.len(), 5);
         MatrixSpec::parse(&with("locks = [\"qspin\"]"), "test").expect("one mode");
         // The budget counts every arm.
