@@ -22,6 +22,11 @@ mod common;
 const FIXTURE: &str = "tests/fixtures/results/quick";
 const EXPECTED: &str = "tests/fixtures/results/expected";
 
+/// The pv arm's comparison with base in a group of the report.
+fn pv(g: &report::LockComparison) -> &report::ModeComparison {
+    g.mode(LockMode::Pv).expect("a pv arm")
+}
+
 fn bless() -> bool {
     std::env::var_os("PVBENCH_BLESS").is_some()
 }
@@ -393,7 +398,9 @@ fn cli_prints_the_golden_text_and_writes_markdown() {
     assert!(json.status.success());
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["cells"]["planned"], 30);
-    assert_eq!(value["kernbench"][2]["verdict"]["kind"], "censored");
+    assert_eq!(value["locks"], serde_json::json!(["base", "pv"]));
+    assert_eq!(value["kernbench"][2]["modes"][0]["arm"]["lock"], "pv");
+    assert_eq!(value["kernbench"][2]["modes"][0]["verdict"]["kind"], "censored");
     // --no-plots wrote nothing into the committed fixture.
     assert!(!Path::new(FIXTURE).join(report::PLOTS_DIR).exists());
     fs::remove_dir_all(dir).unwrap();
@@ -433,7 +440,7 @@ fn fixture_figures() {
     // 1x: means 4.12667 and 4.14, no difference.
     let x1 = &r.kernbench[0];
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
-    match &x1.verdict {
+    match &pv(&x1).verdict {
         LockVerdict::Student {
             improvement_percent,
             proven,
@@ -450,7 +457,7 @@ fn fixture_figures() {
     }
     // 2x: base 11.3 (sd 1.5524), pv 6.13333 (sd 0.2517): improvement 45.7227 %,
     // pooled s = 1.112055, half-width 2.776 x 1.112055 x sqrt(2/3) = 2.520578.
-    match &r.kernbench[1].verdict {
+    match &pv(&r.kernbench[1]).verdict {
         LockVerdict::Student {
             improvement_percent,
             half_width,
@@ -469,7 +476,7 @@ fn fixture_figures() {
         v => panic!("{v:?}"),
     }
     // 3x: all base runs capped (15.01..15.03), pv 7.9, 8.4, 8.1.
-    match &r.kernbench[2].verdict {
+    match &pv(&r.kernbench[2]).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -496,10 +503,10 @@ fn fixture_figures() {
     // 725 (one missing): too few for Student, bounds and Gehan instead.
     let c2 = &r.pgbench[1];
     assert_eq!(
-        (c2.base.n(), c2.base.failed, c2.pv.n(), c2.pv.missing),
+        (c2.base.n(), c2.base.failed, pv(c2).arm.n(), pv(c2).arm.missing),
         (2, 1, 2, 1)
     );
-    match &c2.verdict {
+    match &pv(&c2).verdict {
         LockVerdict::Censored {
             improvement_percent: Bounded { lo, hi },
             gehan_p,
@@ -615,7 +622,7 @@ fn seed_kernbench_2x_row() {
         let g = &r.kernbench[0];
         let s = g.base.stats.unwrap();
         assert!((s.mean.lo - 778.622).abs() < 1e-9 && (s.stddev.unwrap() - 1092.68).abs() < 1e-9);
-        match &g.verdict {
+        match &pv(&g).verdict {
             LockVerdict::Student {
                 improvement_percent,
                 half_width,
@@ -660,7 +667,7 @@ fn all_base_capped_gives_conservative_bounds() {
     let r = report::render(&results_of(cells), &RenderOptions::default());
     let g = &r.kernbench[0];
     assert!(g.base.stats.unwrap().stddev.is_none(), "no sd for capped runs");
-    match &g.verdict {
+    match &pv(&g).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -697,7 +704,7 @@ fn capped_pv_bounds_the_improvement_from_above() {
         true,
     ));
     let r = report::render(&results_of(cells), &RenderOptions::default());
-    match &r.kernbench[0].verdict {
+    match &pv(&r.kernbench[0]).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -769,7 +776,10 @@ fn missing_and_failed_cells_are_listed() {
     assert_eq!(r.missing, ["pgbench-1x-c2-pv-r3", "pgbench-1x-c4-base-r1"]);
     let c4 = r.pgbench.last().unwrap();
     assert_eq!(c4.group.clients, Some(4));
-    assert!(matches!(c4.verdict, LockVerdict::TooFew { base: 0, pv: 0 }));
+    assert!(matches!(
+        pv(c4).verdict,
+        LockVerdict::TooFew { base: 0, other: 0 }
+    ));
     let text = r.text();
     assert!(text.contains("2 of 31 planned cells have no result"));
     assert!(text.contains("--resume --out in-memory"));
@@ -797,7 +807,7 @@ fn pgbench_blocks_are_pvbench_ministats_output() {
         fs::write(&path, text).unwrap();
         path
     };
-    let (b, p) = (write("base", g.base.values()), write("pv", g.pv.values()));
+    let (b, p) = (write("base", g.base.values()), write("pv", pv(g).arm.values()));
     let out = common::pvbench()
         .args(["ministat", "-A", "-q"])
         .arg(&b)
@@ -821,9 +831,9 @@ fn confidence_level_changes_the_verdicts() {
         confidence: Confidence::P99_5,
         ..RenderOptions::default()
     };
-    assert!(fixture_report().pgbench[0].verdict.proven());
+    assert!(pv(&fixture_report().pgbench[0]).verdict.proven());
     let r = report::render(&results, &strict);
-    assert!(!r.pgbench[0].verdict.proven());
+    assert!(!pv(&r.pgbench[0]).verdict.proven());
     assert!(r.text().contains("No difference proven at 99.5% confidence"));
 }
 

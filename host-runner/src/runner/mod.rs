@@ -211,7 +211,11 @@ impl TargetMde {
         let report = crate::report::render(results, &crate::report::RenderOptions::default());
         let mut more = Vec::new();
         for row in report.kernbench.iter().chain(&report.pgbench) {
-            let above = row.resolution.mde_pct.is_some_and(|mde| mde > self.mde_pct);
+            // Every mode of the row against base: the row is done when all are.
+            let above = row
+                .modes
+                .iter()
+                .any(|m| m.resolution.mde_pct.is_some_and(|mde| mde > self.mde_pct));
             let reps = results
                 .manifest
                 .cells
