@@ -1001,3 +1001,379 @@ fn cells_measured_on_a_disturbed_host_are_named() {
     );
     assert!(w.message.contains(&cells[5].key.id()), "{}", w.message);
 }
+
+// ---------------------------------------------------------------------------
+// Five lock modes: every design against base.
+
+/// A run of all five modes, in the rotating order `pvbench run` plans:
+/// kernbench at 1x/2x/3x and pgbench with 1 and 4 clients at 1x, 5
+/// repetitions (each mode first once), each mode with its own counters, pv and pvqspin with
+/// kick-to-wake latency, every guest with its vCPUs' run delay.
+fn five_modes() -> Results {
+    use pvbench::results::{QueuedStats, TasStats};
+    let modes = LockMode::ALL;
+    let mut plan = Vec::new();
+    let mut cells = Vec::new();
+    // Seconds per mode and overcommit: base collapses (capped at 3x), qspin
+    // (fair, native) nearly so, tas and the paravirtual ones hold up.
+    let kernbench = |oc: Overcommit, lock: LockMode, rep: u32| -> (f64, bool) {
+        let r = f64::from(rep) * 0.05;
+        match (oc, lock) {
+            (Overcommit::X1, LockMode::Base) => (4.10 + r, false),
+            (Overcommit::X1, LockMode::Pv) => (4.16 + r, false),
+            (Overcommit::X1, LockMode::Qspin) => (4.05 + r, false),
+            (Overcommit::X1, LockMode::Pvqspin) => (4.12 + r, false),
+            (Overcommit::X1, LockMode::Tas) => (4.00 + r, false),
+            (Overcommit::X2, LockMode::Base) => (11.0 + 3.0 * r, false),
+            (Overcommit::X2, LockMode::Qspin) => (10.0 + 3.0 * r, false),
+            (Overcommit::X2, LockMode::Tas) => (7.0 + r, false),
+            (Overcommit::X2, _) => (6.0 + r, false),
+            (Overcommit::X3, LockMode::Base) => (15.0, true),
+            (Overcommit::X3, LockMode::Qspin) => (if rep == 2 { 15.0 } else { 14.0 + r }, rep == 2),
+            (Overcommit::X3, LockMode::Tas) => (9.0 + r, false),
+            (Overcommit::X3, _) => (8.0 + r, false),
+        }
+    };
+    let pgbench = |clients: u32, lock: LockMode, rep: u32| -> f64 {
+        let r = f64::from(rep) * 4.0;
+        match (clients, lock) {
+            (1, LockMode::Base) => 410.0 + r,
+            (1, LockMode::Pv) => 398.0 + r,
+            (1, LockMode::Qspin) => 409.0 + r,
+            (1, LockMode::Pvqspin) => 404.0 + r,
+            (1, _) => 415.0 + r,
+            (_, LockMode::Base) => 690.0 + r,
+            (_, LockMode::Pv) => 730.0 + r,
+            (_, LockMode::Qspin) => 700.0 + r,
+            (_, LockMode::Pvqspin) => 760.0 + r,
+            (_, _) => 650.0 + r,
+        }
+    };
+    let counters = |cell: &mut CellResult, scale: u64| {
+        let lock = cell.key.lock;
+        cell.pvlock = Some(match lock {
+            LockMode::Pv => pv_stats(scale, cell.key.rep),
+            _ => LockStats::default(),
+        });
+        cell.queued = Some(match lock {
+            LockMode::Qspin | LockMode::Pvqspin => QueuedStats {
+                pending: 40 * scale,
+                queued: 90 * scale,
+                wait_node: if lock == LockMode::Pvqspin { 30 * scale } else { 0 },
+                wait_head: if lock == LockMode::Pvqspin { 20 * scale } else { 0 },
+                kick_unlock: if lock == LockMode::Pvqspin { 19 * scale } else { 0 },
+                time_blocked_cycles: if lock == LockMode::Pvqspin {
+                    9_000_000 * scale
+                } else {
+                    0
+                },
+                ..QueuedStats::default()
+            },
+            _ => QueuedStats::default(),
+        });
+        cell.tas = Some(match lock {
+            LockMode::Tas => TasStats {
+                contended: 70 * scale,
+                failed_cas: 150 * scale,
+                backoff_spins: 5000 * scale,
+            },
+            _ => TasStats::default(),
+        });
+        if lock.is_paravirt() {
+            let p50 = 1_700_000 * scale / 15 + 1000 * u64::from(cell.key.rep);
+            cell.kick_wake_ns = Some(Percentiles {
+                count: 80 * scale,
+                mean: r6(p50 as f64 * 1.2),
+                p50,
+                p90: 2 * p50,
+                p99: 4 * p50,
+                p999: 5 * p50,
+                p9999: 6 * p50,
+                max: 7 * p50,
+            });
+        }
+    };
+    for rep in 1..=5 {
+        // Repetition r starts at mode (r - 1) mod 5.
+        let order: Vec<LockMode> = (0..5).map(|i| modes[(rep as usize - 1 + i) % 5]).collect();
+        for oc in [Overcommit::X1, Overcommit::X2, Overcommit::X3] {
+            for &lock in &order {
+                let k = key(Workload::Kernbench, oc, None, lock, rep);
+                plan.push(k);
+                let (v, capped) = kernbench(oc, lock, rep);
+                let hogs = oc.hog_guests();
+                let mut c = CellResult::new(
+                    k,
+                    if capped {
+                        CellStatus::Censored
+                    } else {
+                        CellStatus::Completed
+                    },
+                );
+                c.elapsed_s = r6(v);
+                c.cap_s = 15.0;
+                c.ops = 24;
+                c.latency_us = Some(latency(52_000, 1.0 + hogs as f64, 24));
+                let (bench, hog) = match (hogs, lock.is_paravirt()) {
+                    (0, _) => (0.93, 0.0),
+                    (_, true) => (0.41 / hogs as f64, 0.55 / hogs as f64),
+                    (_, false) => (0.55 / hogs as f64, 0.45 / hogs as f64),
+                };
+                c.guests = guests(v + 0.8, bench, hogs, hog);
+                // Run delay per vCPU: half the wall time per hog guest beside it.
+                for g in &mut c.guests {
+                    let per_vcpu = r6(g.wall_s * 0.25 * hogs as f64);
+                    g.vcpu_run_delay_s = vec![per_vcpu; 2];
+                    g.run_delay_s = Some(2.0 * per_vcpu);
+                }
+                counters(&mut c, [1, 8, 15][hogs]);
+                cells.push(c);
+            }
+        }
+        for clients in [1, 4] {
+            for &lock in &order {
+                let k = key(Workload::Pgbench, Overcommit::X1, Some(clients), lock, rep);
+                plan.push(k);
+                let mut c = CellResult::new(k, CellStatus::Completed);
+                c.elapsed_s = 3.0;
+                c.cap_s = 10.0;
+                c.tps = Some(r6(pgbench(clients, lock, rep)));
+                c.ops = 1200;
+                c.guests = guests(3.5, 0.9, 0, 0.0);
+                counters(&mut c, u64::from(clients));
+                cells.push(c);
+            }
+        }
+    }
+    in_memory(
+        RunManifest {
+            provenance: provenance(),
+            matrix: serde_json::Value::Null,
+            cells: plan,
+            target_mde_pct: None,
+        },
+        cells,
+    )
+}
+
+#[test]
+fn five_modes_golden_text_and_markdown() {
+    let report = report::render(&five_modes(), &RenderOptions::default());
+    golden("five-modes.txt", &report.text());
+    golden("five-modes.md", &report.markdown(&[], None));
+}
+
+#[test]
+fn every_mode_is_compared_with_base() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    assert_eq!(r.locks, LockMode::ALL);
+    for g in r.kernbench.iter().chain(&r.pgbench) {
+        let modes: Vec<LockMode> = g.modes.iter().map(|m| m.arm.lock).collect();
+        assert_eq!(modes, &LockMode::ALL[1..], "{}", g.group);
+        assert!(g.arms().all(|a| a.n() == 5), "{}", g.group);
+    }
+    let x3 = &r.kernbench[2];
+    // Base capped in every run: each mode against it is a rank test (5 vs 5
+    // can reach p = 0.008), and the ones that never came near the cap are
+    // proven faster, each by name.
+    for lock in [LockMode::Pv, LockMode::Pvqspin, LockMode::Tas] {
+        match &x3.mode(lock).unwrap().verdict {
+            LockVerdict::Censored {
+                proven: true,
+                better: Some(better),
+                dominance: Some(d),
+                ..
+            } => {
+                assert_eq!(*better, lock);
+                assert_eq!(d.better, lock);
+            }
+            other => panic!("{lock}: {other:?}"),
+        }
+    }
+    // qspin had a capped run too: a rank test, whose resolution is no
+    // percentage.
+    let qspin = x3.mode(LockMode::Qspin).unwrap();
+    assert_eq!(qspin.arm.censored(), 1);
+    assert!(matches!(qspin.verdict, LockVerdict::Censored { .. }));
+    assert!(qspin.resolution.mde_pct.is_none() && qspin.resolution.resolution_note.is_some());
+    // 1x: Student's t per mode, each with its own resolution.
+    let x1 = &r.kernbench[0];
+    for m in &x1.modes {
+        assert!(
+            matches!(m.verdict, LockVerdict::Student { .. }),
+            "{:?}",
+            m.verdict
+        );
+        assert!(m.resolution.mde_pct.is_some() && m.resolution.ci_half_pct.is_some());
+    }
+    let tas = x1.mode(LockMode::Tas).unwrap();
+    match &tas.verdict {
+        LockVerdict::Student {
+            improvement_percent, ..
+        } => assert!(
+            (improvement_percent - 100.0 * 0.10 / 4.25).abs() < 1e-9,
+            "{improvement_percent}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // pgbench with 4 clients: pvqspin better, tas worse, both proven.
+    let c4 = &r.pgbench[1];
+    let better = |lock| match &c4.mode(lock).unwrap().verdict {
+        LockVerdict::Student { better, .. } => *better,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(better(LockMode::Pvqspin), Some(LockMode::Pvqspin));
+    assert_eq!(better(LockMode::Tas), Some(LockMode::Base));
+}
+
+#[test]
+fn five_modes_have_their_own_counters_and_kick_latency() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    // pv-ticket counters for base (zeros, the seed's reference) and pv only.
+    assert!(r
+        .pvlock
+        .iter()
+        .all(|row| matches!(row.lock, LockMode::Base | LockMode::Pv)));
+    assert!(r
+        .pvlock
+        .iter()
+        .any(|row| row.lock == LockMode::Pv && row.halted > 0.0));
+    // Queued-lock events for the queued locks, test-and-set counters for tas.
+    assert!(r.queued.iter().all(|row| row.lock.is_queued()));
+    assert_eq!(r.queued.len(), 2 * 5, "two modes, five groups");
+    let pvq = r
+        .queued
+        .iter()
+        .find(|row| row.lock == LockMode::Pvqspin && row.group.overcommit == Overcommit::X3)
+        .unwrap();
+    assert_eq!(pvq.get("wait_head"), 20.0 * 15.0);
+    assert_eq!(pvq.get("kick_unlock"), 19.0 * 15.0);
+    assert!(r.tas.iter().all(|row| row.lock == LockMode::Tas));
+    assert_eq!(r.tas.len(), 5);
+    // Kick-to-wake: pv and pvqspin at every overcommit (and pgbench group).
+    assert!(r.kick_wake.iter().all(|row| row.lock.is_paravirt()));
+    assert_eq!(r.kick_wake.len(), 2 * 5);
+    let kick = r
+        .kick_wake
+        .iter()
+        .find(|row| row.lock == LockMode::Pv && row.group == r.kernbench[2].group)
+        .unwrap();
+    // Median over runs of 1.7 ms + 1..5 us; max the largest run's.
+    assert_eq!((kick.runs, kick.kicks), (5, 5 * 80 * 15));
+    assert_eq!(kick.p50, 1_703_000.0);
+    assert_eq!(kick.max, 7 * 1_705_000);
+    // Run delay: a quarter of the wall time per vCPU per hog guest.
+    let cpu = r
+        .cpu
+        .iter()
+        .find(|row| row.lock == LockMode::Tas && row.group == r.kernbench[2].group)
+        .unwrap();
+    assert!((cpu.bench_run_delay.unwrap() - 0.5).abs() < 1e-6, "{cpu:?}");
+    assert!((cpu.hog_run_delay.unwrap() - 0.5).abs() < 1e-6, "{cpu:?}");
+    let text = r.text();
+    for heading in [
+        "Queued-lock events",
+        "Test-and-set lock statistics",
+        "Kick-to-wake latency (us)",
+        "bench run delay",
+    ] {
+        assert!(text.contains(heading), "{heading} not in the report");
+    }
+}
+
+#[test]
+fn five_modes_ministat_blocks_compare_every_set_with_base() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let text = r.text();
+    let legend = "x base\n+ pv\n* qspin\n% pvqspin\n# tas\n";
+    assert!(text.contains(legend), "{text}");
+    // One block per client count, each with five rows and four verdicts
+    // (ministat's own text, every set compared with the first).
+    let block = text
+        .split("+--------------------- NRCLIENT = 4 ")
+        .nth(1)
+        .and_then(|b| b.split_once('\n'))
+        .and_then(|(_, b)| b.split("\n+---").next())
+        .unwrap();
+    for symbol in ['x', '+', '*', '%', '#'] {
+        assert_eq!(
+            block
+                .lines()
+                .filter(|l| l.starts_with(&format!("{symbol}   5 ")))
+                .count(),
+            1,
+            "{symbol}: {block}"
+        );
+    }
+    let verdicts = block
+        .lines()
+        .filter(|l| l.starts_with("Difference at") || l.starts_with("No difference proven"))
+        .count();
+    assert_eq!(verdicts, 4, "{block}");
+    // The same text as `pvbench ministat` on the five sets.
+    let dir = scratch("five-ministat");
+    let files: Vec<PathBuf> = r.pgbench[1]
+        .arms()
+        .map(|a| {
+            let path = dir.join(a.lock.name());
+            let lines: Vec<String> = a.values().iter().map(|v| v.to_string()).collect();
+            fs::write(&path, lines.join("\n") + "\n").unwrap();
+            path
+        })
+        .collect();
+    let out = common::pvbench()
+        .args(["ministat", "-q", "-A"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        block.trim_end()
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn five_modes_plot_a_line_per_mode() {
+    let dir = scratch("five-plots");
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let written = r.write_plots(&dir).unwrap();
+    for path in &written[..2] {
+        let svg = fs::read_to_string(path).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for lock in LockMode::ALL {
+            assert!(
+                texts.contains(&lock.name()),
+                "{}: no {lock} in {texts:?}",
+                path.display()
+            );
+        }
+        // A line per mode (and the legend's sample of each).
+        assert!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count() >= 5);
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn json_has_every_mode_and_its_counters() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    assert_eq!(
+        v["locks"],
+        serde_json::json!(["base", "pv", "qspin", "pvqspin", "tas"])
+    );
+    let modes = v["kernbench"][2]["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 4);
+    assert_eq!(modes[3]["arm"]["lock"], "tas");
+    assert_eq!(modes[3]["verdict"]["better"], "tas");
+    assert!(v["kick_wake"].as_array().unwrap().len() == 10);
+    assert_eq!(v["queued"][0]["counters"][0][0], "pending");
+    assert!(v["tas"][0]["counters"].as_array().unwrap().len() == 3);
+    assert!(v["cpu"][0]["bench_run_delay"].is_number());
+}
