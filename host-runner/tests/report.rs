@@ -440,7 +440,7 @@ fn fixture_figures() {
     // 1x: means 4.12667 and 4.14, no difference.
     let x1 = &r.kernbench[0];
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
-    match &pv(&x1).verdict {
+    match &pv(x1).verdict {
         LockVerdict::Student {
             improvement_percent,
             proven,
@@ -506,7 +506,7 @@ fn fixture_figures() {
         (c2.base.n(), c2.base.failed, pv(c2).arm.n(), pv(c2).arm.missing),
         (2, 1, 2, 1)
     );
-    match &pv(&c2).verdict {
+    match &pv(c2).verdict {
         LockVerdict::Censored {
             improvement_percent: Bounded { lo, hi },
             gehan_p,
@@ -622,7 +622,7 @@ fn seed_kernbench_2x_row() {
         let g = &r.kernbench[0];
         let s = g.base.stats.unwrap();
         assert!((s.mean.lo - 778.622).abs() < 1e-9 && (s.stddev.unwrap() - 1092.68).abs() < 1e-9);
-        match &pv(&g).verdict {
+        match &pv(g).verdict {
             LockVerdict::Student {
                 improvement_percent,
                 half_width,
@@ -667,7 +667,7 @@ fn all_base_capped_gives_conservative_bounds() {
     let r = report::render(&results_of(cells), &RenderOptions::default());
     let g = &r.kernbench[0];
     assert!(g.base.stats.unwrap().stddev.is_none(), "no sd for capped runs");
-    match &pv(&g).verdict {
+    match &pv(g).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,

@@ -56,7 +56,10 @@ impl Launcher for Qemu<'_> {
                 }
                 let outcome = hog.kill()?;
                 save_log(dir, &format!("hog{index}"), &outcome.serial_tail)?;
-                return Ok(Some(CellRun::HogFailed { index, outcome }));
+                return Ok(Some(CellRun::HogFailed {
+                    index,
+                    outcome: Box::new(outcome),
+                }));
             }
             hogs.push(hog);
         }

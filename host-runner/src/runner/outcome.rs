@@ -19,7 +19,8 @@ use crate::vm::guest::{delay_between, Ended, Outcome, PanicSource};
 #[derive(Debug)]
 pub enum CellRun {
     /// Hog guest `index` never reported hogging; the bench guest did not start.
-    HogFailed { index: usize, outcome: Outcome },
+    /// Boxed like `Bench`: an outcome is large and a cell holds one.
+    HogFailed { index: usize, outcome: Box<Outcome> },
     /// The bench guest ran (or never reached its workload's start line).
     /// Boxed: its metrics are large and a cell holds one run at a time.
     Bench(Box<BenchRun>),
