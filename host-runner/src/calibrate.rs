@@ -813,12 +813,12 @@ mod tests {
             c.elapsed_s = runs.measured_mean().unwrap();
             c.runs = Some(runs);
             c.cell_wall_s = Some(10.0);
-            c.guests = vec![crate::results::GuestCpu {
-                role: crate::results::GuestRole::Bench,
-                vcpus: 2,
-                cpu_s: 7.0,
-                wall_s: 4.0,
-            }];
+            c.guests = vec![crate::results::GuestCpu::new(
+                crate::results::GuestRole::Bench,
+                2,
+                7.0,
+                4.0,
+            )];
         }
         r
     }

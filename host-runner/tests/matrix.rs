@@ -116,6 +116,17 @@ fn tiny_matrix_runs_every_cell() {
                 assert_eq!(pv.taken_slow, 0, "{id}");
             }
         }
+        // Every guest's vCPU threads were found by name and their run delays
+        // read over the measured work.
+        for g in &cell.guests {
+            assert_eq!(g.vcpu_run_delay_s.len(), g.vcpus as usize, "{id}: {g:?}");
+            let sum: f64 = g.vcpu_run_delay_s.iter().sum();
+            assert_eq!(g.run_delay_s, Some(sum), "{id}: {g:?}");
+            assert!(
+                sum >= 0.0 && sum <= g.wall_s * f64::from(g.vcpus) + 1.0,
+                "{id}: {g:?}"
+            );
+        }
         let files = results::cell_files(&out, &id);
         assert!(files.iter().any(|f| f.ends_with(".hlog")), "{id}: {files:?}");
     }
@@ -291,6 +302,16 @@ fn bad_matrix_files_are_refused_before_any_guest_starts() {
             "empty-locks",
             good.replace(r#"locks = ["base", "pv"]"#, "locks = []"),
             "`locks` is empty",
+        ),
+        (
+            "twice-pv",
+            good.replace(r#"locks = ["base", "pv"]"#, r#"locks = ["base", "pv", "pv"]"#),
+            "lists pv twice",
+        ),
+        (
+            "unknown-mode",
+            good.replace(r#"locks = ["base", "pv"]"#, r#"locks = ["base", "mcs"]"#),
+            "`base`, `pv`, `qspin`, `pvqspin`, `tas`",
         ),
         (
             "zero-vcpus",

@@ -22,6 +22,11 @@ mod common;
 const FIXTURE: &str = "tests/fixtures/results/quick";
 const EXPECTED: &str = "tests/fixtures/results/expected";
 
+/// The pv arm's comparison with base in a group of the report.
+fn pv(g: &report::LockComparison) -> &report::ModeComparison {
+    g.mode(LockMode::Pv).expect("a pv arm")
+}
+
 fn bless() -> bool {
     std::env::var_os("PVBENCH_BLESS").is_some()
 }
@@ -106,18 +111,13 @@ fn r6(x: f64) -> f64 {
 /// The bench guest and `hogs` hog guests, 2 vCPUs each, for `wall_s`.
 fn guests(wall_s: f64, bench_per_vcpu: f64, hogs: usize, hog_per_vcpu: f64) -> Vec<GuestCpu> {
     let wall_s = r6(wall_s);
-    let mut g = vec![GuestCpu {
-        role: GuestRole::Bench,
-        vcpus: 2,
-        cpu_s: r6(wall_s * 2.0 * bench_per_vcpu),
+    let mut g = vec![GuestCpu::new(
+        GuestRole::Bench,
+        2,
+        r6(wall_s * 2.0 * bench_per_vcpu),
         wall_s,
-    }];
-    g.extend((0..hogs).map(|_| GuestCpu {
-        role: GuestRole::Hog,
-        vcpus: 2,
-        cpu_s: r6(wall_s * 2.0 * hog_per_vcpu),
-        wall_s,
-    }));
+    )];
+    g.extend((0..hogs).map(|_| GuestCpu::new(GuestRole::Hog, 2, r6(wall_s * 2.0 * hog_per_vcpu), wall_s)));
     g
 }
 
@@ -198,6 +198,9 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     tps: None,
                     latency_us: Some(latency(52_000 + 1000 * u64::from(rep), tail, 24)),
                     pvlock: Some(pvlock),
+                    queued: None,
+                    tas: None,
+                    kick_wake_ns: None,
                     guests: guests(elapsed_s + 0.8, bench_share, hogs, hog_share),
                     host: None,
                     runs: None,
@@ -240,6 +243,9 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                         1200,
                     )),
                     pvlock: Some(pvlock),
+                    queued: None,
+                    tas: None,
+                    kick_wake_ns: None,
                     guests: guests(elapsed_s + 0.5, 0.9, 0, 0.0),
                     host: None,
                     runs: None,
@@ -392,7 +398,9 @@ fn cli_prints_the_golden_text_and_writes_markdown() {
     assert!(json.status.success());
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["cells"]["planned"], 30);
-    assert_eq!(value["kernbench"][2]["verdict"]["kind"], "censored");
+    assert_eq!(value["locks"], serde_json::json!(["base", "pv"]));
+    assert_eq!(value["kernbench"][2]["modes"][0]["arm"]["lock"], "pv");
+    assert_eq!(value["kernbench"][2]["modes"][0]["verdict"]["kind"], "censored");
     // --no-plots wrote nothing into the committed fixture.
     assert!(!Path::new(FIXTURE).join(report::PLOTS_DIR).exists());
     fs::remove_dir_all(dir).unwrap();
@@ -432,7 +440,7 @@ fn fixture_figures() {
     // 1x: means 4.12667 and 4.14, no difference.
     let x1 = &r.kernbench[0];
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
-    match &x1.verdict {
+    match &pv(x1).verdict {
         LockVerdict::Student {
             improvement_percent,
             proven,
@@ -449,7 +457,7 @@ fn fixture_figures() {
     }
     // 2x: base 11.3 (sd 1.5524), pv 6.13333 (sd 0.2517): improvement 45.7227 %,
     // pooled s = 1.112055, half-width 2.776 x 1.112055 x sqrt(2/3) = 2.520578.
-    match &r.kernbench[1].verdict {
+    match &pv(&r.kernbench[1]).verdict {
         LockVerdict::Student {
             improvement_percent,
             half_width,
@@ -468,7 +476,7 @@ fn fixture_figures() {
         v => panic!("{v:?}"),
     }
     // 3x: all base runs capped (15.01..15.03), pv 7.9, 8.4, 8.1.
-    match &r.kernbench[2].verdict {
+    match &pv(&r.kernbench[2]).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -495,10 +503,10 @@ fn fixture_figures() {
     // 725 (one missing): too few for Student, bounds and Gehan instead.
     let c2 = &r.pgbench[1];
     assert_eq!(
-        (c2.base.n(), c2.base.failed, c2.pv.n(), c2.pv.missing),
+        (c2.base.n(), c2.base.failed, pv(c2).arm.n(), pv(c2).arm.missing),
         (2, 1, 2, 1)
     );
-    match &c2.verdict {
+    match &pv(c2).verdict {
         LockVerdict::Censored {
             improvement_percent: Bounded { lo, hi },
             gehan_p,
@@ -568,6 +576,9 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             tps: None,
             latency_us: None,
             pvlock: None,
+            queued: None,
+            tas: None,
+            kick_wake_ns: None,
             guests: Vec::new(),
             host: None,
             runs: None,
@@ -611,7 +622,7 @@ fn seed_kernbench_2x_row() {
         let g = &r.kernbench[0];
         let s = g.base.stats.unwrap();
         assert!((s.mean.lo - 778.622).abs() < 1e-9 && (s.stddev.unwrap() - 1092.68).abs() < 1e-9);
-        match &g.verdict {
+        match &pv(g).verdict {
             LockVerdict::Student {
                 improvement_percent,
                 half_width,
@@ -656,7 +667,7 @@ fn all_base_capped_gives_conservative_bounds() {
     let r = report::render(&results_of(cells), &RenderOptions::default());
     let g = &r.kernbench[0];
     assert!(g.base.stats.unwrap().stddev.is_none(), "no sd for capped runs");
-    match &g.verdict {
+    match &pv(g).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -693,7 +704,7 @@ fn capped_pv_bounds_the_improvement_from_above() {
         true,
     ));
     let r = report::render(&results_of(cells), &RenderOptions::default());
-    match &r.kernbench[0].verdict {
+    match &pv(&r.kernbench[0]).verdict {
         LockVerdict::Censored {
             improvement_percent,
             dominance,
@@ -765,7 +776,10 @@ fn missing_and_failed_cells_are_listed() {
     assert_eq!(r.missing, ["pgbench-1x-c2-pv-r3", "pgbench-1x-c4-base-r1"]);
     let c4 = r.pgbench.last().unwrap();
     assert_eq!(c4.group.clients, Some(4));
-    assert!(matches!(c4.verdict, LockVerdict::TooFew { base: 0, pv: 0 }));
+    assert!(matches!(
+        pv(c4).verdict,
+        LockVerdict::TooFew { base: 0, other: 0 }
+    ));
     let text = r.text();
     assert!(text.contains("2 of 31 planned cells have no result"));
     assert!(text.contains("--resume --out in-memory"));
@@ -793,7 +807,7 @@ fn pgbench_blocks_are_pvbench_ministats_output() {
         fs::write(&path, text).unwrap();
         path
     };
-    let (b, p) = (write("base", g.base.values()), write("pv", g.pv.values()));
+    let (b, p) = (write("base", g.base.values()), write("pv", pv(g).arm.values()));
     let out = common::pvbench()
         .args(["ministat", "-A", "-q"])
         .arg(&b)
@@ -817,9 +831,9 @@ fn confidence_level_changes_the_verdicts() {
         confidence: Confidence::P99_5,
         ..RenderOptions::default()
     };
-    assert!(fixture_report().pgbench[0].verdict.proven());
+    assert!(pv(&fixture_report().pgbench[0]).verdict.proven());
     let r = report::render(&results, &strict);
-    assert!(!r.pgbench[0].verdict.proven());
+    assert!(!pv(&r.pgbench[0]).verdict.proven());
     assert!(r.text().contains("No difference proven at 99.5% confidence"));
 }
 
@@ -986,4 +1000,380 @@ fn cells_measured_on_a_disturbed_host_are_named() {
         w.message
     );
     assert!(w.message.contains(&cells[5].key.id()), "{}", w.message);
+}
+
+// ---------------------------------------------------------------------------
+// Five lock modes: every design against base.
+
+/// A run of all five modes, in the rotating order `pvbench run` plans:
+/// kernbench at 1x/2x/3x and pgbench with 1 and 4 clients at 1x, 5
+/// repetitions (each mode first once), each mode with its own counters, pv and pvqspin with
+/// kick-to-wake latency, every guest with its vCPUs' run delay.
+fn five_modes() -> Results {
+    use pvbench::results::{QueuedStats, TasStats};
+    let modes = LockMode::ALL;
+    let mut plan = Vec::new();
+    let mut cells = Vec::new();
+    // Seconds per mode and overcommit: base collapses (capped at 3x), qspin
+    // (fair, native) nearly so, tas and the paravirtual ones hold up.
+    let kernbench = |oc: Overcommit, lock: LockMode, rep: u32| -> (f64, bool) {
+        let r = f64::from(rep) * 0.05;
+        match (oc, lock) {
+            (Overcommit::X1, LockMode::Base) => (4.10 + r, false),
+            (Overcommit::X1, LockMode::Pv) => (4.16 + r, false),
+            (Overcommit::X1, LockMode::Qspin) => (4.05 + r, false),
+            (Overcommit::X1, LockMode::Pvqspin) => (4.12 + r, false),
+            (Overcommit::X1, LockMode::Tas) => (4.00 + r, false),
+            (Overcommit::X2, LockMode::Base) => (11.0 + 3.0 * r, false),
+            (Overcommit::X2, LockMode::Qspin) => (10.0 + 3.0 * r, false),
+            (Overcommit::X2, LockMode::Tas) => (7.0 + r, false),
+            (Overcommit::X2, _) => (6.0 + r, false),
+            (Overcommit::X3, LockMode::Base) => (15.0, true),
+            (Overcommit::X3, LockMode::Qspin) => (if rep == 2 { 15.0 } else { 14.0 + r }, rep == 2),
+            (Overcommit::X3, LockMode::Tas) => (9.0 + r, false),
+            (Overcommit::X3, _) => (8.0 + r, false),
+        }
+    };
+    let pgbench = |clients: u32, lock: LockMode, rep: u32| -> f64 {
+        let r = f64::from(rep) * 4.0;
+        match (clients, lock) {
+            (1, LockMode::Base) => 410.0 + r,
+            (1, LockMode::Pv) => 398.0 + r,
+            (1, LockMode::Qspin) => 409.0 + r,
+            (1, LockMode::Pvqspin) => 404.0 + r,
+            (1, _) => 415.0 + r,
+            (_, LockMode::Base) => 690.0 + r,
+            (_, LockMode::Pv) => 730.0 + r,
+            (_, LockMode::Qspin) => 700.0 + r,
+            (_, LockMode::Pvqspin) => 760.0 + r,
+            (_, _) => 650.0 + r,
+        }
+    };
+    let counters = |cell: &mut CellResult, scale: u64| {
+        let lock = cell.key.lock;
+        cell.pvlock = Some(match lock {
+            LockMode::Pv => pv_stats(scale, cell.key.rep),
+            _ => LockStats::default(),
+        });
+        cell.queued = Some(match lock {
+            LockMode::Qspin | LockMode::Pvqspin => QueuedStats {
+                pending: 40 * scale,
+                queued: 90 * scale,
+                wait_node: if lock == LockMode::Pvqspin { 30 * scale } else { 0 },
+                wait_head: if lock == LockMode::Pvqspin { 20 * scale } else { 0 },
+                kick_unlock: if lock == LockMode::Pvqspin { 19 * scale } else { 0 },
+                time_blocked_cycles: if lock == LockMode::Pvqspin {
+                    9_000_000 * scale
+                } else {
+                    0
+                },
+                ..QueuedStats::default()
+            },
+            _ => QueuedStats::default(),
+        });
+        cell.tas = Some(match lock {
+            LockMode::Tas => TasStats {
+                contended: 70 * scale,
+                failed_cas: 150 * scale,
+                backoff_spins: 5000 * scale,
+            },
+            _ => TasStats::default(),
+        });
+        if lock.is_paravirt() {
+            let p50 = 1_700_000 * scale / 15 + 1000 * u64::from(cell.key.rep);
+            cell.kick_wake_ns = Some(Percentiles {
+                count: 80 * scale,
+                mean: r6(p50 as f64 * 1.2),
+                p50,
+                p90: 2 * p50,
+                p99: 4 * p50,
+                p999: 5 * p50,
+                p9999: 6 * p50,
+                max: 7 * p50,
+            });
+        }
+    };
+    for rep in 1..=5 {
+        // Repetition r starts at mode (r - 1) mod 5.
+        let order: Vec<LockMode> = (0..5).map(|i| modes[(rep as usize - 1 + i) % 5]).collect();
+        for oc in [Overcommit::X1, Overcommit::X2, Overcommit::X3] {
+            for &lock in &order {
+                let k = key(Workload::Kernbench, oc, None, lock, rep);
+                plan.push(k);
+                let (v, capped) = kernbench(oc, lock, rep);
+                let hogs = oc.hog_guests();
+                let mut c = CellResult::new(
+                    k,
+                    if capped {
+                        CellStatus::Censored
+                    } else {
+                        CellStatus::Completed
+                    },
+                );
+                c.elapsed_s = r6(v);
+                c.cap_s = 15.0;
+                c.ops = 24;
+                c.latency_us = Some(latency(52_000, 1.0 + hogs as f64, 24));
+                let (bench, hog) = match (hogs, lock.is_paravirt()) {
+                    (0, _) => (0.93, 0.0),
+                    (_, true) => (0.41 / hogs as f64, 0.55 / hogs as f64),
+                    (_, false) => (0.55 / hogs as f64, 0.45 / hogs as f64),
+                };
+                c.guests = guests(v + 0.8, bench, hogs, hog);
+                // Run delay per vCPU: half the wall time per hog guest beside it.
+                for g in &mut c.guests {
+                    let per_vcpu = r6(g.wall_s * 0.25 * hogs as f64);
+                    g.vcpu_run_delay_s = vec![per_vcpu; 2];
+                    g.run_delay_s = Some(2.0 * per_vcpu);
+                }
+                counters(&mut c, [1, 8, 15][hogs]);
+                cells.push(c);
+            }
+        }
+        for clients in [1, 4] {
+            for &lock in &order {
+                let k = key(Workload::Pgbench, Overcommit::X1, Some(clients), lock, rep);
+                plan.push(k);
+                let mut c = CellResult::new(k, CellStatus::Completed);
+                c.elapsed_s = 3.0;
+                c.cap_s = 10.0;
+                c.tps = Some(r6(pgbench(clients, lock, rep)));
+                c.ops = 1200;
+                c.guests = guests(3.5, 0.9, 0, 0.0);
+                counters(&mut c, u64::from(clients));
+                cells.push(c);
+            }
+        }
+    }
+    in_memory(
+        RunManifest {
+            provenance: provenance(),
+            matrix: serde_json::Value::Null,
+            cells: plan,
+            target_mde_pct: None,
+        },
+        cells,
+    )
+}
+
+#[test]
+fn five_modes_golden_text_and_markdown() {
+    let report = report::render(&five_modes(), &RenderOptions::default());
+    golden("five-modes.txt", &report.text());
+    golden("five-modes.md", &report.markdown(&[], None));
+}
+
+#[test]
+fn every_mode_is_compared_with_base() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    assert_eq!(r.locks, LockMode::ALL);
+    for g in r.kernbench.iter().chain(&r.pgbench) {
+        let modes: Vec<LockMode> = g.modes.iter().map(|m| m.arm.lock).collect();
+        assert_eq!(modes, &LockMode::ALL[1..], "{}", g.group);
+        assert!(g.arms().all(|a| a.n() == 5), "{}", g.group);
+    }
+    let x3 = &r.kernbench[2];
+    // Base capped in every run: each mode against it is a rank test (5 vs 5
+    // can reach p = 0.008), and the ones that never came near the cap are
+    // proven faster, each by name.
+    for lock in [LockMode::Pv, LockMode::Pvqspin, LockMode::Tas] {
+        match &x3.mode(lock).unwrap().verdict {
+            LockVerdict::Censored {
+                proven: true,
+                better: Some(better),
+                dominance: Some(d),
+                ..
+            } => {
+                assert_eq!(*better, lock);
+                assert_eq!(d.better, lock);
+            }
+            other => panic!("{lock}: {other:?}"),
+        }
+    }
+    // qspin had a capped run too: a rank test, whose resolution is no
+    // percentage.
+    let qspin = x3.mode(LockMode::Qspin).unwrap();
+    assert_eq!(qspin.arm.censored(), 1);
+    assert!(matches!(qspin.verdict, LockVerdict::Censored { .. }));
+    assert!(qspin.resolution.mde_pct.is_none() && qspin.resolution.resolution_note.is_some());
+    // 1x: Student's t per mode, each with its own resolution.
+    let x1 = &r.kernbench[0];
+    for m in &x1.modes {
+        assert!(
+            matches!(m.verdict, LockVerdict::Student { .. }),
+            "{:?}",
+            m.verdict
+        );
+        assert!(m.resolution.mde_pct.is_some() && m.resolution.ci_half_pct.is_some());
+    }
+    let tas = x1.mode(LockMode::Tas).unwrap();
+    match &tas.verdict {
+        LockVerdict::Student {
+            improvement_percent, ..
+        } => assert!(
+            (improvement_percent - 100.0 * 0.10 / 4.25).abs() < 1e-9,
+            "{improvement_percent}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // pgbench with 4 clients: pvqspin better, tas worse, both proven.
+    let c4 = &r.pgbench[1];
+    let better = |lock| match &c4.mode(lock).unwrap().verdict {
+        LockVerdict::Student { better, .. } => *better,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(better(LockMode::Pvqspin), Some(LockMode::Pvqspin));
+    assert_eq!(better(LockMode::Tas), Some(LockMode::Base));
+}
+
+#[test]
+fn five_modes_have_their_own_counters_and_kick_latency() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    // pv-ticket counters for base (zeros, the seed's reference) and pv only.
+    assert!(r
+        .pvlock
+        .iter()
+        .all(|row| matches!(row.lock, LockMode::Base | LockMode::Pv)));
+    assert!(r
+        .pvlock
+        .iter()
+        .any(|row| row.lock == LockMode::Pv && row.halted > 0.0));
+    // Queued-lock events for the queued locks, test-and-set counters for tas.
+    assert!(r.queued.iter().all(|row| row.lock.is_queued()));
+    assert_eq!(r.queued.len(), 2 * 5, "two modes, five groups");
+    let pvq = r
+        .queued
+        .iter()
+        .find(|row| row.lock == LockMode::Pvqspin && row.group.overcommit == Overcommit::X3)
+        .unwrap();
+    assert_eq!(pvq.get("wait_head"), 20.0 * 15.0);
+    assert_eq!(pvq.get("kick_unlock"), 19.0 * 15.0);
+    assert!(r.tas.iter().all(|row| row.lock == LockMode::Tas));
+    assert_eq!(r.tas.len(), 5);
+    // Kick-to-wake: pv and pvqspin at every overcommit (and pgbench group).
+    assert!(r.kick_wake.iter().all(|row| row.lock.is_paravirt()));
+    assert_eq!(r.kick_wake.len(), 2 * 5);
+    let kick = r
+        .kick_wake
+        .iter()
+        .find(|row| row.lock == LockMode::Pv && row.group == r.kernbench[2].group)
+        .unwrap();
+    // Median over runs of 1.7 ms + 1..5 us; max the largest run's.
+    assert_eq!((kick.runs, kick.kicks), (5, 5 * 80 * 15));
+    assert_eq!(kick.p50, 1_703_000.0);
+    assert_eq!(kick.max, 7 * 1_705_000);
+    // Run delay: a quarter of the wall time per vCPU per hog guest.
+    let cpu = r
+        .cpu
+        .iter()
+        .find(|row| row.lock == LockMode::Tas && row.group == r.kernbench[2].group)
+        .unwrap();
+    assert!((cpu.bench_run_delay.unwrap() - 0.5).abs() < 1e-6, "{cpu:?}");
+    assert!((cpu.hog_run_delay.unwrap() - 0.5).abs() < 1e-6, "{cpu:?}");
+    let text = r.text();
+    for heading in [
+        "Queued-lock events",
+        "Test-and-set lock statistics",
+        "Kick-to-wake latency (us)",
+        "bench run delay",
+    ] {
+        assert!(text.contains(heading), "{heading} not in the report");
+    }
+}
+
+#[test]
+fn five_modes_ministat_blocks_compare_every_set_with_base() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let text = r.text();
+    let legend = "x base\n+ pv\n* qspin\n% pvqspin\n# tas\n";
+    assert!(text.contains(legend), "{text}");
+    // One block per client count, each with five rows and four verdicts
+    // (ministat's own text, every set compared with the first).
+    let block = text
+        .split("+--------------------- NRCLIENT = 4 ")
+        .nth(1)
+        .and_then(|b| b.split_once('\n'))
+        .and_then(|(_, b)| b.split("\n+---").next())
+        .unwrap();
+    for symbol in ['x', '+', '*', '%', '#'] {
+        assert_eq!(
+            block
+                .lines()
+                .filter(|l| l.starts_with(&format!("{symbol}   5 ")))
+                .count(),
+            1,
+            "{symbol}: {block}"
+        );
+    }
+    let verdicts = block
+        .lines()
+        .filter(|l| l.starts_with("Difference at") || l.starts_with("No difference proven"))
+        .count();
+    assert_eq!(verdicts, 4, "{block}");
+    // The same text as `pvbench ministat` on the five sets.
+    let dir = scratch("five-ministat");
+    let files: Vec<PathBuf> = r.pgbench[1]
+        .arms()
+        .map(|a| {
+            let path = dir.join(a.lock.name());
+            let lines: Vec<String> = a.values().iter().map(|v| v.to_string()).collect();
+            fs::write(&path, lines.join("\n") + "\n").unwrap();
+            path
+        })
+        .collect();
+    let out = common::pvbench()
+        .args(["ministat", "-q", "-A"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        block.trim_end()
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn five_modes_plot_a_line_per_mode() {
+    let dir = scratch("five-plots");
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let written = r.write_plots(&dir).unwrap();
+    for path in &written[..2] {
+        let svg = fs::read_to_string(path).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for lock in LockMode::ALL {
+            assert!(
+                texts.contains(&lock.name()),
+                "{}: no {lock} in {texts:?}",
+                path.display()
+            );
+        }
+        // A line per mode (and the legend's sample of each).
+        assert!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count() >= 5);
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn json_has_every_mode_and_its_counters() {
+    let r = report::render(&five_modes(), &RenderOptions::default());
+    let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    assert_eq!(
+        v["locks"],
+        serde_json::json!(["base", "pv", "qspin", "pvqspin", "tas"])
+    );
+    let modes = v["kernbench"][2]["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 4);
+    assert_eq!(modes[3]["arm"]["lock"], "tas");
+    assert_eq!(modes[3]["verdict"]["better"], "tas");
+    assert!(v["kick_wake"].as_array().unwrap().len() == 10);
+    assert_eq!(v["queued"][0]["counters"][0][0], "pending");
+    assert!(v["tas"][0]["counters"].as_array().unwrap().len() == 3);
+    assert!(v["cpu"][0]["bench_run_delay"].is_number());
 }

@@ -7,7 +7,10 @@
 //! i.e. workload, overcommit, clients and lock mode. For each group of the baseline the gate
 //! compares the new run's per-repetition values of the group's metric
 //! ([`Metric`]: kernbench's elapsed seconds, lower is better; pgbench's TPS,
-//! higher is better) with the baseline's.
+//! higher is better) with the baseline's. Every lock mode of the matrix
+//! (base, pv, qspin, pvqspin, tas) is thus judged against its own baseline
+//! arm, never against another mode; the Markdown summary counts the outcomes
+//! per mode when there are more than two.
 //!
 //! # How a group is judged
 //!

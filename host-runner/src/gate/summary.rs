@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::evaluate::{BaselineComparison, GateReport, GateVerdict, Outcome, SideStats};
 use super::{metric_name, short_hash, GateError};
-use crate::results::Provenance;
+use crate::results::{LockMode, Provenance};
 
 /// GitHub Actions' job summary file; appended to when set.
 const STEP_SUMMARY_ENV: &str = "GITHUB_STEP_SUMMARY";
@@ -21,7 +21,11 @@ struct Tally {
 }
 
 fn tally(report: &GateReport) -> Tally {
-    let count = |f: fn(&Outcome) -> bool| report.groups.iter().filter(|g| f(&g.outcome)).count();
+    tally_of(report.groups.iter())
+}
+
+fn tally_of<'a>(groups: impl Iterator<Item = &'a BaselineComparison> + Clone) -> Tally {
+    let count = |f: fn(&Outcome) -> bool| groups.clone().filter(|g| f(&g.outcome)).count();
     Tally {
         regressions: count(|o| matches!(o, Outcome::Regression { .. })),
         improved: count(|o| matches!(o, Outcome::Improved)),
@@ -112,6 +116,7 @@ pub fn markdown(report: &GateReport) -> String {
         run_label(&report.baseline.provenance)
     );
     list_section(&mut md, "Cannot compare", &report.problems);
+    modes_table(&mut md, &report.groups);
     groups_table(&mut md, &report.groups);
     let blocked: Vec<String> = report
         .groups
@@ -135,6 +140,39 @@ fn list_section(md: &mut String, title: &str, items: &[String]) {
     let _ = writeln!(md, "### {title}\n");
     for item in items {
         let _ = writeln!(md, "- {item}");
+    }
+    md.push('\n');
+}
+
+/// The lock modes of `groups`, in report order.
+fn modes(groups: &[BaselineComparison]) -> Vec<LockMode> {
+    LockMode::ALL
+        .into_iter()
+        .filter(|m| groups.iter().any(|g| g.arm.lock == *m))
+        .collect()
+}
+
+/// With more than the seed's two lock modes, the outcomes per mode (each
+/// mode's arms against their baseline arms), before the table of groups.
+fn modes_table(md: &mut String, groups: &[BaselineComparison]) {
+    let modes = modes(groups);
+    if modes.len() <= 2 {
+        return;
+    }
+    md.push_str("| lock | groups | regressed | improved | unchanged | could not be judged |\n");
+    md.push_str("|:--|--:|--:|--:|--:|--:|\n");
+    for mode in modes {
+        let mine = groups.iter().filter(move |g| g.arm.lock == mode);
+        let t = tally_of(mine.clone());
+        let _ = writeln!(
+            md,
+            "| {mode} | {} | {} | {} | {} | {} |",
+            mine.count(),
+            t.regressions,
+            t.improved,
+            t.unchanged,
+            t.cannot_judge
+        );
     }
     md.push('\n');
 }

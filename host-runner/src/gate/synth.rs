@@ -119,11 +119,12 @@ impl Synth {
     }
 
     /// A plausible centre for a group: kernbench slows with overcommit, less
-    /// with pv locks (which cost a little at 1x); pgbench's TPS grow with
-    /// clients and fall with overcommit, less with pv locks.
+    /// with the paravirtual locks and test-and-set (which cost a little at
+    /// 1x); pgbench's TPS grow with clients and fall with overcommit, less
+    /// with those locks.
     pub fn nominal(group: ArmKey) -> f64 {
         let f = f64::from(group.group.overcommit.factor());
-        let pv = group.lock == crate::results::LockMode::Pv;
+        let pv = group.lock.is_paravirt() || group.lock == crate::results::LockMode::Tas;
         match group.group.workload {
             Workload::Kernbench if pv => 4.08 * f.powf(0.85),
             Workload::Kernbench => 4.0 * f,

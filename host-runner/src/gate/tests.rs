@@ -700,3 +700,44 @@ fn baseline_refuses_incomplete_runs_and_round_trips() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(Baseline::load(&path), Err(GateError::NoBaseline(_))));
 }
+
+/// The quick profile's shape with three lock designs: 15 groups.
+fn three_modes() -> String {
+    QUICK.replace(r#"locks = ["base", "pv"]"#, r#"locks = ["base", "pv", "qspin"]"#)
+}
+
+#[test]
+fn each_mode_is_judged_against_its_own_baseline_arm() {
+    let s = synth(&three_modes());
+    assert_eq!(s.groups().len(), 15);
+    let base = baseline(&results(&s, 1, nominal(CV)));
+    // The baseline keeps every mode's arms, and reads back as it was written.
+    let locks: std::collections::BTreeSet<LockMode> = base.groups.iter().map(|g| g.lock).collect();
+    assert_eq!(locks.len(), 3);
+    let text = serde_json::to_string(&base).unwrap();
+    assert_eq!(serde_json::from_str::<Baseline>(&text).unwrap(), base);
+
+    // qspin's 2x build slows down; pv's and base's arms of the same group do not.
+    let slow = find(&s, Workload::Kernbench, Overcommit::X2, None, LockMode::Qspin);
+    let new = results(&s, 2, |g| {
+        Draw::nominal(g, CV).scaled(if g == slow { 1.25 } else { 1.0 })
+    });
+    let report = judge(&base, &new, &GateConfig::default());
+    assert_eq!(report.verdict, GateVerdict::Regression);
+    assert_eq!(report.groups.len(), 15);
+    assert_eq!(*outcome(&report, slow), Outcome::Regression { by_bounds: false });
+    others_unchanged(&report, &[slow]);
+    // The summary counts outcomes per mode.
+    let md = summary::markdown(&report);
+    assert!(md.contains("| qspin | 5 | 1 | 0 | 4 | 0 |"), "{md}");
+    assert!(md.contains("| base | 5 | 0 | 0 | 5 | 0 |"), "{md}");
+    assert!(md.contains("| kernbench 2x qspin |"), "{md}");
+}
+
+#[test]
+fn two_mode_summaries_have_no_table_per_mode() {
+    let s = synth(QUICK);
+    let base = baseline(&results(&s, 1, nominal(CV)));
+    let report = judge(&base, &results(&s, 2, nominal(CV)), &GateConfig::default());
+    assert!(!summary::markdown(&report).contains("| lock | groups |"));
+}

@@ -31,6 +31,7 @@ pub(crate) mod cfmt;
 mod input;
 mod json;
 mod plot;
+pub(crate) use plot::SYMBOLS;
 mod term;
 pub(crate) mod text;
 

@@ -1,6 +1,7 @@
 //! From a results directory to the figures of the report: per cell group the
-//! base and pv arms and their comparison, latency, pv-lock counters, CPU
-//! against the fair share, and what is missing, failed or too noisy.
+//! base arm and every other lock mode's arm, each compared with base;
+//! latency, every lock design's counters, kick-to-wake latency, CPU and run
+//! delay against the fair share, and what is missing, failed or too noisy.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -49,12 +50,25 @@ pub struct Report {
     pub max_cv_percent: f64,
     pub min_runs: usize,
     pub cells: CellCounts,
+    /// The run's lock modes in report order, base first: every group has an
+    /// arm of each (see [`run_modes`]).
+    pub locks: Vec<LockMode>,
     /// One per overcommit level, in order.
     pub kernbench: Vec<LockComparison>,
     /// One per (overcommit, clients), in order.
     pub pgbench: Vec<LockComparison>,
     pub latency: Vec<LatencyRow>,
+    /// pv-ticketlock counters (arms of `pv`, and any arm that counted some).
     pub pvlock: Vec<LockRow>,
+    /// Queued-lock events (arms of `qspin` and `pvqspin`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queued: Vec<CounterRow>,
+    /// Test-and-set counters (arms of `tas`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tas: Vec<CounterRow>,
+    /// Kick-to-wake latency (arms of `pv` and `pvqspin` that measured kicks).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kick_wake: Vec<KickWakeRow>,
     pub cpu: Vec<CpuRow>,
     pub warnings: Vec<Warning>,
     pub failed: Vec<FailedCell>,
@@ -92,10 +106,16 @@ fn target_rows(target: f64, rows: &[&LockComparison]) -> TargetRows {
         missed: Vec::new(),
     };
     for row in rows {
-        let name = row.group.to_string();
-        match row.resolution.mde_pct {
-            Some(mde) if mde <= target => out.reached.push(name),
-            mde => out.missed.push((name, mde, row.base.n().min(row.pv.n()))),
+        for m in &row.modes {
+            // One mode: the group's name, as before modes were many.
+            let name = match row.modes.len() {
+                1 => row.group.to_string(),
+                _ => format!("{} {}", row.group, m.arm.lock),
+            };
+            match m.resolution.mde_pct {
+                Some(mde) if mde <= target => out.reached.push(name),
+                mde => out.missed.push((name, mde, row.base.n().min(m.arm.n()))),
+            }
         }
     }
     out
@@ -110,8 +130,9 @@ pub struct CellCounts {
     pub missing: usize,
 }
 
-/// One cell group: its base arm against its pv arm, in this run. (The gate
-/// compares each arm with a baseline instead: [`crate::gate::BaselineComparison`].)
+/// One cell group: its base arm and every other lock mode's arm, each
+/// compared with base, in this run. (The gate compares each arm with a
+/// baseline instead: [`crate::gate::BaselineComparison`].)
 #[derive(Debug, Clone, Serialize)]
 pub struct LockComparison {
     pub group: GroupKey,
@@ -119,7 +140,14 @@ pub struct LockComparison {
     /// The group's time cap, if any of its cells ran.
     pub cap_s: Option<f64>,
     pub base: Arm,
-    pub pv: Arm,
+    /// The run's other modes (see [`Report::locks`]), in report order.
+    pub modes: Vec<ModeComparison>,
+}
+
+/// One lock mode's arm of a group against the group's base arm.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeComparison {
+    pub arm: Arm,
     pub verdict: LockVerdict,
     /// How large a difference the verdict could have seen.
     #[serde(flatten)]
@@ -130,10 +158,10 @@ pub struct LockComparison {
     pub host_adjusted: Option<HostAdjusted>,
 }
 
-/// pv against base with the host-speed index (the native reference timed
+/// A mode against base with the host-speed index (the native reference timed
 /// around each cell) as a covariate: analysis of covariance with one slope
 /// fitted within both arms alike. In percent of base's mean; a positive
-/// difference is a larger value for pv.
+/// difference is a larger value for the mode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct HostAdjusted {
     pub diff_pct: f64,
@@ -142,9 +170,10 @@ pub struct HostAdjusted {
     pub p: f64,
 }
 
-/// The host-adjusted comparison of a group's cells, if every cell of both arms
-/// completed with a host reading (a censored value is a bound, not a point).
-fn host_adjusted(cells: &[&CellResult], confidence: Confidence) -> Option<HostAdjusted> {
+/// The host-adjusted comparison of a group's `mode` cells with its base
+/// cells, if every cell of both arms completed with a host reading (a
+/// censored value is a bound, not a point).
+fn host_adjusted(cells: &[&CellResult], mode: LockMode, confidence: Confidence) -> Option<HostAdjusted> {
     let arm = |lock: LockMode| -> Option<(Vec<f64>, Vec<f64>)> {
         let mut y = Vec::new();
         let mut x = Vec::new();
@@ -160,8 +189,8 @@ fn host_adjusted(cells: &[&CellResult], confidence: Confidence) -> Option<HostAd
         }
         Some((y, x))
     };
-    let (base, pv) = (arm(LockMode::Base)?, arm(LockMode::Pv)?);
-    let r = ancova((&base.0, &base.1), (&pv.0, &pv.1), confidence)?;
+    let (base, other) = (arm(LockMode::Base)?, arm(mode)?);
+    let r = ancova((&base.0, &base.1), (&other.0, &other.1), confidence)?;
     let mean = base.0.iter().sum::<f64>() / base.0.len() as f64;
     let pct = |v: f64| v / mean.abs() * 100.0;
     Some(HostAdjusted {
@@ -186,7 +215,7 @@ pub struct RowResolution {
     pub resolution_note: Option<String>,
 }
 
-/// The resolution of a verdict on `base` and `pv`.
+/// The resolution of a verdict on `base` and another mode's arm `pv`.
 fn resolution(base: &Arm, pv: &Arm, verdict: &LockVerdict, confidence: Confidence) -> RowResolution {
     let missing = |note: String| RowResolution {
         mde_pct: None,
@@ -226,16 +255,27 @@ fn resolution(base: &Arm, pv: &Arm, verdict: &LockVerdict, confidence: Confidenc
 }
 
 impl LockComparison {
-    pub fn arm(&self, lock: LockMode) -> &Arm {
+    /// The arm of `lock`, if the run has that mode.
+    pub fn arm(&self, lock: LockMode) -> Option<&Arm> {
         match lock {
-            LockMode::Base => &self.base,
-            // The matrix refuses other modes until the report compares them.
-            _ => &self.pv,
+            LockMode::Base => Some(&self.base),
+            _ => self.mode(lock).map(|m| &m.arm),
         }
     }
 
+    /// The comparison of `lock` with base, if the run has that mode.
+    pub fn mode(&self, lock: LockMode) -> Option<&ModeComparison> {
+        self.modes.iter().find(|m| m.arm.lock == lock)
+    }
+
+    /// Every arm, base first.
+    pub fn arms(&self) -> impl Iterator<Item = &Arm> {
+        std::iter::once(&self.base).chain(self.modes.iter().map(|m| &m.arm))
+    }
+
+    /// Whether any arm has a censored run.
     pub fn censored(&self) -> bool {
-        self.base.censored() > 0 || self.pv.censored() > 0
+        self.arms().any(|a| a.censored() > 0)
     }
 }
 
@@ -310,16 +350,18 @@ pub struct ArmStats {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LockVerdict {
-    /// An arm has fewer than two runs (one with censored runs): nothing to compare.
-    TooFew { base: usize, pv: usize },
+    /// An arm has fewer than two runs (one with censored runs): nothing to
+    /// compare. `other`: the compared mode's runs.
+    TooFew { base: usize, other: usize },
     /// Every run completed: Student's t with ministat's table and pooled
     /// standard deviation, exactly as `pvbench ministat`.
     Student {
-        /// mean(pv) - mean(base), as ministat's "Difference".
+        /// mean(mode) - mean(base), as ministat's "Difference".
         difference: f64,
         half_width: f64,
         pooled_s: f64,
-        /// Positive = pv better: elapsed (base - pv) / base, TPS (pv - base) / base.
+        /// Positive = the mode better: elapsed (base - mode) / base, TPS
+        /// (mode - base) / base.
         improvement_percent: f64,
         /// ministat's percent half-width (half-width / mean(base)).
         improvement_half_width_percent: f64,
@@ -383,6 +425,41 @@ pub struct LockRow {
     pub time_blocked_cycles: f64,
 }
 
+/// Counters of one lock design (queued locks, test-and-set), mean per run,
+/// by name in the wire's order.
+#[derive(Debug, Clone, Serialize)]
+pub struct CounterRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    pub runs: usize,
+    pub counters: Vec<(&'static str, f64)>,
+}
+
+impl CounterRow {
+    /// The mean of the counter `name` (0 if there is no such counter).
+    pub fn get(&self, name: &str) -> f64 {
+        self.counters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0.0, |(_, v)| *v)
+    }
+}
+
+/// Kick-to-wake latency of one group and lock mode (nanoseconds): like
+/// [`LatencyRow`], each percentile the median over runs, max the largest.
+#[derive(Debug, Clone, Serialize)]
+pub struct KickWakeRow {
+    pub group: GroupKey,
+    pub lock: LockMode,
+    pub runs: usize,
+    /// Kicks measured, all runs.
+    pub kicks: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: u64,
+}
+
 /// The host CPU the guests got against their fair share.
 ///
 /// With G guests of V vCPUs each on C host cores, a vCPU's fair share of a
@@ -407,6 +484,14 @@ pub struct CpuRow {
     pub bench_vs_fair: f64,
     /// The same for the hog guests (all hogs of all runs), if any.
     pub hog_share: Option<f64>,
+    /// Mean over runs of the bench guest's run delay per vCPU, as a share of
+    /// the wall time (the time a vCPU waited for a host CPU: the host's view
+    /// of steal time); `None` where no run recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bench_run_delay: Option<f64>,
+    /// The same for the hog guests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hog_run_delay: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -477,9 +562,10 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         .chain(results.cells.iter().map(|c| &c.key))
         .map(CellKey::group)
         .collect();
+    let locks = run_modes(results);
     let group_reports: Vec<LockComparison> = groups
         .iter()
-        .map(|g| group_report(*g, results, &missing, options))
+        .map(|g| group_report(*g, &locks, results, &missing, options))
         .collect();
     let warnings = warnings(&group_reports, &cells, results, options);
     let (kernbench, pgbench): (Vec<_>, Vec<_>) = group_reports
@@ -487,9 +573,10 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         .partition(|g| g.group.workload == Workload::Kernbench);
 
     // Per-arm figures from the cells that did not fail.
-    let arms = arm_cells(&groups, results);
+    let arms = arm_cells(&groups, &locks, results);
     let host_cores = results.manifest.provenance.host_cores;
     let (mut latency, mut pvlock, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut queued, mut tas, mut kick_wake) = (Vec::new(), Vec::new(), Vec::new());
     for (arm, cells) in &arms {
         let ran: Vec<&CellResult> = cells
             .iter()
@@ -498,6 +585,15 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
             .collect();
         latency.extend(latency_row(*arm, &ran));
         pvlock.extend(lock_row(*arm, &ran));
+        if arm.lock.is_queued() {
+            queued.extend(counter_row(*arm, &ran, |c| c.queued.map(|q| q.fields().to_vec())));
+        }
+        if arm.lock == LockMode::Tas {
+            tas.extend(counter_row(*arm, &ran, |c| c.tas.map(|t| t.fields().to_vec())));
+        }
+        if arm.lock.is_paravirt() {
+            kick_wake.extend(kick_wake_row(*arm, &ran));
+        }
         cpu.extend(cpu_row(*arm, &ran, host_cores));
     }
     let target = results
@@ -511,10 +607,14 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         max_cv_percent: options.max_cv_percent,
         min_runs: options.min_runs,
         cells,
+        locks,
         kernbench,
         pgbench,
         latency,
         pvlock,
+        queued,
+        tas,
+        kick_wake,
         cpu,
         warnings,
         failed,
@@ -621,7 +721,7 @@ fn warnings(
 ) -> Vec<Warning> {
     let mut warnings = Vec::new();
     for g in group_reports {
-        for arm in [&g.base, &g.pv] {
+        for arm in g.arms() {
             arm_warnings(g, arm, options, &mut warnings);
         }
     }
@@ -699,12 +799,38 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
     })
 }
 
-/// Every arm of `groups` (base, then pv) with all its cells that have a
-/// result, whatever their status.
-fn arm_cells<'r>(groups: &BTreeSet<GroupKey>, results: &'r Results) -> Vec<(ArmKey, Vec<&'r CellResult>)> {
+/// The run's lock modes in report order, base first: those of its planned
+/// cells and of its results. Base is always there (everything is compared
+/// with it); a run of base alone is compared with an empty pv arm, as
+/// before modes were many, so its tables keep their shape.
+pub fn run_modes(results: &Results) -> Vec<LockMode> {
+    let present: BTreeSet<LockMode> = results
+        .manifest
+        .cells
+        .iter()
+        .chain(results.cells.iter().map(|c| &c.key))
+        .map(|k| k.lock)
+        .collect();
+    let mut modes: Vec<LockMode> = LockMode::ALL
+        .into_iter()
+        .filter(|m| *m == LockMode::Base || present.contains(m))
+        .collect();
+    if modes.len() == 1 {
+        modes.push(LockMode::Pv);
+    }
+    modes
+}
+
+/// Every arm of `groups` (in the order of `locks`) with all its cells that
+/// have a result, whatever their status.
+fn arm_cells<'r>(
+    groups: &BTreeSet<GroupKey>,
+    locks: &[LockMode],
+    results: &'r Results,
+) -> Vec<(ArmKey, Vec<&'r CellResult>)> {
     groups
         .iter()
-        .flat_map(|&group| [LockMode::Base, LockMode::Pv].map(|lock| ArmKey { group, lock }))
+        .flat_map(|&group| locks.iter().map(move |&lock| ArmKey { group, lock }))
         .map(|arm| (arm, results.cells.iter().filter(|c| c.key.arm() == arm).collect()))
         .collect()
 }
@@ -740,6 +866,7 @@ fn plural(n: usize) -> &'static str {
 
 fn group_report(
     group: GroupKey,
+    locks: &[LockMode],
     results: &Results,
     missing: &[CellKey],
     options: &RenderOptions,
@@ -782,17 +909,27 @@ fn group_report(
         arm.stats = arm_stats(&arm, metric);
         arm
     };
-    let (base, pv) = (arm(LockMode::Base), arm(LockMode::Pv));
-    let verdict = verdict(&base, &pv, metric, options.confidence);
+    let base = arm(LockMode::Base);
+    let modes = locks
+        .iter()
+        .filter(|&&lock| lock != LockMode::Base)
+        .map(|&lock| {
+            let other = arm(lock);
+            let verdict = verdict(&base, &other, metric, options.confidence);
+            ModeComparison {
+                resolution: resolution(&base, &other, &verdict, options.confidence),
+                host_adjusted: host_adjusted(&in_group, lock, options.confidence),
+                arm: other,
+                verdict,
+            }
+        })
+        .collect();
     LockComparison {
-        resolution: resolution(&base, &pv, &verdict, options.confidence),
-        host_adjusted: host_adjusted(&in_group, options.confidence),
         group,
         metric,
         cap_s,
         base,
-        pv,
-        verdict,
+        modes,
     }
 }
 
@@ -828,12 +965,13 @@ fn arm_stats(arm: &Arm, metric: Metric) -> Option<ArmStats> {
     })
 }
 
-/// The comparison rule: Student's t as ministat when no run is censored
-/// (both arms need two runs), Gehan's test and bounds otherwise.
+/// The comparison rule, for base and another mode's arm `pv`: Student's t
+/// as ministat when no run is censored (both arms need two runs), Gehan's
+/// test and bounds otherwise.
 pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> LockVerdict {
     let too_few = LockVerdict::TooFew {
         base: base.n(),
-        pv: pv.n(),
+        other: pv.n(),
     };
     if base.censored() > 0 || pv.censored() > 0 {
         let (b, p) = (base.intervals(metric), pv.intervals(metric));
@@ -845,27 +983,39 @@ pub fn verdict(base: &Arm, pv: &Arm, metric: Metric, confidence: Confidence) -> 
             return too_few;
         };
         let proven = test.p < 1.0 - confidence.level();
+        // `censored` names the compared side `pv`: here it is `pv.lock`.
+        let side = |m: LockMode| if m == LockMode::Base { m } else { pv.lock };
         return LockVerdict::Censored {
             improvement_percent: censored::improvement(bs.mean, ps.mean, metric),
-            dominance: censored::dominance(&b, &p, metric),
+            dominance: censored::dominance(&b, &p, metric).map(|d| Dominance {
+                better: side(d.better),
+                ..d
+            }),
             gehan_p: test.p,
             min_p: test.min_p,
             proven,
             better: if proven {
-                censored::favoured(test.score, metric)
+                censored::favoured(test.score, metric).map(side)
             } else {
                 None
             },
         };
     }
     match (base.sample(), pv.sample()) {
-        (Some(b), Some(p)) if b.n() >= 2 && p.n() >= 2 => student(&b, &p, metric, confidence),
+        (Some(b), Some(p)) if b.n() >= 2 && p.n() >= 2 => student(&b, &p, pv.lock, metric, confidence),
         _ => too_few,
     }
 }
 
-/// ministat's comparison of pv (the `+` set) with base (the `x` set).
-pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidence) -> LockVerdict {
+/// ministat's comparison of the `mode` arm's sample `pv` (a `+` set) with
+/// base (the `x` set).
+pub fn student(
+    base: &Sample,
+    pv: &Sample,
+    mode: LockMode,
+    metric: Metric,
+    confidence: Confidence,
+) -> LockVerdict {
     let options = CompareOptions {
         confidence,
         ..CompareOptions::default()
@@ -885,21 +1035,24 @@ pub fn student(base: &Sample, pv: &Sample, metric: Metric, confidence: Confidenc
         improvement_percent: improvement,
         improvement_half_width_percent: half,
         proven: c.proven,
-        better: c.proven.then_some(if improvement > 0.0 {
-            LockMode::Pv
-        } else {
-            LockMode::Base
-        }),
+        better: c
+            .proven
+            .then_some(if improvement > 0.0 { mode } else { LockMode::Base }),
     }
 }
 
-/// The text `pvbench ministat` prints for these two sets: rows and verdict
-/// (no legend, header or plot: the report prints those once). None unless
-/// both arms have two runs or more, none censored.
-pub fn ministat_rows(base: &Arm, pv: &Arm, confidence: Confidence) -> Option<String> {
-    let (b, p) = (base.sample()?, pv.sample()?);
-    if b.n() < 2 || p.n() < 2 {
-        return None;
+/// The text `pvbench ministat` prints for these sets, base first: rows and
+/// each other set's verdict against base (no legend, header or plot: the
+/// report prints those once). None unless every arm has two runs or more,
+/// none censored.
+pub fn ministat_rows<'a>(arms: impl IntoIterator<Item = &'a Arm>, confidence: Confidence) -> Option<String> {
+    let mut sets = Vec::new();
+    for arm in arms {
+        let sample = arm.sample().filter(|s| s.n() >= 2)?;
+        sets.push(DataSet {
+            name: OsString::from(arm.lock.name()),
+            sample,
+        });
     }
     let options = AnalysisOptions {
         compare: CompareOptions {
@@ -913,16 +1066,6 @@ pub fn ministat_rows(base: &Arm, pv: &Arm, confidence: Confidence) -> Option<Str
         legend: false,
         ..TextOptions::default()
     };
-    let sets = vec![
-        DataSet {
-            name: OsString::from("base"),
-            sample: b,
-        },
-        DataSet {
-            name: OsString::from("pv"),
-            sample: p,
-        },
-    ];
     let analysis = ministat::analyze_sets(sets, &options);
     let bytes = ministat::text::render(&analysis, &layout, 74);
     Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -994,6 +1137,11 @@ fn latency_row(arm: ArmKey, cells: &[&CellResult]) -> Option<LatencyRow> {
 }
 
 fn lock_row(arm: ArmKey, cells: &[&CellResult]) -> Option<LockRow> {
+    // The pv-ticketlock's counters: pv's, and base's (zero, the reference
+    // they always had beside pv). The other designs have counters of their own.
+    if !matches!(arm.lock, LockMode::Base | LockMode::Pv) {
+        return None;
+    }
     let stats: Vec<LockStats> = cells.iter().filter_map(|c| c.pvlock).collect();
     if stats.is_empty() {
         return None;
@@ -1010,6 +1158,51 @@ fn lock_row(arm: ArmKey, cells: &[&CellResult]) -> Option<LockRow> {
         released_slow: mean(|s| s.released_slow),
         released_slow_kicked: mean(|s| s.released_slow_kicked),
         time_blocked_cycles: mean(|s| s.time_blocked_cycles),
+    })
+}
+
+/// The mean per run of the counters `of` gives (`None` for a cell without
+/// them); `None` without any.
+fn counter_row(
+    arm: ArmKey,
+    cells: &[&CellResult],
+    of: impl Fn(&CellResult) -> Option<Vec<(&'static str, u64)>>,
+) -> Option<CounterRow> {
+    let stats: Vec<Vec<(&'static str, u64)>> = cells.iter().filter_map(|c| of(c)).collect();
+    let first = stats.first()?;
+    let n = stats.len() as f64;
+    let counters = first
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (*name, stats.iter().map(|s| s[i].1 as f64).sum::<f64>() / n))
+        .collect();
+    Some(CounterRow {
+        group: arm.group,
+        lock: arm.lock,
+        runs: stats.len(),
+        counters,
+    })
+}
+
+fn kick_wake_row(arm: ArmKey, cells: &[&CellResult]) -> Option<KickWakeRow> {
+    let with: Vec<crate::results::Percentiles> = cells
+        .iter()
+        .filter_map(|c| c.kick_wake_ns)
+        .filter(|p| p.count > 0)
+        .collect();
+    let med = |f: fn(&crate::results::Percentiles) -> u64| {
+        let values: Vec<f64> = with.iter().map(|l| f(l) as f64).collect();
+        median(&values, MedianRule::MeanOfMiddle)
+    };
+    Some(KickWakeRow {
+        group: arm.group,
+        lock: arm.lock,
+        runs: with.len(),
+        kicks: with.iter().map(|l| l.count).sum(),
+        p50: med(|l| l.p50)?,
+        p90: med(|l| l.p90)?,
+        p99: med(|l| l.p99)?,
+        max: with.iter().map(|l| l.max).max().unwrap_or(0),
     })
 }
 
@@ -1035,6 +1228,14 @@ fn cpu_row(arm: ArmKey, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow
     let bench_shares = shares(GuestRole::Bench);
     let hog_shares = shares(GuestRole::Hog);
     let bench_share = mean(&bench_shares);
+    let delays = |role: GuestRole| -> Option<f64> {
+        let d: Vec<f64> = runs
+            .iter()
+            .flat_map(|c| c.guests.iter().filter(move |g| g.role == role))
+            .filter_map(crate::results::GuestCpu::run_delay_share)
+            .collect();
+        (!d.is_empty()).then(|| mean(&d))
+    };
     Some(CpuRow {
         group: arm.group,
         lock: arm.lock,
@@ -1046,6 +1247,8 @@ fn cpu_row(arm: ArmKey, cells: &[&CellResult], host_cores: u32) -> Option<CpuRow
         bench_share,
         bench_vs_fair: bench_share / fair_share,
         hog_share: (!hog_shares.is_empty()).then(|| mean(&hog_shares)),
+        bench_run_delay: delays(GuestRole::Bench),
+        hog_run_delay: delays(GuestRole::Hog),
     })
 }
 
@@ -1088,18 +1291,18 @@ mod tests {
             cells.push(cell(LockMode::Pv, rep, 1.05 + 0.1 * mp - wobble, mp));
         }
         let refs: Vec<&CellResult> = cells.iter().collect();
-        let h = host_adjusted(&refs, Confidence::P95).unwrap();
+        let h = host_adjusted(&refs, LockMode::Pv, Confidence::P95).unwrap();
         let base_mean = (0..6).map(|i| 1.0 + 0.1 * ms[i]).sum::<f64>() / 6.0;
         assert!((h.diff_pct - 5.0 / base_mean).abs() < 0.2, "{h:?}");
         assert!(h.p < 0.001 && h.mde_pct < 1.0, "{h:?}");
         // A censored run is a bound: no adjusted comparison.
         cells[3].status = CellStatus::Censored;
         let refs: Vec<&CellResult> = cells.iter().collect();
-        assert_eq!(host_adjusted(&refs, Confidence::P95), None);
+        assert_eq!(host_adjusted(&refs, LockMode::Pv, Confidence::P95), None);
         // Nor without the host reading.
         cells[3].status = CellStatus::Completed;
         cells[0].host = None;
         let refs: Vec<&CellResult> = cells.iter().collect();
-        assert_eq!(host_adjusted(&refs, Confidence::P95), None);
+        assert_eq!(host_adjusted(&refs, LockMode::Pv, Confidence::P95), None);
     }
 }

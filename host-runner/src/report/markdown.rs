@@ -20,7 +20,13 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
     }
     if !report.kernbench.is_empty() {
         out.push_str("\n## kernbench-like: elapsed time in seconds, lower is better\n\n");
-        out.push_str(&tables::kernbench(report).markdown());
+        if tables::several_modes(report) {
+            out.push_str(&tables::kernbench_means(report).markdown());
+            out.push_str("\nAgainst BASE:\n\n");
+            out.push_str(&tables::kernbench_against_base(report).markdown());
+        } else {
+            out.push_str(&tables::kernbench(report).markdown());
+        }
         notes(
             &mut out,
             &tables::censored_notes(&report.kernbench, report.confidence_percent),
@@ -32,7 +38,10 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
     }
     if !report.pgbench.is_empty() {
         out.push_str("\n## pgbench-like: transactions per second, higher is better\n\n");
-        out.push_str("ministat, base (`x`) against pv (`+`):\n\n```text\n");
+        out.push_str(&format!(
+            "ministat, {}:\n\n```text\n",
+            tables::ministat_sets(report)
+        ));
         out.push_str(&tables::pgbench_blocks(report));
         out.push_str("```\n");
         notes(
@@ -53,10 +62,26 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
         out.push_str("\n## pv-lock statistics (mean per run)\n\n");
         out.push_str(&tables::pvlock(report).markdown());
     }
+    if !report.queued.is_empty() {
+        out.push_str("\n## Queued-lock events (mean per run)\n\n");
+        out.push_str(&tables::queued(report).markdown());
+    }
+    if !report.tas.is_empty() {
+        out.push_str("\n## Test-and-set lock statistics (mean per run)\n\n");
+        out.push_str(&tables::tas(report).markdown());
+    }
+    if !report.kick_wake.is_empty() {
+        out.push_str("\n## Kick-to-wake latency (us)\n\n");
+        out.push_str(&tables::kick_wake(report).markdown());
+        out.push_str(&format!("\n{}\n", tables::KICK_WAKE_NOTE));
+    }
     if !report.cpu.is_empty() {
         out.push_str("\n## CPU per vCPU against the fair share\n\n");
         out.push_str(&tables::cpu(report).markdown());
         out.push_str(&format!("\n{}\n", tables::CPU_NOTE));
+        if tables::has_run_delay(report) {
+            out.push_str(&format!("\n{}\n", tables::RUN_DELAY_NOTE));
+        }
     }
     if !report.failed.is_empty() {
         out.push_str("\n## Failed cells\n\n");

@@ -1,14 +1,16 @@
 //! `pvbench report RESULTS_DIR`: the results of a matrix as the 2012
 //! pv-ticketlock cover letter reported them, and more.
 //!
-//! 1. kernbench-like: per overcommit, BASE and BASE+pv mean (sd), the %
-//!    improvement (base - pv) / base and the verdict at 95 % confidence
-//!    (Student's t exactly as ministat);
+//! 1. kernbench-like: per overcommit, BASE and every other lock mode's mean
+//!    (sd), each mode's % improvement (base - mode) / base and the verdict at
+//!    95 % confidence (Student's t exactly as ministat);
 //! 2. pgbench-like: per client count, the seed's ministat blocks of TPS,
-//!    base (`x`) against pv (`+`);
-//! 3. latency percentiles, 4. pv-lock counters, 5. the CPU each guest got
-//!    against its fair share; provenance, warnings (noisy or too few runs),
-//!    failed and missing cells.
+//!    base (`x`) against pv (`+`) and up to five more sets, each compared
+//!    with base as ministat compares every set with the first;
+//! 3. latency percentiles, 4. pv-lock counters, queued-lock events,
+//!    test-and-set counters, kick-to-wake latency, 5. the CPU each guest got
+//!    against its fair share and its vCPUs' run delay; provenance, warnings
+//!    (noisy or too few runs), failed and missing cells.
 //!
 //! Censored runs (stopped at their cap) are bounds, never values: every
 //! statistic touching one says `>=` or `<=`, and their comparisons are
@@ -30,8 +32,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use analysis::{
-    Arm, ArmStats, CellCounts, CpuRow, FailedCell, LatencyRow, LockComparison, LockRow, LockVerdict,
-    RenderOptions, Report, RunValue, Warning, WarningKind,
+    Arm, ArmStats, CellCounts, CounterRow, CpuRow, FailedCell, KickWakeRow, LatencyRow, LockComparison,
+    LockRow, LockVerdict, ModeComparison, RenderOptions, Report, RunValue, Warning, WarningKind,
 };
 pub use censored::{Bounded, Dominance};
 

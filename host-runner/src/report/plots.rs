@@ -29,7 +29,8 @@ pub const LATENCY_PGBENCH_SVG: &str = "latency-pgbench.svg";
 
 const SIZE: (u32, u32) = (800, 500);
 const FONT: &str = "sans-serif";
-/// base left of the tick, pv right of it, so their error bars do not overlap.
+/// base left of the tick, pv right of it (the later designs further out, tas
+/// on it), so their error bars do not overlap.
 const OFFSET: f64 = 0.06;
 
 fn arm_color(lock: LockMode) -> RGBColor {
@@ -283,15 +284,17 @@ fn category_label(x: f64, names: &[impl ToString]) -> String {
 struct Series {
     label: String,
     lock: LockMode,
+    /// Which overcommit level of the plot (0 for the first).
+    level: usize,
     points: Vec<Point>,
 }
 
 /// Draws every series in its lock mode's colour; with several overcommit
-/// levels (a base and a pv series each), further levels in darker shades.
+/// levels (a series per lock mode each), further levels in darker shades.
 fn draw_series(chart: &mut LinearChart<'_, '_>, series: &[Series], metric: Metric) -> Result<(), String> {
-    for (i, s) in series.iter().enumerate() {
+    for s in series {
         let base = arm_color(s.lock);
-        let shade = 1.0 - 0.25 * (i / 2) as f64;
+        let shade = 1.0 - 0.25 * s.level as f64;
         let color = RGBColor(
             (f64::from(base.0) * shade) as u8,
             (f64::from(base.1) * shade) as u8,
@@ -303,20 +306,22 @@ fn draw_series(chart: &mut LinearChart<'_, '_>, series: &[Series], metric: Metri
 }
 
 fn kernbench(report: &Report) -> Result<String, String> {
-    let series: Vec<Series> = [LockMode::Base, LockMode::Pv]
-        .into_iter()
-        .map(|lock| {
+    let series: Vec<Series> = report
+        .locks
+        .iter()
+        .map(|&lock| {
             let points = report
                 .kernbench
                 .iter()
                 .filter_map(|g| {
                     let x = f64::from(g.group.overcommit.factor()) + offset(lock);
-                    point(g.arm(lock), g.metric, x)
+                    point(g.arm(lock)?, g.metric, x)
                 })
                 .collect();
             Series {
                 label: lock.to_string(),
                 lock,
+                level: 0,
                 points,
             }
         })
@@ -363,8 +368,8 @@ fn pgbench(report: &Report) -> Result<String, String> {
 }
 
 /// pgbench's client counts (evenly spaced on the x axis: they usually
-/// double) and its series: per overcommit level, base then pv, labelled by
-/// level when there are several.
+/// double) and its series: per overcommit level, one per lock mode (base
+/// first), labelled by level when there are several.
 fn pgbench_series(report: &Report) -> (Vec<u32>, Vec<Series>) {
     let mut clients: Vec<u32> = report.pgbench.iter().filter_map(|g| g.group.clients).collect();
     clients.sort_unstable();
@@ -379,20 +384,25 @@ fn pgbench_series(report: &Report) -> (Vec<u32>, Vec<Series>) {
             .unwrap_or(0) as f64
     };
     let mut series = Vec::new();
-    for &level in &levels {
-        for lock in [LockMode::Base, LockMode::Pv] {
+    for (i, &level) in levels.iter().enumerate() {
+        for &lock in &report.locks {
             let points = report
                 .pgbench
                 .iter()
                 .filter(|g| g.group.overcommit == level)
-                .filter_map(|g| point(g.arm(lock), g.metric, index(g) + offset(lock)))
+                .filter_map(|g| point(g.arm(lock)?, g.metric, index(g) + offset(lock)))
                 .collect();
             let label = if levels.len() > 1 {
                 format!("{lock} {level}")
             } else {
                 lock.to_string()
             };
-            series.push(Series { label, lock, points });
+            series.push(Series {
+                label,
+                lock,
+                level: i,
+                points,
+            });
         }
     }
     (clients, series)

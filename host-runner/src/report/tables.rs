@@ -1,12 +1,13 @@
 //! The report's tables and ministat blocks, built once from the figures and
 //! laid out by `text` and `markdown`.
 
-use super::analysis::{self, Arm, LockComparison, LockVerdict, Report};
+use super::analysis::{self, Arm, LockComparison, LockVerdict, ModeComparison, Report};
 use super::censored::Dominance;
 pub use super::format::short_group;
 use super::format::{bounded, g6, improvement, micros, utc, Align, Table};
 use crate::ministat::cfmt::{g as gfmt, g_width};
 use crate::ministat::text::TABLE_HEADER;
+use crate::ministat::SYMBOLS;
 use crate::results::{LockMode, Metric, Overcommit};
 
 /// Width of a ministat block between its `+` corners (ministat's plot width).
@@ -62,14 +63,45 @@ pub fn provenance(report: &Report) -> Table {
     t
 }
 
+/// A lock mode's column header: the seed's BASE and BASE+pv, the later
+/// designs by name.
+fn arm_label(lock: LockMode) -> String {
+    match lock {
+        LockMode::Base => "BASE".into(),
+        LockMode::Pv => "BASE+pv".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A table from owned header cells.
+fn table(headers: Vec<Vec<String>>, align: Vec<Align>) -> Table {
+    let refs: Vec<Vec<&str>> = headers
+        .iter()
+        .map(|h| h.iter().map(String::as_str).collect())
+        .collect();
+    Table::new(refs, align)
+}
+
 /// The seed's kernbench table: per overcommit, mean (sd) of both arms, the
-/// improvement and the verdict.
+/// improvement and the verdict. With several modes against base, one table
+/// of every mode's mean (sd) ([`kernbench_means`]) and one of each mode
+/// against base ([`kernbench_against_base`]) instead.
 pub fn kernbench(report: &Report) -> Table {
+    let lock = report.locks.get(1).copied().unwrap_or(LockMode::Pv);
     let confidence = format!("at {:.1}% confidence", report.confidence_percent);
-    let mut t = Table::new(
+    let mut t = table(
         vec![
-            vec!["", "BASE", "BASE+pv", "%improvement", &confidence, "resolution"],
-            vec!["", "mean (sd)", "mean (sd)", "", "", "+/- CI, MDE"],
+            vec![
+                String::new(),
+                "BASE".into(),
+                arm_label(lock),
+                "%improvement".into(),
+                confidence,
+                "resolution".into(),
+            ],
+            ["", "mean (sd)", "mean (sd)", "", "", "+/- CI, MDE"]
+                .map(String::from)
+                .to_vec(),
         ],
         vec![
             Align::Left,
@@ -81,22 +113,81 @@ pub fn kernbench(report: &Report) -> Table {
         ],
     );
     for g in &report.kernbench {
-        let (imp, verdict) = verdict_cells(g);
+        let Some(m) = g.modes.first() else { continue };
+        let (imp, verdict) = verdict_cells(m, g.metric);
         t.push(vec![
             format!("case {}:", g.group.overcommit),
             mean_sd(&g.base, g.metric),
-            mean_sd(&g.pv, g.metric),
+            mean_sd(&m.arm, g.metric),
             imp,
             verdict,
-            resolution_cell(g),
+            resolution_cell(m),
         ]);
     }
     t
 }
 
+/// Whether the report compares more than one mode with base (and lays its
+/// kernbench table out as [`kernbench_means`] and [`kernbench_against_base`]).
+pub fn several_modes(report: &Report) -> bool {
+    report.locks.len() > 2
+}
+
+/// Every mode's kernbench mean (sd) per overcommit, base first.
+pub fn kernbench_means(report: &Report) -> Table {
+    let mut headers = vec![String::new()];
+    headers.extend(report.locks.iter().map(|&l| arm_label(l)));
+    let mut sub = vec![String::new()];
+    sub.extend(report.locks.iter().map(|_| "mean (sd)".to_string()));
+    let mut t = table(vec![headers, sub], vec![Align::Left; report.locks.len() + 1]);
+    for g in &report.kernbench {
+        let mut row = vec![format!("case {}:", g.group.overcommit)];
+        row.extend(
+            report
+                .locks
+                .iter()
+                .map(|&l| g.arm(l).map_or("-".into(), |a| mean_sd(a, g.metric))),
+        );
+        t.push(row);
+    }
+    t
+}
+
+/// Each mode against base per overcommit: the improvement, the verdict and
+/// its resolution.
+pub fn kernbench_against_base(report: &Report) -> Table {
+    let confidence = format!("at {:.1}% confidence", report.confidence_percent);
+    let mut t = table(
+        vec![
+            vec![
+                String::new(),
+                "lock".into(),
+                "%improvement".into(),
+                confidence,
+                "resolution".into(),
+            ],
+            ["", "", "vs BASE", "", "+/- CI, MDE"].map(String::from).to_vec(),
+        ],
+        vec![Align::Left, Align::Left, Align::Right, Align::Left, Align::Left],
+    );
+    for g in &report.kernbench {
+        for m in &g.modes {
+            let (imp, verdict) = verdict_cells(m, g.metric);
+            t.push(vec![
+                format!("case {}:", g.group.overcommit),
+                m.arm.lock.to_string(),
+                imp,
+                verdict,
+                resolution_cell(m),
+            ]);
+        }
+    }
+    t
+}
+
 /// `+/-4.2%, MDE 6.1%`, or `-` where the row's test has no such figures.
-fn resolution_cell(g: &LockComparison) -> String {
-    match (g.resolution.ci_half_pct, g.resolution.mde_pct) {
+fn resolution_cell(m: &ModeComparison) -> String {
+    match (m.resolution.ci_half_pct, m.resolution.mde_pct) {
         (Some(ci), Some(mde)) => format!("+/-{}%, MDE {}%", pct(ci), pct(mde)),
         (Some(ci), None) => format!("+/-{}%", pct(ci)),
         _ => "-".into(),
@@ -131,48 +222,60 @@ fn pct(x: f64) -> String {
     gfmt(x, 3)
 }
 
-/// What each comparison could have seen, one line per group: the minimum
-/// detectable effect (80 % power) and the interval's half-width, and for a
-/// row with no difference proven, the differences that would have gone unseen.
+/// What each comparison could have seen, one line per group and mode
+/// against base: the minimum detectable effect (80 % power) and the
+/// interval's half-width, and for a row with no difference proven, the
+/// differences that would have gone unseen. With one mode against base the
+/// line names the group alone.
 pub fn resolution_notes(groups: &[LockComparison], confidence_percent: f64) -> Vec<String> {
     groups
         .iter()
-        .map(|g| {
-            let r = &g.resolution;
-            let name = short_group(&g.group);
-            let conf = g6(confidence_percent);
-            let line = match (r.mde_pct, r.ci_half_pct, &r.resolution_note) {
-                (Some(mde), ci, _) if !g.verdict.proven() => format!(
-                    "{name}: no difference proven; differences below {}% cannot be seen with these runs \
-                     (80% power at {conf}% confidence){}.",
-                    pct(mde),
-                    ci.map_or(String::new(), |ci| format!(
-                        "; the {conf}% interval is +/-{}%",
-                        pct(ci)
-                    ))
-                ),
-                (Some(mde), ci, _) => format!(
-                    "{name}: the {conf}% interval is +/-{}%; the minimum detectable effect {}% (80% power).",
-                    ci.map_or("-".into(), pct),
-                    pct(mde)
-                ),
-                (None, _, Some(note)) => format!("{name}: {note}."),
-                (None, _, None) => format!("{name}: no resolution."),
-            };
-            match &g.host_adjusted {
-                Some(h) => format!(
-                    "{line} With the host's speed as a covariate: pv {}{}% +/- {}% (p = {:.3}), \
-                     minimum detectable effect {}%.",
-                    if h.diff_pct >= 0.0 { "+" } else { "" },
-                    pct(h.diff_pct),
-                    pct(h.ci_half_pct),
-                    h.p,
-                    pct(h.mde_pct)
-                ),
-                None => line,
-            }
+        .flat_map(|g| {
+            g.modes
+                .iter()
+                .map(move |m| resolution_note(g, m, confidence_percent))
         })
         .collect()
+}
+
+fn resolution_note(g: &LockComparison, m: &ModeComparison, confidence_percent: f64) -> String {
+    let r = &m.resolution;
+    let name = match g.modes.len() {
+        1 => short_group(&g.group),
+        _ => format!("{} {}", short_group(&g.group), m.arm.lock),
+    };
+    let conf = g6(confidence_percent);
+    let line = match (r.mde_pct, r.ci_half_pct, &r.resolution_note) {
+        (Some(mde), ci, _) if !m.verdict.proven() => format!(
+            "{name}: no difference proven; differences below {}% cannot be seen with these runs \
+             (80% power at {conf}% confidence){}.",
+            pct(mde),
+            ci.map_or(String::new(), |ci| format!(
+                "; the {conf}% interval is +/-{}%",
+                pct(ci)
+            ))
+        ),
+        (Some(mde), ci, _) => format!(
+            "{name}: the {conf}% interval is +/-{}%; the minimum detectable effect {}% (80% power).",
+            ci.map_or("-".into(), pct),
+            pct(mde)
+        ),
+        (None, _, Some(note)) => format!("{name}: {note}."),
+        (None, _, None) => format!("{name}: no resolution."),
+    };
+    match &m.host_adjusted {
+        Some(h) => format!(
+            "{line} With the host's speed as a covariate: {} {}{}% +/- {}% (p = {:.3}), \
+             minimum detectable effect {}%.",
+            m.arm.lock,
+            if h.diff_pct >= 0.0 { "+" } else { "" },
+            pct(h.diff_pct),
+            pct(h.ci_half_pct),
+            h.p,
+            pct(h.mde_pct)
+        ),
+        None => line,
+    }
 }
 
 /// `mean (sd)`, a bound with how many runs were capped, or `-` without runs.
@@ -189,10 +292,13 @@ fn mean_sd(arm: &Arm, metric: Metric) -> String {
     }
 }
 
-/// The improvement and verdict cells of a kernbench row.
-fn verdict_cells(g: &LockComparison) -> (String, String) {
-    match &g.verdict {
-        LockVerdict::TooFew { base, pv } => ("-".into(), format!("too few runs (base {base}, pv {pv})")),
+/// The improvement and verdict cells of a mode's kernbench row.
+fn verdict_cells(m: &ModeComparison, metric: Metric) -> (String, String) {
+    match &m.verdict {
+        LockVerdict::TooFew { base, other } => (
+            "-".into(),
+            format!("too few runs (base {base}, {} {other})", m.arm.lock),
+        ),
         LockVerdict::Student {
             improvement_percent,
             improvement_half_width_percent,
@@ -205,7 +311,7 @@ fn verdict_cells(g: &LockComparison) -> (String, String) {
                     "{}% +/- {}% ({})",
                     g6(*improvement_percent),
                     g6(*improvement_half_width_percent),
-                    better_phrase(*better, g.metric)
+                    better_phrase(*better, metric)
                 )
             } else {
                 "No difference proven".to_string()
@@ -222,13 +328,13 @@ fn verdict_cells(g: &LockComparison) -> (String, String) {
             let verdict = if *proven {
                 format!(
                     "{} (rank test p = {})",
-                    better_phrase(*better, g.metric),
+                    better_phrase(*better, metric),
                     gfmt(*gehan_p, 3)
                 )
             } else {
                 format!("No difference proven (rank test p = {})", gfmt(*gehan_p, 3))
             };
-            (improvement(*improvement_percent, g.metric), verdict)
+            (improvement(*improvement_percent, metric), verdict)
         }
     }
 }
@@ -259,8 +365,8 @@ fn censored_note(g: &LockComparison, confidence_percent: f64) -> String {
         Metric::ElapsedS => "their times are lower bounds (>=)",
         Metric::Tps => "their TPS are upper bounds (<=)",
     };
-    let arms: Vec<String> = [&g.base, &g.pv]
-        .iter()
+    let arms: Vec<String> = g
+        .arms()
         .filter(|a| a.censored() > 0)
         .map(|a| format!("{} of {} {} runs", a.censored(), a.n(), a.lock))
         .collect();
@@ -269,30 +375,41 @@ fn censored_note(g: &LockComparison, confidence_percent: f64) -> String {
         short_group(&g.group),
         arms.join(" and ")
     );
-    if let LockVerdict::Censored {
-        improvement_percent,
-        dominance,
-        gehan_p,
-        min_p,
-        proven,
-        ..
-    } = &g.verdict
-    {
+    for m in &g.modes {
+        let LockVerdict::Censored {
+            improvement_percent,
+            dominance,
+            gehan_p,
+            min_p,
+            proven,
+            ..
+        } = &m.verdict
+        else {
+            continue;
+        };
+        // With several modes each sentence says which one it is about.
+        let (the, which) = match g.modes.len() {
+            1 => (" The".to_string(), String::new()),
+            _ => (
+                format!(" {} against base: the", m.arm.lock),
+                format!(" ({})", m.arm.lock),
+            ),
+        };
         note.push_str(&format!(
-            " The improvement of the means is {}%.",
+            "{the} improvement of the means is {}%.",
             improvement(*improvement_percent, g.metric)
         ));
         if let Some(d) = dominance {
-            note.push_str(&format!(" {}.", dominance_phrase(d, g.metric)));
+            note.push_str(&format!(" {}.", dominance_phrase(d, m.arm.lock, g.metric)));
         }
         note.push_str(&format!(
-            " Gehan's rank test: p = {}{}, {} at {confidence_percent:.1}% confidence",
+            " Gehan's rank test{which}: p = {}{}, {} at {confidence_percent:.1}% confidence",
             gfmt(*gehan_p, 3),
             if *min_p > 1.0 - confidence_percent / 100.0 {
                 format!(
                     " ({} vs {} runs cannot give less than {})",
                     g.base.n(),
-                    g.pv.n(),
+                    m.arm.n(),
                     gfmt(*min_p, 3)
                 )
             } else {
@@ -309,12 +426,12 @@ fn censored_note(g: &LockComparison, confidence_percent: f64) -> String {
     note
 }
 
-fn dominance_phrase(d: &Dominance, metric: Metric) -> String {
-    // The report compares base and pv (the matrix refuses other modes until
-    // it compares them).
-    let other = match d.better {
-        LockMode::Base => LockMode::Pv,
-        _ => LockMode::Base,
+/// `d` of a comparison of base with `mode`, in words.
+fn dominance_phrase(d: &Dominance, mode: LockMode, metric: Metric) -> String {
+    let other = if d.better == LockMode::Base {
+        mode
+    } else {
+        LockMode::Base
     };
     match metric {
         Metric::ElapsedS => format!(
@@ -330,11 +447,41 @@ fn dominance_phrase(d: &Dominance, metric: Metric) -> String {
     }
 }
 
+/// The ministat symbol of the `index`th arm (base is 0: `x`).
+fn symbol(index: usize) -> char {
+    SYMBOLS[(index + 1).min(SYMBOLS.len() - 1)] as char
+}
+
+/// The legend of the ministat blocks: `x base`, `+ pv`, `* qspin`, ...
+pub fn ministat_legend(report: &Report) -> String {
+    report
+        .locks
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{} {l}\n", symbol(i)))
+        .collect()
+}
+
+/// The ministat blocks' sets in words: "base (`x`) against pv (`+`)", ...
+pub fn ministat_sets(report: &Report) -> String {
+    let named: Vec<String> = report
+        .locks
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{l} (`{}`)", symbol(i)))
+        .collect();
+    match named.split_first() {
+        Some((base, rest)) => format!("{base} against {}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// The pgbench comparisons as the seed's ministat blocks: legend and table
 /// header once, then per client count a `+--- NRCLIENT = N ---+` separator,
-/// the rows and the verdict.
+/// the rows and the verdicts (every mode against base, as ministat compares
+/// every set with the first).
 pub fn pgbench_blocks(report: &Report) -> String {
-    let mut out = String::from("x base\n+ pv\n");
+    let mut out = ministat_legend(report);
     out.push_str(TABLE_HEADER);
     for g in &report.pgbench {
         let mut label = format!(" NRCLIENT = {} ", g.group.clients.unwrap_or(0));
@@ -355,17 +502,37 @@ pub fn pgbench_blocks(report: &Report) -> String {
 }
 
 fn block_body(g: &LockComparison, report: &Report) -> String {
-    if let Some(text) = analysis::ministat_rows(&g.base, &g.pv, report.confidence) {
+    if let Some(text) = analysis::ministat_rows(g.arms(), report.confidence) {
         return text;
     }
     let mut out = String::new();
-    for (symbol, arm) in [('x', &g.base), ('+', &g.pv)] {
-        out.push_str(&row(symbol, arm, g.metric));
+    for (i, arm) in g.arms().enumerate() {
+        out.push_str(&row(symbol(i), arm, g.metric));
     }
+    let several = g.modes.len() > 1;
+    for (i, m) in g.modes.iter().enumerate() {
+        // With several modes each verdict says which set it is about.
+        let prefix = if several {
+            format!("{} {}: ", symbol(i + 1), m.arm.lock)
+        } else {
+            String::new()
+        };
+        out.push_str(&mode_verdict(g, m, &prefix, report, symbol(i + 1)));
+    }
+    out
+}
+
+/// The verdict lines of `m` against base in a block that ministat's own
+/// text could not lay out (censored runs, too few runs).
+fn mode_verdict(g: &LockComparison, m: &ModeComparison, prefix: &str, report: &Report, sym: char) -> String {
     let confidence = report.confidence_percent;
-    match &g.verdict {
-        LockVerdict::TooFew { base, pv } => {
-            out.push_str(&format!("Too few runs to compare (base {base}, pv {pv})\n"));
+    let mut out = String::new();
+    match &m.verdict {
+        LockVerdict::TooFew { base, other } => {
+            out.push_str(&format!(
+                "{prefix}Too few runs to compare (base {base}, {} {other})\n",
+                m.arm.lock
+            ));
         }
         LockVerdict::Censored {
             improvement_percent,
@@ -375,13 +542,13 @@ fn block_body(g: &LockComparison, report: &Report) -> String {
             proven,
             better,
         } => {
-            let arms: Vec<String> = [('x', &g.base), ('+', &g.pv)]
+            let arms: Vec<String> = [('x', &g.base), (sym, &m.arm)]
                 .iter()
                 .filter(|(_, a)| a.censored() > 0)
                 .map(|(s, a)| format!("{s} {} of {}", a.censored(), a.n()))
                 .collect();
             out.push_str(&format!(
-                "Censored runs (stopped at the cap, TPS <= the value): {}; no mean difference\n",
+                "{prefix}Censored runs (stopped at the cap, TPS <= the value): {}; no mean difference\n",
                 arms.join(", ")
             ));
             out.push_str(&format!(
@@ -389,10 +556,10 @@ fn block_body(g: &LockComparison, report: &Report) -> String {
                 improvement(*improvement_percent, g.metric)
             ));
             if let Some(d) = dominance {
-                out.push_str(&format!("\t{}\n", dominance_phrase(d, g.metric)));
+                out.push_str(&format!("\t{}\n", dominance_phrase(d, m.arm.lock, g.metric)));
             }
             let limit = if *min_p > 1.0 - confidence / 100.0 {
-                format!("; {} vs {} runs: p >= {}", g.base.n(), g.pv.n(), gfmt(*min_p, 3))
+                format!("; {} vs {} runs: p >= {}", g.base.n(), m.arm.n(), gfmt(*min_p, 3))
             } else {
                 String::new()
             };
@@ -409,8 +576,28 @@ fn block_body(g: &LockComparison, report: &Report) -> String {
                 ));
             }
         }
-        // ministat_rows covers every uncensored pair of two runs or more.
-        LockVerdict::Student { .. } => {}
+        // Beside a censored or too small arm of another mode: this pair's
+        // Student's t, in ministat's words.
+        LockVerdict::Student {
+            improvement_percent,
+            improvement_half_width_percent,
+            proven,
+            better,
+            ..
+        } => {
+            if *proven {
+                out.push_str(&format!(
+                    "{prefix}Difference at {confidence:.1}% confidence: {}% +/- {}% ({}, Student's t)\n",
+                    g6(*improvement_percent),
+                    g6(*improvement_half_width_percent),
+                    better_phrase(*better, g.metric)
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{prefix}No difference proven at {confidence:.1}% confidence\n"
+                ));
+            }
+        }
     }
     out
 }
@@ -497,22 +684,35 @@ pub fn pvlock(report: &Report) -> Table {
     t
 }
 
+/// Whether any CPU row has run delays (recorded since 2026-11-30): only
+/// then does the CPU table show their columns.
+pub fn has_run_delay(report: &Report) -> bool {
+    report
+        .cpu
+        .iter()
+        .any(|r| r.bench_run_delay.is_some() || r.hog_run_delay.is_some())
+}
+
 pub fn cpu(report: &Report) -> Table {
-    let mut t = Table::new(
-        vec![vec![
-            "group",
-            "lock",
-            "runs",
-            "guests x vCPUs / cores",
-            "fair share",
-            "bench",
-            "bench / fair",
-            "hogs",
-        ]],
-        Align::columns(2, 6),
-    );
+    let delays = has_run_delay(report);
+    let mut headers = vec![
+        "group",
+        "lock",
+        "runs",
+        "guests x vCPUs / cores",
+        "fair share",
+        "bench",
+        "bench / fair",
+        "hogs",
+    ];
+    if delays {
+        headers.extend(["bench run delay", "hogs run delay"]);
+    }
+    let right = headers.len() - 2;
+    let mut t = Table::new(vec![headers], Align::columns(2, right));
+    let share = |x: Option<f64>| x.map_or("-".to_string(), |d| format!("{:.0}%", 100.0 * d));
     for r in &report.cpu {
-        t.push(vec![
+        let mut row = vec![
             short_group(&r.group),
             r.lock.to_string(),
             r.runs.to_string(),
@@ -521,7 +721,11 @@ pub fn cpu(report: &Report) -> Table {
             format!("{:.3}", r.bench_share),
             format!("{:.0}%", 100.0 * r.bench_vs_fair),
             r.hog_share.map_or("-".to_string(), |h| format!("{h:.3}")),
-        ]);
+        ];
+        if delays {
+            row.extend([share(r.bench_run_delay), share(r.hog_run_delay)]);
+        }
+        t.push(row);
     }
     t
 }
@@ -532,6 +736,97 @@ pub const CPU_NOTE: &str =
      (mean over runs), counted over the measured work (results recorded since host readings exist; \
      older ones count the bench guest's whole life, boot and setup included). With G guests of V \
      vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
+
+/// How the run-delay columns are defined (shown with them).
+pub const RUN_DELAY_NOTE: &str =
+    "Run delay: the time a guest's vCPU threads were runnable but waiting for a host CPU \
+     (/proc/PID/task/TID/schedstat, the host's view of steal time), summed over its vCPUs, as a \
+     share of the vCPUs' wall time over the measured work (mean over runs). A halting lock \
+     design's kicked vCPUs wait here for the host scheduler.";
+
+/// The queued locks' events, mean per run (the main ones; the JSON report has all).
+pub fn queued(report: &Report) -> Table {
+    const SHOWN: [(&str, &str); 13] = [
+        ("pending", "pending"),
+        ("queued", "queued"),
+        ("steals", "steals"),
+        ("wait_node", "wait_node"),
+        ("wait_head", "wait_head"),
+        ("wait_again", "wait_again"),
+        ("wait_early", "wait_early"),
+        ("spurious_wakeups", "spurious"),
+        ("hashed", "hashed"),
+        ("hash_hops", "hash_hops"),
+        ("kick_unlock", "kick_unlock"),
+        ("kick_wake", "kick_wake"),
+        ("time_blocked_cycles", "blocked Mcycles"),
+    ];
+    let mut headers = vec!["group", "lock", "runs"];
+    headers.extend(SHOWN.iter().map(|(_, h)| *h));
+    let mut t = Table::new(vec![headers], Align::columns(2, SHOWN.len() + 1));
+    for r in &report.queued {
+        let mut row = vec![short_group(&r.group), r.lock.to_string(), r.runs.to_string()];
+        row.extend(SHOWN.iter().map(|(name, _)| match *name {
+            "time_blocked_cycles" => g6(r.get(name) / 1e6),
+            _ => g6(r.get(name)),
+        }));
+        t.push(row);
+    }
+    t
+}
+
+/// The test-and-set lock's counters, mean per run.
+pub fn tas(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "group",
+            "lock",
+            "runs",
+            "contended",
+            "failed_cas",
+            "backoff_spins",
+        ]],
+        Align::columns(2, 4),
+    );
+    for r in &report.tas {
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            r.runs.to_string(),
+            g6(r.get("contended")),
+            g6(r.get("failed_cas")),
+            g6(r.get("backoff_spins")),
+        ]);
+    }
+    t
+}
+
+/// Kick-to-wake latency per group (overcommit) and paravirtual mode, microseconds.
+pub fn kick_wake(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec!["group", "lock", "runs", "kicks", "p50", "p90", "p99", "max"]],
+        Align::columns(2, 6),
+    );
+    let us = |ns: f64| g6(ns / 1e3);
+    for r in &report.kick_wake {
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            r.runs.to_string(),
+            r.kicks.to_string(),
+            us(r.p50),
+            us(r.p90),
+            us(r.p99),
+            us(r.max as f64),
+        ]);
+    }
+    t
+}
+
+/// What the kick-to-wake table's figures are.
+pub const KICK_WAKE_NOTE: &str = "Microseconds from an unlocker's kick to the kicked waiter running again, \
+     from each run's HDR histogram (the cell's <id>.kick-wake.hgrm): each percentile is the median over \
+     runs, max the largest of all runs.";
 
 /// What the latency table's figures are.
 pub const LATENCY_NOTE: &str = "Microseconds, from each run's HDR histogram: each percentile is the median over \

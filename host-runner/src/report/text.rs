@@ -28,7 +28,13 @@ pub fn render(report: &Report) -> String {
             &mut out,
             "kernbench-like: elapsed time in seconds, lower is better",
         );
-        out.push_str(&tables::kernbench(report).text(""));
+        if tables::several_modes(report) {
+            out.push_str(&tables::kernbench_means(report).text(""));
+            out.push_str("\nagainst BASE:\n");
+            out.push_str(&tables::kernbench_against_base(report).text(""));
+        } else {
+            out.push_str(&tables::kernbench(report).text(""));
+        }
         for note in tables::censored_notes(&report.kernbench, report.confidence_percent) {
             out.push_str(&wrap(&note, "  * ", "    "));
         }
@@ -58,10 +64,26 @@ pub fn render(report: &Report) -> String {
         heading(&mut out, "pv-lock statistics (mean per run)");
         out.push_str(&tables::pvlock(report).text("  "));
     }
+    if !report.queued.is_empty() {
+        heading(&mut out, "Queued-lock events (mean per run)");
+        out.push_str(&tables::queued(report).text("  "));
+    }
+    if !report.tas.is_empty() {
+        heading(&mut out, "Test-and-set lock statistics (mean per run)");
+        out.push_str(&tables::tas(report).text("  "));
+    }
+    if !report.kick_wake.is_empty() {
+        heading(&mut out, "Kick-to-wake latency (us)");
+        out.push_str(&tables::kick_wake(report).text("  "));
+        out.push_str(&wrap(tables::KICK_WAKE_NOTE, "  ", "  "));
+    }
     if !report.cpu.is_empty() {
         heading(&mut out, "CPU per vCPU against the fair share");
         out.push_str(&tables::cpu(report).text("  "));
         out.push_str(&wrap(tables::CPU_NOTE, "  ", "  "));
+        if tables::has_run_delay(report) {
+            out.push_str(&wrap(tables::RUN_DELAY_NOTE, "  ", "  "));
+        }
     }
     if !report.failed.is_empty() {
         out.push_str("\nFailed cells\n");

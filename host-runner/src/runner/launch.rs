@@ -56,7 +56,10 @@ impl Launcher for Qemu<'_> {
                 }
                 let outcome = hog.kill()?;
                 save_log(dir, &format!("hog{index}"), &outcome.serial_tail)?;
-                return Ok(Some(CellRun::HogFailed { index, outcome }));
+                return Ok(Some(CellRun::HogFailed {
+                    index,
+                    outcome: Box::new(outcome),
+                }));
             }
             hogs.push(hog);
         }
@@ -116,6 +119,9 @@ impl Qemu<'_> {
         // not what the fair share is about.
         let cpu_at_start = bench.cpu_seconds();
         let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
+        // Run delays over the same interval as the CPU.
+        let run_delay_at_start = bench.vcpu_run_delays();
+        let hog_delay_before: Vec<_> = hogs.iter_mut().map(Running::vcpu_run_delays).collect();
         let outcome = if started {
             // The cap counts from the start of the measured work.
             bench.set_deadline_from_now(plan.cap);
@@ -127,6 +133,11 @@ impl Qemu<'_> {
             .iter_mut()
             .zip(&hog_cpu_before)
             .map(|(hog, before)| hog.cpu_seconds() - before)
+            .collect();
+        let hog_run_delay_s = hogs
+            .iter_mut()
+            .zip(&hog_delay_before)
+            .map(|(hog, before)| guest::delay_between(before.as_deref(), hog.vcpu_run_delays().as_deref()))
             .collect();
         for hog in hogs.drain(..) {
             hog.kill()?;
@@ -145,8 +156,10 @@ impl Qemu<'_> {
             hogs_ready,
             work_start,
             cpu_at_start,
+            run_delay_at_start,
             outcome,
             hog_cpu_s,
+            hog_run_delay_s,
             metrics,
             host: None,
         }))

@@ -4,7 +4,8 @@
 //! start the hog guests (cpuhog, one thread per vCPU) and wait until they hog,
 //! start the bench guest with a NIC and the metrics words, collect its metrics,
 //! stop every guest, write the cell's result atomically. Arms are interleaved
-//! (base, pv in one repetition; pv, base in the next) so drift hits both alike.
+//! in rotating order (base, pv, qspin in one repetition; pv, qspin, base in
+//! the next, ...: `MatrixSpec::arm_order`) so drift hits every arm alike.
 //!
 //! A bench run that reaches its time cap is *censored*: it is stopped, and its
 //! elapsed time is recorded as a lower bound with the work it completed. It is
@@ -210,7 +211,11 @@ impl TargetMde {
         let report = crate::report::render(results, &crate::report::RenderOptions::default());
         let mut more = Vec::new();
         for row in report.kernbench.iter().chain(&report.pgbench) {
-            let above = row.resolution.mde_pct.is_some_and(|mde| mde > self.mde_pct);
+            // Every mode of the row against base: the row is done when all are.
+            let above = row
+                .modes
+                .iter()
+                .any(|m| m.resolution.mde_pct.is_some_and(|mde| mde > self.mde_pct));
             let reps = results
                 .manifest
                 .cells
@@ -223,11 +228,7 @@ impl TargetMde {
                 continue;
             }
             let rep = reps + 1;
-            let mut locks = spec.locks.clone();
-            if rep % 2 == 0 {
-                locks.reverse();
-            }
-            more.extend(locks.into_iter().map(|lock| CellKey {
+            more.extend(spec.arm_order(rep).into_iter().map(|lock| CellKey {
                 workload: row.group.workload,
                 overcommit: row.group.overcommit,
                 clients: row.group.clients,

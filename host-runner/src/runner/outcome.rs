@@ -8,18 +8,19 @@ use pvbench_wire::exit::GuestExit;
 use pvbench_wire::frames::Figures;
 
 use super::plan::CellPlan;
-use crate::collect::RunResult;
+use crate::collect::{LatencySummary, RunResult};
 use crate::results::{
     BootRuns, CellResult, CellStatus, CellTimes, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles,
     Workload,
 };
-use crate::vm::guest::{Ended, Outcome, PanicSource};
+use crate::vm::guest::{delay_between, Ended, Outcome, PanicSource};
 
 /// What the guests of one cell did.
 #[derive(Debug)]
 pub enum CellRun {
     /// Hog guest `index` never reported hogging; the bench guest did not start.
-    HogFailed { index: usize, outcome: Outcome },
+    /// Boxed like `Bench`: an outcome is large and a cell holds one.
+    HogFailed { index: usize, outcome: Box<Outcome> },
     /// The bench guest ran (or never reached its workload's start line).
     /// Boxed: its metrics are large and a cell holds one run at a time.
     Bench(Box<BenchRun>),
@@ -37,9 +38,14 @@ pub struct BenchRun {
     pub work_start: Duration,
     /// The bench guest's CPU seconds at the start line.
     pub cpu_at_start: f64,
+    /// Its vCPU threads' run delays at the start line (`None` unknown).
+    pub run_delay_at_start: Option<Vec<Duration>>,
     pub outcome: Outcome,
     /// CPU seconds each hog guest used while the bench guest ran.
     pub hog_cpu_s: Vec<f64>,
+    /// Seconds each hog guest's vCPUs waited for a host CPU meanwhile, per
+    /// vCPU (`None` unknown).
+    pub hog_run_delay_s: Vec<Option<Vec<f64>>>,
     /// What its metrics stream delivered (`None`: the collector knew no such run).
     pub metrics: Option<RunResult>,
     /// The host around the cell, if it was read.
@@ -138,18 +144,30 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
     };
     // Over the measured work: from the start line to the guest's end.
     let wall_s = bench.outcome.wall.saturating_sub(bench.work_start).as_secs_f64();
-    let mut guests = vec![GuestCpu {
-        role: GuestRole::Bench,
-        vcpus: plan.vcpus,
-        cpu_s: (bench.outcome.cpu_s - bench.cpu_at_start).max(0.0),
-        wall_s,
-    }];
-    guests.extend(bench.hog_cpu_s.iter().map(|&cpu_s| GuestCpu {
-        role: GuestRole::Hog,
-        vcpus: plan.vcpus,
-        cpu_s,
-        wall_s,
+    let with_delays = |cpu: GuestCpu, per_vcpu: Option<Vec<f64>>| match per_vcpu {
+        Some(per_vcpu) => GuestCpu {
+            run_delay_s: Some(per_vcpu.iter().sum()),
+            vcpu_run_delay_s: per_vcpu,
+            ..cpu
+        },
+        None => cpu,
+    };
+    let bench_cpu_s = (bench.outcome.cpu_s - bench.cpu_at_start).max(0.0);
+    let bench_delays = delay_between(
+        bench.run_delay_at_start.as_deref(),
+        bench.outcome.vcpu_run_delays.as_deref(),
+    );
+    let mut guests = vec![with_delays(
+        GuestCpu::new(GuestRole::Bench, plan.vcpus, bench_cpu_s, wall_s),
+        bench_delays,
+    )];
+    guests.extend(bench.hog_cpu_s.iter().enumerate().map(|(i, &cpu_s)| {
+        with_delays(
+            GuestCpu::new(GuestRole::Hog, plan.vcpus, cpu_s, wall_s),
+            bench.hog_run_delay_s.get(i).cloned().flatten(),
+        )
     }));
+    let done = bench.metrics.as_ref().and_then(|m| m.done.as_ref());
     let metrics = bench.metrics.as_ref();
     let received_ops = metrics.map_or(0, |m| m.received.ops);
     let cap_s = plan.cap.as_secs_f64();
@@ -160,8 +178,15 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         cap_s,
         ops: received_ops,
         tps: None,
-        latency_us: metrics.filter(|m| m.received.samples > 0).map(percentiles),
-        pvlock: metrics.and_then(|m| m.done.as_ref()).map(|d| d.lock),
+        latency_us: metrics
+            .filter(|m| m.received.samples > 0)
+            .map(|m| percentiles(&m.latency)),
+        pvlock: done.map(|d| d.lock),
+        queued: done.map(|d| d.queued),
+        tas: done.map(|d| d.tas),
+        kick_wake_ns: metrics
+            .and_then(|m| m.kick_wake.as_ref())
+            .map(|h| percentiles(&LatencySummary::of(h))),
         guests,
         host: bench.host,
         runs: None,
@@ -194,8 +219,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
     result
 }
 
-fn percentiles(m: &RunResult) -> Percentiles {
-    let l = &m.latency;
+fn percentiles(l: &LatencySummary) -> Percentiles {
     Percentiles {
         count: l.count,
         mean: l.mean,

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use pvbench_wire::exit::GuestExit;
-use pvbench_wire::frames::{Done, Figures, Frame, Hello, KernelEvents, LockStats, Token};
+use pvbench_wire::frames::{
+    Done, Figures, Frame, Hello, HistogramEncoder, KernelEvents, LockStats, QueuedStats, TasStats, Token,
+};
 use pvbench_workloads::params::{parse_args, WorkloadConfig};
 
 use super::*;
@@ -28,6 +30,7 @@ fn outcome(ended: Ended, tail: &[&str]) -> Outcome {
         serial_tail: tail.iter().map(|l| l.to_string()).collect(),
         qemu_stderr: String::new(),
         panic: watch.panic().cloned(),
+        vcpu_run_delays: Some(vec![Duration::from_millis(1500), Duration::from_millis(2500)]),
     }
 }
 
@@ -61,13 +64,29 @@ fn metrics(figures: Option<Figures>) -> RunResult {
                 halted: 5,
                 ..LockStats::default()
             },
-            queued: Default::default(),
-            tas: Default::default(),
-            kick_wake_ns: Vec::new(),
+            queued: QueuedStats {
+                wait_head: 2,
+                kick_unlock: 2,
+                ..QueuedStats::default()
+            },
+            tas: TasStats {
+                contended: 3,
+                ..TasStats::default()
+            },
+            kick_wake_ns: kick_wake(&[1_000, 2_000, 3_000, 40_000]),
             kernel: KernelEvents::default(),
         }));
     }
     state.into_result(Vec::new())
+}
+
+/// A kick-to-wake histogram of `ns`, as the guest encodes it.
+fn kick_wake(ns: &[u64]) -> Vec<u8> {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).unwrap();
+    ns.iter().for_each(|&v| h.record(v).unwrap());
+    let mut bytes = Vec::new();
+    HistogramEncoder::new().encode(&h, &mut bytes).unwrap();
+    bytes
 }
 
 const FIGURES: Figures = Figures {
@@ -84,8 +103,10 @@ fn bench(started: bool, ended: Ended, tail: &[&str], figures: Option<Figures>) -
         hogs_ready: Duration::from_millis(700),
         work_start: Duration::from_secs(4),
         cpu_at_start: 0.5,
+        run_delay_at_start: Some(vec![Duration::from_millis(500), Duration::from_millis(500)]),
         outcome: outcome(ended, tail),
         hog_cpu_s: vec![9.0],
+        hog_run_delay_s: vec![Some(vec![0.25, 0.5])],
         metrics: Some(metrics(figures)),
         host: None,
     }
@@ -377,6 +398,45 @@ fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
     let mixed = run_with(&mut Fake::default(), &ENV, other, &options(true));
     assert!(matches!(mixed, Err(RunError::Mismatch { what: "matrix", .. })));
     let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_cell_keeps_every_lock_counter_the_kick_latency_and_each_guests_run_delay() {
+    let spec = spec();
+    let key = *spec
+        .plan()
+        .iter()
+        .find(|k| k.overcommit == Overcommit::X3)
+        .expect("a 3x cell");
+    let plan = plan::cell(&spec, &ENV, &key).unwrap();
+    let run = CellRun::Bench(Box::new(bench(true, EXIT_0, &[], Some(FIGURES))));
+    let result = cell_result(&plan, &run);
+    assert_eq!(result.status, CellStatus::Completed);
+    assert_eq!(result.pvlock.map(|l| l.halted), Some(5));
+    assert_eq!(result.queued.map(|q| (q.wait_head, q.kick_unlock)), Some((2, 2)));
+    assert_eq!(result.tas.map(|t| t.contended), Some(3));
+    let kick = result.kick_wake_ns.expect("kick-to-wake percentiles");
+    assert_eq!(kick.count, 4);
+    assert!((1_990..=2_010).contains(&kick.p50), "{kick:?}");
+    assert!((39_900..=40_100).contains(&kick.max), "{kick:?}");
+    // The bench guest's vCPUs waited 1.0 and 2.0 s after its start line; the
+    // hog's, as the launcher measured them.
+    let [bench_cpu, hog] = &result.guests[..] else {
+        panic!("{:?}", result.guests)
+    };
+    assert_eq!(bench_cpu.vcpu_run_delay_s, [1.0, 2.0]);
+    assert_eq!(bench_cpu.run_delay_s, Some(3.0));
+    assert_eq!(hog.vcpu_run_delay_s, [0.25, 0.5]);
+    assert_eq!(hog.run_delay_s, Some(0.75));
+    // Unknown at the start line: unknown, not the whole life's.
+    let mut b = bench(true, EXIT_0, &[], Some(FIGURES));
+    b.run_delay_at_start = None;
+    b.hog_run_delay_s = vec![None];
+    let result = cell_result(&plan, &CellRun::Bench(Box::new(b)));
+    assert!(result
+        .guests
+        .iter()
+        .all(|g| g.run_delay_s.is_none() && g.vcpu_run_delay_s.is_empty()));
 }
 
 #[test]

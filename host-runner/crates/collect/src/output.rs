@@ -1,5 +1,6 @@
-//! A run's files: JSON summary, `.hgrm` percentile distribution and HdrHistogram
-//! interval log, each written atomically (temporary file, then rename).
+//! A run's files: JSON summary, `.hgrm` percentile distribution, HdrHistogram
+//! interval log and, for a run that measured kicks, the kick-to-wake latency's
+//! `.kick-wake.hgrm`; each written atomically (temporary file, then rename).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -25,6 +26,9 @@ pub struct RunFiles {
     pub percentiles: PathBuf,
     /// `<run>.hlog`: the interval histograms, HdrHistogram interval log.
     pub interval_log: PathBuf,
+    /// `<run>.kick-wake.hgrm`: the kick-to-wake latency's percentile
+    /// distribution (nanoseconds), written only for a run that measured kicks.
+    pub kick_wake: PathBuf,
 }
 
 impl RunFiles {
@@ -34,6 +38,7 @@ impl RunFiles {
             summary: dir.join(format!("{run}.json")),
             percentiles: dir.join(format!("{run}.hgrm")),
             interval_log: dir.join(format!("{run}.hlog")),
+            kick_wake: dir.join(format!("{run}.kick-wake.hgrm")),
         }
     }
 }
@@ -53,6 +58,8 @@ struct Summary<'a> {
     guest_elapsed_s: Option<f64>,
     wire_bytes_per_s: Option<f64>,
     lock: LockStats,
+    /// Percentiles of the kick-to-wake latency, nanoseconds.
+    kick_wake_ns: Option<LatencySummary>,
     hello: Option<&'a Hello>,
     done: Option<&'a Done>,
     guest_error: Option<&'a str>,
@@ -63,6 +70,8 @@ struct Summary<'a> {
 struct SummaryFiles {
     percentiles: String,
     interval_log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kick_wake: Option<String>,
 }
 
 /// Writes the run's three files into `dir` (created if missing). The summary
@@ -77,6 +86,9 @@ pub fn write_run_files(result: &RunResult, dir: &Path) -> Result<RunFiles, Colle
         percentile_distribution(&result.histogram).as_bytes(),
     )?;
     write(&files.interval_log, &log)?;
+    if let Some(h) = &result.kick_wake {
+        write(&files.kick_wake, percentile_distribution(h).as_bytes())?;
+    }
     let json = serde_json::to_vec_pretty(&summary(result, &files)).map_err(|e| CollectError::Write {
         path: files.summary.display().to_string(),
         source: e.into(),
@@ -108,12 +120,14 @@ fn summary<'a>(result: &'a RunResult, files: &RunFiles) -> Summary<'a> {
         guest_elapsed_s: elapsed,
         wire_bytes_per_s: elapsed.map(|s| result.received.bytes as f64 / s),
         lock: result.lock,
+        kick_wake_ns: result.kick_wake.as_ref().map(LatencySummary::of),
         hello: result.hello.as_ref(),
         done: result.done.as_ref(),
         guest_error: result.guest_error.as_deref(),
         files: SummaryFiles {
             percentiles: name(&files.percentiles),
             interval_log: name(&files.interval_log),
+            kick_wake: result.kick_wake.as_ref().map(|_| name(&files.kick_wake)),
         },
     }
 }

@@ -141,6 +141,9 @@ pub enum RunError {
     /// The guest sent `Error`, with this message.
     #[error("the guest failed: {0}")]
     GuestFailed(String),
+    /// The kick-to-wake histogram in `Done` did not decode.
+    #[error("the kick-to-wake histogram in Done: {0}")]
+    BadKickWake(String),
 }
 
 /// Counted by the host.
@@ -266,6 +269,10 @@ pub struct RunResult {
     pub histogram: Histogram<u64>,
     /// The merged intervals, in arrival order.
     pub intervals: Vec<IntervalRecord>,
+    /// Kick-to-wake latency in nanoseconds, decoded from `Done` (`None`
+    /// without `Done`, or where the guest measured no kick: an empty or
+    /// absent histogram).
+    pub kick_wake: Option<Histogram<u64>>,
 }
 
 impl RunResult {
@@ -513,6 +520,18 @@ impl RunState {
                 expected,
             });
         }
+        // Decoded once here: the report needs its percentiles and the run's
+        // files its distribution. Empty bytes: a mode that never halts.
+        let kick_wake = match self.done.as_ref().map(|d| d.kick_wake_ns.as_slice()) {
+            None | Some([]) => None,
+            Some(bytes) => match frames::decode_histogram(bytes) {
+                Ok(h) => (!h.is_empty()).then_some(h),
+                Err(e) => {
+                    errors.push(RunError::BadKickWake(e.to_string()));
+                    None
+                }
+            },
+        };
         match self.done.clone() {
             Some(done) => self.check_totals(&done, &mut errors),
             None if self.missing > 0 => errors.push(RunError::MissingSeqs {
@@ -541,6 +560,7 @@ impl RunState {
             latency: LatencySummary::of(&self.merged),
             histogram: self.merged,
             intervals: self.intervals,
+            kick_wake,
         }
     }
 

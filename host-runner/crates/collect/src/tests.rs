@@ -827,6 +827,66 @@ fn failed_runs_still_write_their_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stream of one interval whose `Done` carries `kick_wake_ns`, applied
+/// to a run state directly (the socket adds nothing here).
+fn run_with_kick_wake(kick_wake_ns: Vec<u8>) -> RunResult {
+    let mut state = RunState::new("bench");
+    state.start(
+        hello("bench", Token::from_bytes([7; Token::LEN])),
+        SystemTime::now(),
+    );
+    state.on_frame(interval(0, &VALUES));
+    let Frame::Done(mut d) = done(1, 0) else {
+        unreachable!()
+    };
+    d.kick_wake_ns = kick_wake_ns;
+    assert!(matches!(state.on_frame(Frame::Done(d)), Some(Reply::Ack(_))));
+    state.into_result(Vec::new())
+}
+
+#[test]
+fn kick_to_wake_latency_is_decoded_and_written_beside_the_latency() {
+    let mut bytes = Vec::new();
+    let kicks = histogram(&[900, 1_200, 1_500, 2_000_000]);
+    HistogramEncoder::new().encode(&kicks, &mut bytes).unwrap();
+    let r = run_with_kick_wake(bytes);
+    assert!(r.is_complete(), "{}", error_text(&r));
+    let h = r.kick_wake.as_ref().expect("a kick-to-wake histogram");
+    assert_eq!(h.len(), 4);
+    assert_eq!(h.value_at_quantile(0.5), kicks.value_at_quantile(0.5));
+
+    let dir = temp_dir("kick-wake");
+    let files = write_run_files(&r, &dir).unwrap();
+    let hgrm = std::fs::read_to_string(&files.kick_wake).unwrap();
+    assert!(hgrm.contains("Total count    =            4"), "{hgrm}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.summary).unwrap()).unwrap();
+    assert_eq!(json["kick_wake_ns"]["count"], 4);
+    assert_eq!(json["files"]["kick_wake"], "bench.kick-wake.hgrm");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_kicks_no_kick_to_wake_file_and_a_bad_histogram_fails_the_run() {
+    let r = run_with_kick_wake(Vec::new());
+    assert!(r.is_complete(), "{}", error_text(&r));
+    assert!(r.kick_wake.is_none());
+    let dir = temp_dir("no-kick-wake");
+    let files = write_run_files(&r, &dir).unwrap();
+    assert!(!files.kick_wake.exists());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.summary).unwrap()).unwrap();
+    assert!(json["kick_wake_ns"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let r = run_with_kick_wake(vec![0x1c, 0x84, 0x93, 0x13, 0, 0]);
+    assert!(!r.is_complete());
+    assert!(r.kick_wake.is_none());
+    assert!(
+        r.errors.iter().any(|e| matches!(e, RunError::BadKickWake(_))),
+        "{}",
+        error_text(&r)
+    );
+}
+
 /// Host decode-and-merge throughput: `cargo test -p pvbench --release -- --ignored bench_`.
 #[test]
 #[ignore = "benchmark"]

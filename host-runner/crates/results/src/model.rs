@@ -14,6 +14,10 @@ pub const CELLS_DIR: &str = "cells";
 
 /// The pv-lock's counters as the guest reports them in its last frame.
 pub use pvbench_wire::frames::LockStats;
+/// The queued locks' events (`qspin`, `pvqspin`) from the guest's last frame.
+pub use pvbench_wire::frames::QueuedStats;
+/// The test-and-set lock's counters (`tas`) from the guest's last frame.
+pub use pvbench_wire::frames::TasStats;
 /// Lock mode of the bench guest (`base`: the plain ticket lock, `pvlock=off`):
 /// the wire's, the one definition guest and host share.
 pub use pvbench_wire::LockMode;
@@ -292,7 +296,8 @@ impl fmt::Display for FailureKind {
     }
 }
 
-/// Latency percentiles in microseconds, from the merged HDR histogram.
+/// Percentiles of an HDR histogram, in its unit: microseconds for a
+/// workload's latency, nanoseconds for kick-to-wake latency.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Samples.
@@ -327,7 +332,7 @@ pub enum GuestRole {
 /// 2026-11-29 (those with `host`), over the measured work only, from the
 /// bench guest's start line to its end; before, over the bench guest's whole
 /// life (boot, setup and teardown included).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestCpu {
     /// Bench or hog.
     pub role: GuestRole,
@@ -337,6 +342,37 @@ pub struct GuestCpu {
     pub cpu_s: f64,
     /// Wall seconds the CPU was counted over.
     pub wall_s: f64,
+    /// Seconds its vCPU threads were runnable but waiting for a host CPU
+    /// (run delay, `/proc/PID/task/TID/schedstat`: the host's view of the
+    /// guest's steal time), summed over its vCPUs, over the same interval as
+    /// `cpu_s`. Absent in results written before it was recorded, and where
+    /// the host kernel keeps no schedstats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_delay_s: Option<f64>,
+    /// The same per vCPU, by vCPU index (empty where unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vcpu_run_delay_s: Vec<f64>,
+}
+
+impl GuestCpu {
+    /// A guest's CPU without run delays (where none was read).
+    pub fn new(role: GuestRole, vcpus: u32, cpu_s: f64, wall_s: f64) -> Self {
+        Self {
+            role,
+            vcpus,
+            cpu_s,
+            wall_s,
+            run_delay_s: None,
+            vcpu_run_delay_s: Vec::new(),
+        }
+    }
+
+    /// Run delay as a share of the vCPUs' wall time: the fraction of the
+    /// interval an average vCPU wanted a host CPU and waited (`None` unknown).
+    pub fn run_delay_share(&self) -> Option<f64> {
+        let delay = self.run_delay_s?;
+        (self.wall_s > 0.0).then(|| delay / self.wall_s / f64::from(self.vcpus.max(1)))
+    }
 }
 
 /// What the host was doing around a cell (see the runner's `noise` module).
@@ -382,6 +418,18 @@ pub struct CellResult {
     pub latency_us: Option<Percentiles>,
     /// The pv-lock's counters from the guest's `Done`, if it sent one.
     pub pvlock: Option<LockStats>,
+    /// The queued locks' events from the guest's `Done` (absent in results
+    /// written before they were streamed, and where no `Done` came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuedStats>,
+    /// The test-and-set lock's counters from the guest's `Done` (absent likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tas: Option<TasStats>,
+    /// Kick-to-wake latency in nanoseconds (`pv`, `pvqspin`): percentiles of
+    /// the histogram in the guest's `Done`, whose percentile distribution is
+    /// the cell's `<id>.kick-wake.hgrm`. Absent where no kick was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kick_wake_ns: Option<Percentiles>,
     /// Host CPU of each of the cell's guests, the bench guest first.
     pub guests: Vec<GuestCpu>,
     /// The host's steal time and speed around the cell (absent in results
@@ -464,6 +512,9 @@ impl CellResult {
             tps: None,
             latency_us: None,
             pvlock: None,
+            queued: None,
+            tas: None,
+            kick_wake_ns: None,
             guests: Vec::new(),
             host: None,
             runs: None,
@@ -669,7 +720,17 @@ mod tests {
             tps: Some(0.5),
             latency_us: None,
             pvlock: None,
-            guests: vec![],
+            queued: Some(QueuedStats {
+                wait_head: 3,
+                ..QueuedStats::default()
+            }),
+            tas: None,
+            kick_wake_ns: None,
+            guests: vec![GuestCpu {
+                run_delay_s: Some(0.25),
+                vcpu_run_delay_s: vec![0.125, 0.125],
+                ..GuestCpu::new(GuestRole::Bench, 2, 1.5, 2.0)
+            }],
             host: Some(HostNoise {
                 steal_s: Some(0.0),
                 reference_before_ms: 9.5,
@@ -687,6 +748,49 @@ mod tests {
         assert!(json.contains(r#""kind":"kernel_panic""#), "{json}");
         let back: CellResult = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cell);
+    }
+
+    #[test]
+    fn results_written_before_the_lock_designs_load() {
+        // A cell of the first edition: pv-ticket counters only, guests without
+        // run delays.
+        let old = r#"{
+            "key": {"workload": "kernbench", "overcommit": "3x", "clients": null, "lock": "pv", "rep": 2},
+            "status": "completed",
+            "elapsed_s": 8.1, "cap_s": 15.0, "ops": 24, "tps": null,
+            "latency_us": null,
+            "pvlock": {"taken_slow": 10, "halted": 4},
+            "guests": [{"role": "bench", "vcpus": 2, "cpu_s": 3.0, "wall_s": 8.1}]
+        }"#;
+        let cell: CellResult = serde_json::from_str(old).unwrap();
+        assert_eq!(cell.key.lock, LockMode::Pv);
+        assert_eq!(
+            cell.pvlock.map(|l| (l.taken_slow, l.halted, l.released_slow)),
+            Some((10, 4, 0))
+        );
+        assert_eq!((cell.queued, cell.tas, cell.kick_wake_ns), (None, None, None));
+        assert_eq!(cell.guests[0].run_delay_s, None);
+        assert!(cell.guests[0].vcpu_run_delay_s.is_empty());
+        assert_eq!(cell.guests[0].run_delay_share(), None);
+        // Written back, it has no new fields: an old reader still takes it.
+        let json = serde_json::to_string(&cell).unwrap();
+        for field in ["queued", "tas", "kick_wake_ns", "run_delay_s"] {
+            assert!(!json.contains(field), "{field} in {json}");
+        }
+    }
+
+    #[test]
+    fn run_delay_is_a_share_of_the_vcpus_time() {
+        let g = GuestCpu {
+            run_delay_s: Some(3.0),
+            ..GuestCpu::new(GuestRole::Hog, 2, 1.0, 2.0)
+        };
+        assert_eq!(g.run_delay_share(), Some(0.75));
+        let g = GuestCpu {
+            run_delay_s: Some(3.0),
+            ..GuestCpu::new(GuestRole::Hog, 2, 1.0, 0.0)
+        };
+        assert_eq!(g.run_delay_share(), None);
     }
 
     #[test]

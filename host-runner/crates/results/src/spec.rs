@@ -183,15 +183,16 @@ impl MatrixSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         let bad = |why: &str| Err(SpecError::Invalid(why.to_string()));
         if self.locks.is_empty() {
-            return bad("`locks` is empty: give base, pv or both");
+            return bad("`locks` is empty: give one or more of base, pv, qspin, pvqspin, tas");
         }
-        if let Some(mode) = self
+        if let Some(twice) = self
             .locks
             .iter()
-            .find(|m| !matches!(m, LockMode::Base | LockMode::Pv))
+            .enumerate()
+            .find_map(|(i, m)| self.locks[..i].contains(m).then_some(m))
         {
             return Err(SpecError::Invalid(format!(
-                "lock mode {mode}: the guest has it, but reports compare only base and pv so far"
+                "`locks` lists {twice} twice: each mode is one arm, list it once"
             )));
         }
         if self.reps == 0 {
@@ -284,8 +285,17 @@ impl MatrixSpec {
         }
     }
 
+    /// The lock modes of repetition `rep` (from 1), in the order they run:
+    /// `locks` rotated left by `rep - 1`, so over any `locks.len()`
+    /// consecutive repetitions every mode runs first (and in every other
+    /// position) equally often, and drift in the host hits every arm alike.
+    /// With two modes this alternates: base, pv; pv, base; ...
+    pub fn arm_order(&self, rep: u32) -> Vec<LockMode> {
+        rotation(&self.locks, rep)
+    }
+
     /// Every cell, in run order: repetitions outermost, and inside each group the
-    /// lock modes alternate their order from one repetition to the next.
+    /// lock modes in the rotating order of [`Self::arm_order`].
     pub fn plan(&self) -> Vec<CellKey> {
         let mut groups = Vec::new();
         if self.kernbench.is_some() {
@@ -302,12 +312,9 @@ impl MatrixSpec {
         }
         let mut cells = Vec::new();
         for rep in 1..=self.reps {
+            let locks = self.arm_order(rep);
             for &(workload, overcommit, clients) in &groups {
-                let mut locks = self.locks.clone();
-                if rep % 2 == 0 {
-                    locks.reverse();
-                }
-                for lock in locks {
+                for &lock in &locks {
                     cells.push(CellKey {
                         workload,
                         overcommit,
@@ -326,6 +333,17 @@ impl MatrixSpec {
         let json = serde_json::to_string(self).expect("spec serializes");
         crate::short_hash(json.as_bytes())
     }
+}
+
+/// `locks` in the order repetition `rep` (from 1) runs them: rotated left by
+/// `rep - 1` (see [`MatrixSpec::arm_order`]).
+pub fn rotation(locks: &[LockMode], rep: u32) -> Vec<LockMode> {
+    let mut order = locks.to_vec();
+    if !order.is_empty() {
+        let shift = (rep.saturating_sub(1) as usize) % order.len();
+        order.rotate_left(shift);
+    }
+    order
 }
 
 /// `key=value`, with a key and without white space or quotes (which the guest
@@ -350,6 +368,9 @@ mod tests {
         assert!(quick.worst_case_s() <= quick.budget_s.unwrap());
         let full = MatrixSpec::profile(Profile::Full);
         assert!(full.plan().len() > quick.plan().len());
+        // The quick profile compares the seed's two designs; the full one all five.
+        assert_eq!(quick.locks, [LockMode::Base, LockMode::Pv]);
+        assert_eq!(full.locks, LockMode::ALL);
     }
 
     #[test]
@@ -357,6 +378,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../matrices");
         let four = MatrixSpec::load(&dir.join("full-4vcpu.toml")).expect("full-4vcpu.toml");
         assert_eq!(four.vcpus, Some(4));
+        assert_eq!(four.locks, LockMode::ALL);
         for name in ["quick.toml", "full.toml"] {
             MatrixSpec::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -375,6 +397,92 @@ mod tests {
             .filter(|k| k.group() == first[0].group() && k.rep == 2)
             .collect();
         assert_eq!(again[0].lock, first[1].lock);
+    }
+
+    #[test]
+    fn every_mode_runs_first_equally_often() {
+        let mut spec = MatrixSpec::profile(Profile::Quick);
+        spec.locks = LockMode::ALL.to_vec();
+        spec.reps = 10;
+        let n = spec.locks.len();
+        // Repetition r starts at mode (r - 1) mod n and keeps the listed cycle.
+        for rep in 1..=spec.reps {
+            let order = spec.arm_order(rep);
+            assert_eq!(order[0], spec.locks[(rep as usize - 1) % n], "rep {rep}");
+            for (i, lock) in order.iter().enumerate() {
+                assert_eq!(*lock, spec.locks[(rep as usize - 1 + i) % n], "rep {rep}");
+            }
+        }
+        // In the plan: each group's cells of a repetition follow that order,
+        // and over the 10 repetitions each mode is first twice, in every
+        // position twice.
+        let plan = spec.plan();
+        let group = plan[0].group();
+        let mut positions = std::collections::BTreeMap::new();
+        for rep in 1..=spec.reps {
+            let locks: Vec<LockMode> = plan
+                .iter()
+                .filter(|k| k.group() == group && k.rep == rep)
+                .map(|k| k.lock)
+                .collect();
+            assert_eq!(locks, spec.arm_order(rep));
+            for (position, lock) in locks.into_iter().enumerate() {
+                *positions.entry((lock, position)).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(positions.len(), n * n);
+        assert!(positions.values().all(|&count| count == 2), "{positions:?}");
+    }
+
+    #[test]
+    fn two_modes_alternate_as_they_always_did() {
+        let quick = MatrixSpec::profile(Profile::Quick);
+        let plan = quick.plan();
+        // The plan the quick profile had before modes rotated: base, pv in odd
+        // repetitions, pv, base in even ones.
+        let mut want = Vec::new();
+        for rep in 1..=quick.reps {
+            let order = if rep % 2 == 1 {
+                [LockMode::Base, LockMode::Pv]
+            } else {
+                [LockMode::Pv, LockMode::Base]
+            };
+            for key in plan.iter().filter(|k| k.rep == rep && k.lock == LockMode::Base) {
+                for lock in order {
+                    want.push(CellKey { lock, ..*key });
+                }
+            }
+        }
+        assert_eq!(plan, want);
+        assert_eq!(rotation(&[], 3), Vec::<LockMode>::new());
+    }
+
+    #[test]
+    fn lock_lists_are_checked() {
+        // Without its budget: five arms of the quick matrix take longer.
+        let quick = QUICK.replace("budget_s = ", "# budget_s = ");
+        let with = |locks: &str| quick.replace("locks = [\"base\", \"pv\"]", locks);
+        let all = MatrixSpec::parse(
+            &with("locks = [\"tas\", \"base\", \"pvqspin\", \"qspin\", \"pv\"]"),
+            "test",
+        )
+        .expect("every mode, any order");
+        assert_eq!(all.locks.len(), 5);
+        MatrixSpec::parse(&with("locks = [\"qspin\"]"), "test").expect("one mode");
+        // The budget counts every arm.
+        let err = MatrixSpec::parse(&QUICK.replace("\"pv\"]", "\"pv\", \"tas\"]"), "test").unwrap_err();
+        assert!(matches!(err, SpecError::OverBudget { .. }), "{err}");
+        let err = MatrixSpec::parse(&with("locks = [\"pv\", \"qspin\", \"pv\"]"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lists pv twice"), "{err}");
+        let err = MatrixSpec::parse(&with("locks = [\"base\", \"mcs\"]"), "test")
+            .unwrap_err()
+            .to_string();
+        // The error names the modes that exist.
+        for name in ["mcs", "base", "pv", "qspin", "pvqspin", "tas"] {
+            assert!(err.contains(name), "{name} not in {err:?}");
+        }
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub fn common_args(vcpus: u32, memory_mib: u32, loader: &Path) -> Vec<String> {
         "stdio",
         "-device",
         "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        // Names each vCPU thread `CPU N/TCG` (or `/KVM`), so the host can
+        // read every vCPU's run delay from its schedstat (guest::vcpu).
+        "-name",
+        "pvbench,debug-threads=on",
     ]
     .map(String::from)
     .to_vec();

@@ -23,15 +23,18 @@ use crate::{qemu, BootFiles};
 
 mod panic;
 mod stall;
+mod vcpu;
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
 pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
+pub use vcpu::delay_between;
 
 /// Serial lines kept for error reports.
 const TAIL_LINES: usize = 30;
 /// Most vCPUs a guest may have.
 pub const MAX_VCPUS: u32 = 64;
-/// How often the QEMU process's CPU time is sampled while it runs.
+/// How often the QEMU process's CPU time (and its vCPUs' run delays) are
+/// sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
 /// How to run one guest: its machine, its command line, its limits.
@@ -128,6 +131,9 @@ pub struct Outcome {
     pub qemu_stderr: String,
     /// The first panic the guest printed, kernel or application.
     pub panic: Option<GuestPanic>,
+    /// Each vCPU thread's run delay since QEMU started, last sample (see
+    /// [`Running::vcpu_run_delays`]).
+    pub vcpu_run_delays: Option<Vec<Duration>>,
 }
 
 impl Outcome {
@@ -214,6 +220,8 @@ pub struct Running {
     last_cpu_sample: Option<Instant>,
     stall: Option<StallWindow>,
     panic: PanicWatch,
+    vcpu_threads: vcpu::VcpuThreads,
+    vcpu_run_delays: Option<Vec<Duration>>,
 }
 
 /// A [`StallWatch`] and where its current window began.
@@ -289,6 +297,8 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
             then: stall::Usage::of(pid),
         }),
         panic: PanicWatch::default(),
+        vcpu_threads: vcpu::VcpuThreads::new(pid, config.vcpus),
+        vcpu_run_delays: None,
     })
 }
 
@@ -312,6 +322,16 @@ impl Running {
     pub fn cpu_seconds(&mut self) -> f64 {
         self.sample_cpu();
         self.cpu_s
+    }
+
+    /// Each vCPU thread's run delay so far (time runnable but waiting for a
+    /// host CPU), by vCPU index; `None` where the host kernel keeps no
+    /// schedstats or QEMU's vCPU threads are not (yet) found. Sampled with
+    /// the CPU time while the guest runs, so a guest's outcome has the last
+    /// reading before it ended.
+    pub fn vcpu_run_delays(&mut self) -> Option<Vec<Duration>> {
+        self.sample_cpu();
+        self.vcpu_run_delays.clone()
     }
 
     /// Waits until a serial line starts with `prefix`; false if the guest ended,
@@ -417,6 +437,7 @@ impl Running {
             serial_tail: std::mem::take(&mut self.tail).into(),
             qemu_stderr,
             panic: self.panic.panic().cloned(),
+            vcpu_run_delays: self.vcpu_run_delays.take(),
         }
     }
 
@@ -472,6 +493,10 @@ impl Running {
         self.last_cpu_sample = Some(Instant::now());
         if let Some(cpu) = process_cpu_seconds(self.pid) {
             self.cpu_s = cpu;
+        }
+        // Kept from the last reading once the threads are gone (QEMU exiting).
+        if let Some(delays) = self.vcpu_threads.run_delays() {
+            self.vcpu_run_delays = Some(delays);
         }
     }
 }

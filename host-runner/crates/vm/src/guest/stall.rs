@@ -191,7 +191,7 @@ fn schedstat(pid: u32) -> Option<(Duration, Duration)> {
 }
 
 /// `CPU_NS RUN_DELAY_NS TIMESLICES`.
-fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     let mut fields = text.split_whitespace();
     Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
