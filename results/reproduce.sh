@@ -6,13 +6,14 @@
 # cells, HDR logs and run.json (machine, QEMU, accelerator, image, git
 # revision), and a wall.txt with the command and its wall time.
 #
-#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise]
+#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes]
 #   (no argument: full-2 full-4 quick)
 #
 # Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min, soak (400
 # overcommitted cells, guests of 2 and 4 vCPUs, into results/soak/after-fix)
 # about 100 min, noise (pvbench calibrate: the noise floor, into
-# results/noise/calibration) about 30 min. Run it on an otherwise idle machine: other load shows up as
+# results/noise/calibration) about 30 min, modes (all five lock modes at 1x and
+# 3x, into results/locks/modes-3x-tcg) 8 min. Run it on an otherwise idle machine: other load shows up as
 # noise in every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,8 +50,9 @@ for step in "${steps[@]}"; do
     full-4) run run "full-$accel-4vcpu" --matrix host-runner/matrices/full-4vcpu.toml ;;
     soak) run soak soak/after-fix --vcpus 2,4 ;;
     noise) run calibrate noise/calibration --vcpus 2 --aa-runs 3 ;;
+    modes) run run "locks/modes-3x-$accel" --matrix host-runner/matrices/modes-3x.toml --vcpus 2 ;;
     *)
-      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak, noise)" >&2
+      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak, noise, modes)" >&2
       exit 2
       ;;
   esac
