@@ -6,14 +6,15 @@
 # cells, HDR logs and run.json (machine, QEMU, accelerator, image, git
 # revision), and a wall.txt with the command and its wall time.
 #
-#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes]
+#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin]
 #   (no argument: full-2 full-4 quick)
 #
 # Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min, soak (400
 # overcommitted cells, guests of 2 and 4 vCPUs, into results/soak/after-fix)
 # about 100 min, noise (pvbench calibrate: the noise floor, into
 # results/noise/calibration) about 30 min, modes (all five lock modes at 1x and
-# 3x, into results/locks/modes-3x-tcg) 8 min. Run it on an otherwise idle machine: other load shows up as
+# 3x, into results/locks/modes-3x-tcg) 8 min, spin (pv and pvqspin at 3x with
+# longer spin thresholds, into results/locks/spin-3x) 6 min. Run it on an otherwise idle machine: other load shows up as
 # noise in every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,8 +52,13 @@ for step in "${steps[@]}"; do
     soak) run soak soak/after-fix --vcpus 2,4 ;;
     noise) run calibrate noise/calibration --vcpus 2 --aa-runs 3 ;;
     modes) run run "locks/modes-3x-$accel" --matrix host-runner/matrices/modes-3x.toml --vcpus 2 ;;
+    spin)
+      for n in 2048 16384; do
+        run run "locks/spin-3x/spin-$n-$accel" --matrix "results/locks/spin-3x/spin-$n.toml" --vcpus 2
+      done
+      ;;
     *)
-      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak, noise, modes)" >&2
+      echo "results/reproduce.sh: unknown step '$step' (quick, full-2, full-4, soak, noise, modes, spin)" >&2
       exit 2
       ;;
   esac
