@@ -107,6 +107,11 @@ pub struct BootArgs {
     /// JSON summary, .hgrm distribution and interval log into DIR.
     #[arg(long, value_name = "DIR")]
     pub metrics: Option<std::path::PathBuf>,
+    /// Live-migrate the running guest to a fresh QEMU (QEMU's own migration
+    /// over a local socket) every SECONDS; prints how many migrations happened
+    /// and their downtime.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub migrate_every: Option<Duration>,
     /// Words for the guest application (`key=value`), after `--`.
     #[arg(last = true)]
     pub guest_args: Vec<String>,

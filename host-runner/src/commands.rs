@@ -84,10 +84,22 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
     }
     let mut config = guest_config(&args.guest, &host.resolved, cmdline)?;
     config.network |= collector.is_some();
+    config.migrate_every = args.migrate_every;
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
     let outcome = guest::run(&host.qemu, &host.boot_files(), &config, echo)?;
     report(&outcome, &config, args.quiet);
+    if let Some(m) = &outcome.migrations {
+        let downtimes: Vec<String> = m.downtimes_ms.iter().map(u64::to_string).collect();
+        eprintln!(
+            "pvbench: {} live migrations, downtime ms: [{}]{}",
+            m.count,
+            downtimes.join(", "),
+            m.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; then failed: {e}"))
+        );
+    }
     if let (Some(collector), Some(dir)) = (collector, &args.metrics) {
         for run in &collector.finish(Duration::from_secs(3)).runs {
             let files = collect::write_run_files(run, dir)?;
@@ -272,6 +284,7 @@ fn guest_config(
         timeout: args.timeout,
         network: args.network,
         stall: args.stall_after.map(StallWatch::over),
+        migrate_every: None,
     })
 }
 
@@ -309,6 +322,7 @@ fn exit_status(outcome: &Outcome) -> Exit {
         Ended::Exited(GuestExit::KernelSuccess) => Exit::Success,
         Ended::Exited(GuestExit::KernelFailure | GuestExit::NoReport(_))
         | Ended::Signaled
+        | Ended::MigrationFailed
         | Ended::Killed => Exit::GuestFailed,
         Ended::TimedOut | Ended::Stalled { .. } => Exit::TimedOut,
     }

@@ -87,6 +87,7 @@ impl Qemu<'_> {
             timeout,
             network,
             stall: None,
+            migrate_every: None,
         }
     }
 

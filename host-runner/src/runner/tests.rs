@@ -31,6 +31,7 @@ fn outcome(ended: Ended, tail: &[&str]) -> Outcome {
         qemu_stderr: String::new(),
         panic: watch.panic().cloned(),
         vcpu_run_delays: Some(vec![Duration::from_millis(1500), Duration::from_millis(2500)]),
+        migrations: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Running pvbench guests under QEMU: finding QEMU and the command line every
 //! guest shares ([`qemu`]), choosing the accelerator ([`accel`]), the guest
 //! process with its console, CPU sampling, timeout, stall watch and panic
-//! reading ([`guest`]), and Ctrl-C ([`interrupt`]).
+//! reading ([`guest`]), live migration to a fresh QEMU through QMP ([`qmp`],
+//! `guest::migrate`), and Ctrl-C ([`interrupt`]).
 //!
 //! No QEMU outlives pvbench: a running guest kills its QEMU when dropped, and
 //! every QEMU gets SIGKILL from the kernel if pvbench itself dies.
@@ -12,6 +13,7 @@ pub mod accel;
 pub mod guest;
 pub mod interrupt;
 pub mod qemu;
+pub mod qmp;
 
 use std::path::PathBuf;
 

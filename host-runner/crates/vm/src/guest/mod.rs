@@ -21,9 +21,12 @@ use crate::accel::Accel;
 use crate::interrupt::interrupted;
 use crate::{qemu, BootFiles};
 
+mod migrate;
 mod panic;
 mod stall;
 mod vcpu;
+
+pub use migrate::{MigrateError, MigrationReport};
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
 pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
@@ -55,6 +58,8 @@ pub struct GuestConfig {
     pub network: bool,
     /// Kill the guest as stalled if it idles through a window (see [`StallWatch`]).
     pub stall: Option<StallWatch>,
+    /// Live-migrate the guest to a fresh QEMU this often (see `migrate`).
+    pub migrate_every: Option<Duration>,
 }
 
 /// Why a guest could not be started or waited for.
@@ -110,6 +115,9 @@ pub enum Ended {
     },
     /// QEMU died from a signal (not ours).
     Signaled,
+    /// A live migration failed; the guest was stopped (the reason is in
+    /// [`Outcome::migrations`]).
+    MigrationFailed,
 }
 
 /// How a guest run went: how it ended, what it cost, what it printed.
@@ -134,6 +142,8 @@ pub struct Outcome {
     /// Each vCPU thread's run delay since QEMU started, last sample (see
     /// [`Running::vcpu_run_delays`]).
     pub vcpu_run_delays: Option<Vec<Duration>>,
+    /// The guest's live migrations, if it was to migrate.
+    pub migrations: Option<MigrationReport>,
 }
 
 impl Outcome {
@@ -183,6 +193,14 @@ impl Outcome {
                 self.pid
             ),
             Ended::Signaled => "QEMU was killed by a signal".into(),
+            Ended::MigrationFailed => format!(
+                "live migration {} failed: {}; the guest was stopped",
+                self.migrations.as_ref().map_or(1, |m| m.count + 1),
+                self.migrations
+                    .as_ref()
+                    .and_then(|m| m.error.as_deref())
+                    .unwrap_or("no reason recorded")
+            ),
         }
     }
 }
@@ -222,6 +240,13 @@ pub struct Running {
     panic: PanicWatch,
     vcpu_threads: vcpu::VcpuThreads,
     vcpu_run_delays: Option<Vec<Duration>>,
+    /// Feeds `lines` from each QEMU's console (a migrated guest has several).
+    lines_tx: mpsc::Sender<(Duration, String)>,
+    migration: Option<migrate::Migration>,
+    /// CPU, run delays and stderr of the QEMUs the guest migrated away from.
+    earlier_cpu_s: f64,
+    earlier_run_delays: Vec<Duration>,
+    earlier_stderr: String,
 }
 
 /// A [`StallWatch`] and where its current window began.
@@ -233,9 +258,17 @@ struct StallWindow {
     ops_then: u64,
 }
 
-/// Starts a guest; its console is read in the background.
-pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Running, GuestError> {
-    let mut cmd = command(qemu, image, config)?;
+/// A started QEMU: the process, its console reader and its stderr reader.
+type Started = (Child, JoinHandle<()>, JoinHandle<String>);
+
+/// Starts `cmd` as a guest's QEMU whose console lines go to `lines_tx`,
+/// stamped with the time since `started`.
+fn start(
+    qemu: &Path,
+    mut cmd: Command,
+    started: Instant,
+    lines_tx: mpsc::Sender<(Duration, String)>,
+) -> Result<Started, GuestError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -249,14 +282,10 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
             Ok(())
         });
     }
-    let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| GuestError::Spawn {
         qemu: qemu.display().to_string(),
         source,
     })?;
-    let pid = child.id();
-
-    let (lines_tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout is piped");
     let reader = thread::spawn(move || {
         let mut stdout = BufReader::new(stdout);
@@ -278,6 +307,28 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
+    Ok((child, reader, stderr))
+}
+
+/// Starts a guest; its console is read in the background.
+pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Running, GuestError> {
+    let mut cmd = command(qemu, image, config)?;
+    let migration = match config.migrate_every {
+        None => None,
+        Some(every) => {
+            let m =
+                migrate::Migration::new(every, qemu, image, config).map_err(|source| GuestError::Spawn {
+                    qemu: qemu.display().to_string(),
+                    source,
+                })?;
+            cmd.arg("-qmp").arg(m.qmp_arg(m.generation()));
+            Some(m)
+        }
+    };
+    let started = Instant::now();
+    let (lines_tx, lines) = mpsc::channel();
+    let (child, reader, stderr) = start(qemu, cmd, started, lines_tx.clone())?;
+    let pid = child.id();
     Ok(Running {
         child: Some(child),
         pid,
@@ -299,6 +350,11 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         panic: PanicWatch::default(),
         vcpu_threads: vcpu::VcpuThreads::new(pid, config.vcpus),
         vcpu_run_delays: None,
+        lines_tx,
+        migration,
+        earlier_cpu_s: 0.0,
+        earlier_run_delays: Vec::new(),
+        earlier_stderr: String::new(),
     })
 }
 
@@ -392,6 +448,15 @@ impl Running {
                 self.kill_child()?;
                 break stalled;
             }
+            if self.migration.as_ref().is_some_and(migrate::Migration::due) {
+                if let Err(e) = self.migrate() {
+                    if let Some(m) = self.migration.as_mut() {
+                        m.report.error = Some(e.to_string());
+                    }
+                    self.kill_child()?;
+                    break Ended::MigrationFailed;
+                }
+            }
             if interrupted() {
                 self.kill_child()?;
                 break Ended::Killed;
@@ -427,7 +492,8 @@ impl Running {
         while let Ok(line) = self.lines.try_recv() {
             self.take_line(line, &mut echo);
         }
-        let qemu_stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let mut qemu_stderr = std::mem::take(&mut self.earlier_stderr);
+        qemu_stderr.push_str(&self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default());
         Outcome {
             ended,
             pid: self.pid,
@@ -438,6 +504,7 @@ impl Running {
             qemu_stderr,
             panic: self.panic.panic().cloned(),
             vcpu_run_delays: self.vcpu_run_delays.take(),
+            migrations: self.migration.take().map(|m| m.report.clone()),
         }
     }
 
@@ -491,13 +558,80 @@ impl Running {
     /// last sample before `try_wait` reaps is (nearly) the final figure.
     fn sample_cpu(&mut self) {
         self.last_cpu_sample = Some(Instant::now());
+        // Earlier QEMUs (a migrated guest) count too.
         if let Some(cpu) = process_cpu_seconds(self.pid) {
-            self.cpu_s = cpu;
+            self.cpu_s = self.earlier_cpu_s + cpu;
         }
         // Kept from the last reading once the threads are gone (QEMU exiting).
-        if let Some(delays) = self.vcpu_threads.run_delays() {
+        if let Some(mut delays) = self.vcpu_threads.run_delays() {
+            for (d, earlier) in delays.iter_mut().zip(&self.earlier_run_delays) {
+                *d += *earlier;
+            }
             self.vcpu_run_delays = Some(delays);
         }
+    }
+
+    /// Live-migrates the guest to a fresh QEMU (see `migrate`). On failure the
+    /// destination is gone and the source still runs.
+    fn migrate(&mut self) -> Result<(), MigrateError> {
+        let m = self.migration.as_ref().expect("only called with a migration");
+        let next = m.generation() + 1;
+        let mut cmd =
+            command(&m.qemu, &m.image, &m.config).map_err(|e| MigrateError::Destination(e.to_string()))?;
+        cmd.arg("-qmp")
+            .arg(m.qmp_arg(next))
+            .arg("-incoming")
+            .arg(format!("unix:{}", m.incoming_socket(next).display()));
+        let (mut dest, dest_reader, dest_stderr) = start(&m.qemu, cmd, self.started, self.lines_tx.clone())
+            .map_err(|e| MigrateError::Destination(e.to_string()))?;
+        let give_up = |dest: &mut Child, reader: JoinHandle<()>, stderr: JoinHandle<String>| {
+            let _ = dest.kill();
+            let _ = dest.wait();
+            let _ = reader.join();
+            stderr.join().unwrap_or_default()
+        };
+        if !m.wait_listening(next, || dest.try_wait().ok().flatten().is_some()) {
+            let why = give_up(&mut dest, dest_reader, dest_stderr);
+            m.abandon(next);
+            return Err(MigrateError::Destination(if why.trim().is_empty() {
+                "it opened no sockets in time".into()
+            } else {
+                why.trim().to_string()
+            }));
+        }
+        let downtime = match m.transfer(next) {
+            Ok(downtime) => downtime,
+            Err(e) => {
+                give_up(&mut dest, dest_reader, dest_stderr);
+                m.abandon(next);
+                return Err(e);
+            }
+        };
+        // The source has stopped for good: fold its costs in, then swap.
+        self.sample_cpu();
+        self.earlier_cpu_s = self.cpu_s;
+        self.earlier_run_delays = self.vcpu_run_delays.clone().unwrap_or_default();
+        let _ = self.kill_child();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        if let Some(stderr) = self.stderr.take() {
+            self.earlier_stderr.push_str(&stderr.join().unwrap_or_default());
+        }
+        self.pid = dest.id();
+        self.child = Some(dest);
+        self.reader = Some(dest_reader);
+        self.stderr = Some(dest_stderr);
+        self.vcpu_threads =
+            vcpu::VcpuThreads::new(self.pid, self.migration.as_ref().map_or(1, |m| m.config.vcpus));
+        if let Some(window) = self.stall.as_mut() {
+            window.since = Instant::now();
+            window.then = stall::Usage::of(self.pid);
+        }
+        if let Some(m) = self.migration.as_mut() {
+            m.advance(next, downtime);
+        }
+        Ok(())
     }
 }
 
