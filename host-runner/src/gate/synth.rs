@@ -159,6 +159,7 @@ impl Synth {
                 matrix: self.matrix.clone(),
                 cells: plan,
                 target_mde_pct: None,
+                sharding: None,
             },
             cells,
         }
@@ -207,6 +208,7 @@ impl Synth {
             matrix_hash: self.matrix_hash.clone(),
             pvbench_version: "synthetic".into(),
             started_unix: 1_700_000_000,
+            hostname: None,
         }
     }
 }
