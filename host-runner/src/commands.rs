@@ -200,13 +200,12 @@ fn plan_text(spec: &MatrixSpec, partition: &Partition) -> String {
         "{} cells in {groups} comparison groups, {} shards (a group never splits: every lock mode \
          and repetition of a row runs on one host)\n\
          expected cost per cell: {:.1} s + {:.1} s per hog guest + the work: pgbench-like \
-         duration_s x {} repetitions per boot, kernbench-like its cap x {} (a bound: it has no \
-         fixed duration)\n",
+         duration_s, kernbench-like its cap (a bound: it has no \
+         fixed duration), times {} repetition(s) per boot\n",
         cells,
         partition.shards.len(),
         m.cell_overhead_s,
         m.hog_start_s,
-        spec.boot_reps(),
         spec.boot_reps(),
     );
     let n = partition.shards.len();

@@ -141,6 +141,23 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Loaded>, MergeError> {
         });
     }
     same_run(&shards)?;
+    // Every planned cell of every shard finished.
+    for s in &shards {
+        let planned = &s.results.manifest.cells;
+        let absent: Vec<&CellKey> = planned
+            .iter()
+            .filter(|k| !s.results.cells.iter().any(|c| c.key == **k))
+            .collect();
+        if let Some(first) = absent.first() {
+            return Err(MergeError::Incomplete {
+                dir: s.dir.clone(),
+                shard: s.shard,
+                missing: absent.len(),
+                planned: planned.len(),
+                first: first.id(),
+            });
+        }
+    }
     // Every shard once.
     let count = shards[0].shard.count;
     let mut by_index: BTreeMap<u32, &Loaded> = BTreeMap::new();
@@ -176,23 +193,6 @@ fn load(dirs: &[PathBuf]) -> Result<Vec<Loaded>, MergeError> {
                     cell: key.id(),
                 });
             }
-        }
-    }
-    // Every planned cell of every shard finished.
-    for s in &shards {
-        let planned = &s.results.manifest.cells;
-        let absent: Vec<&CellKey> = planned
-            .iter()
-            .filter(|k| !s.results.cells.iter().any(|c| c.key == **k))
-            .collect();
-        if let Some(first) = absent.first() {
-            return Err(MergeError::Incomplete {
-                dir: s.dir.clone(),
-                shard: s.shard,
-                missing: absent.len(),
-                planned: planned.len(),
-                first: first.id(),
-            });
         }
     }
     // Together they cover the matrix.
