@@ -146,6 +146,10 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
         .clone()
         .unwrap_or_else(|| runner::default_out(&layout, name));
     let reps = spec.reps;
+    // A shard count the matrix cannot fill is refused before the image is built.
+    if let Some(s) = args.shard {
+        shard::partition(&spec, s.count)?;
+    }
     let host = prepare(&layout, args.accel, args.quiet)?;
     let results = runner::run(
         &layout,

@@ -304,6 +304,8 @@ fn plan_shows_every_shard_and_bad_shards_are_refused_before_anything_runs() {
         ("3/2", "must be 1 to 2"),
         ("2", "expected K/N"),
         ("1/0", "at least 1"),
+        // The quick profile has 5 groups: refused before the image is built.
+        ("6/6", "at most 5 shards"),
     ] {
         let out = pvbench()
             .args([
