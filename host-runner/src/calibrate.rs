@@ -153,6 +153,7 @@ pub fn run(layout: &Layout, host: &Host, options: CalibrateOptions) -> Result<Ca
             resume: options.resume,
             quiet: options.quiet,
             target: None,
+            shard: None,
         },
     )?;
     let reference_after = Reference::measure(REFERENCE_RUNS);
@@ -792,6 +793,7 @@ mod tests {
                 matrix: serde_json::Value::Null,
                 cells: (1..=reps).map(key).collect(),
                 target_mde_pct: None,
+                sharding: None,
             },
             cells,
         }

@@ -16,7 +16,7 @@ pub use self::gate::{BaselineArgs, BaselineCommand, GateArgs, SaveArgs};
 pub use self::ministat::MinistatArgs;
 pub use self::report::ReportArgs;
 
-use crate::results::Profile;
+use crate::results::{Profile, Shard};
 use crate::vm::accel::AccelChoice;
 use crate::vm::guest::MAX_VCPUS;
 
@@ -42,6 +42,12 @@ pub enum Command {
     Boot(BootArgs),
     /// Run the default benchmark.
     Run(RunArgs),
+    /// Show how `run --shard K/N` splits a matrix: each shard's comparison
+    /// groups and expected cost.
+    Plan(PlanArgs),
+    /// Combine the results directories of every shard of one matrix
+    /// (`run --shard K/N`) into one results directory.
+    Merge(MergeArgs),
     /// Compare data sets like ministat(1): distribution plot, summary table and
     /// Student's t verdict (exit 1 if a difference is proven).
     Ministat(MinistatArgs),
@@ -156,6 +162,37 @@ pub struct RunArgs {
     /// matrix's).
     #[arg(long, requires = "target_mde", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_reps: Option<u32>,
+    /// Run only shard K of N: whole comparison groups (every lock mode and
+    /// repetition of a row), balanced by expected cost; merge the shards'
+    /// directories with `pvbench merge` (see `pvbench plan`).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Built-in matrix: quick or full.
+    #[arg(long, default_value = "quick", value_parser = profile())]
+    pub profile: Profile,
+    /// A matrix TOML file instead of the profile.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<std::path::PathBuf>,
+    /// Number of shards.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shards: u32,
+    /// Print the partition as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The results directories of every shard (`pvbench run --shard K/N --out DIR`).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<std::path::PathBuf>,
+    /// The merged results directory; must not exist.
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {

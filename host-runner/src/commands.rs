@@ -6,11 +6,16 @@ use std::time::Duration;
 use crate::build::layout::{self, Layout};
 use crate::build::{self, BuildError, BuildOptions};
 use crate::calibrate::{self, CalibrateOptions};
-use crate::cli::{BootArgs, BuildArgs, CalibrateArgs, GuestArgs, RunArgs, SoakArgs};
+use crate::cli::{
+    BootArgs, BuildArgs, CalibrateArgs, GuestArgs, MergeArgs, PlanArgs, ReportArgs, RunArgs, SoakArgs,
+};
 use crate::collect::{self, Collector};
 use crate::exit::Exit;
+use crate::export::{self, ExportError};
+use crate::merge::{self, MergeError, MergeOptions};
 use crate::report::{self, RenderOptions, ReportError};
-use crate::results::{MatrixSpec, SpecError};
+use crate::results::shard::{self, Partition};
+use crate::results::{MatrixSpec, ShardError, SpecError};
 use crate::runner::{self, Host, RunError, RunOptions, TargetMde};
 use crate::soak::{self, SoakOptions};
 use crate::vm::accel::{self, AccelChoice, Resolved};
@@ -44,6 +49,12 @@ pub enum CommandError {
     Calibrate(#[from] calibrate::CalibrateError),
     #[error(transparent)]
     Cmdline(#[from] pvbench_wire::cmdline::CmdlineError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
 pub fn build(args: &BuildArgs) -> Result<Exit, CommandError> {
@@ -147,6 +158,10 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
         .clone()
         .unwrap_or_else(|| runner::default_out(&layout, name));
     let reps = spec.reps;
+    // A shard count the matrix cannot fill is refused before the image is built.
+    if let Some(s) = args.shard {
+        shard::partition(&spec, s.count)?;
+    }
     let host = prepare(&layout, args.accel, args.quiet)?;
     let results = runner::run(
         &layout,
@@ -160,6 +175,7 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
                 mde_pct,
                 max_reps: args.max_reps.unwrap_or(3 * reps),
             }),
+            shard: args.shard,
         },
     )?;
     let report = report::render(&results, &RenderOptions::default());
@@ -171,6 +187,82 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
     report.write_into(&out)?;
     eprintln!("pvbench: results in {}", out.display());
     Ok(Exit::Success)
+}
+
+/// How `run --shard K/N` splits the matrix, for every K.
+pub fn plan(args: &PlanArgs) -> Result<Exit, CommandError> {
+    let spec = match &args.matrix {
+        Some(path) => MatrixSpec::load(path)?,
+        None => MatrixSpec::profile(args.profile),
+    };
+    let partition = shard::partition(&spec, args.shards)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&partition).expect("partition serializes")
+        );
+    } else {
+        print!("{}", plan_text(&spec, &partition));
+    }
+    Ok(Exit::Success)
+}
+
+/// The partition for people: the cost model, then each shard's groups.
+fn plan_text(spec: &MatrixSpec, partition: &Partition) -> String {
+    let m = &partition.cost_model;
+    let cells: usize = partition.shards.iter().map(|s| s.cells()).sum();
+    let groups: usize = partition.shards.iter().map(|s| s.groups.len()).sum();
+    let mut out = format!(
+        "{} cells in {groups} comparison groups, {} shards (a group never splits: every lock mode \
+         and repetition of a row runs on one host)\n\
+         expected cost per cell: {:.1} s + {:.1} s per hog guest + the work: pgbench-like \
+         duration_s, kernbench-like its cap (a bound: it has no \
+         fixed duration), times {} repetition(s) per boot\n",
+        cells,
+        partition.shards.len(),
+        m.cell_overhead_s,
+        m.hog_start_s,
+        spec.boot_reps(),
+    );
+    let n = partition.shards.len();
+    for (i, s) in partition.shards.iter().enumerate() {
+        out.push_str(&format!(
+            "shard {}/{n}: {:.0} s expected, {} cells\n",
+            i + 1,
+            s.cost_s,
+            s.cells()
+        ));
+        for g in &s.groups {
+            out.push_str(&format!(
+                "  {:<26} {:>4} cells {:>7.0} s\n",
+                g.group.to_string(),
+                g.cells,
+                g.cost_s
+            ));
+        }
+    }
+    out
+}
+
+/// Every shard's directory into one results directory.
+pub fn merge(args: &MergeArgs) -> Result<Exit, CommandError> {
+    let merged = merge::merge(&MergeOptions {
+        dirs: args.dirs.clone(),
+        out: args.out.clone(),
+    })?;
+    eprintln!(
+        "pvbench: merged {} shards ({} cells) into {}",
+        args.dirs.len(),
+        merged.cells.len(),
+        args.out.display()
+    );
+    Ok(Exit::Success)
+}
+
+/// `pvbench report`: the exports asked for, then the report.
+pub fn report_results(args: ReportArgs) -> Result<Exit, CommandError> {
+    export::write_all(&args.dir, &args.export)?;
+    Ok(report::run(&args.into())?)
 }
 
 /// Many overcommitted cells, counted by how they ended: exit 0 if none failed,

@@ -3,15 +3,18 @@
 //!
 //! Data flows one way: [`pvbench_build`] makes the guest image,
 //! [`pvbench_vm`] runs guests under QEMU, [`pvbench_collect`] receives their
-//! metrics, [`runner`] runs the matrix into a results directory
-//! ([`pvbench_results`]), [`report`], [`gate`] and [`soak`] read it back
+//! metrics, [`runner`] runs the matrix (or one shard of it) into a results
+//! directory ([`pvbench_results`]), [`merge`] combines shards' directories,
+//! [`report`], [`gate`], [`export`] and [`soak`] read it back
 //! ([`pvbench_stats`] and [`ministat`] compare).
 
 pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod export;
 pub mod gate;
+pub mod merge;
 pub mod ministat;
 pub mod report;
 pub mod runner;

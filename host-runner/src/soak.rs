@@ -141,6 +141,7 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
                 resume: options.resume,
                 quiet: options.quiet,
                 target: None,
+                shard: None,
             },
         )?;
         // Each run directory gets its ordinary report too.
@@ -394,6 +395,7 @@ mod tests {
                 matrix: serde_json::Value::Null,
                 cells: statuses.iter().map(|(l, r, _)| key(*l, *r)).collect(),
                 target_mde_pct: None,
+                sharding: None,
             },
             cells: statuses
                 .iter()

@@ -15,5 +15,6 @@ pub fn provenance() -> Provenance {
         matrix_hash: "m".into(),
         pvbench_version: "v".into(),
         started_unix: 0,
+        hostname: None,
     }
 }

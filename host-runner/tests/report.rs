@@ -54,6 +54,7 @@ fn provenance() -> Provenance {
         matrix_hash: "a1b2c3d4e5f60718".into(),
         pvbench_version: "0.1.0".into(),
         started_unix: 1_795_600_800,
+        hostname: None,
     }
 }
 
@@ -280,6 +281,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
         matrix,
         cells: plan,
         target_mde_pct: None,
+        sharding: None,
     };
     (manifest, cells)
 }
@@ -594,6 +596,7 @@ fn results_of(cells: Vec<CellResult>) -> Results {
         matrix: serde_json::Value::Null,
         cells: cells.iter().map(|c| c.key).collect(),
         target_mde_pct: None,
+        sharding: None,
     };
     in_memory(manifest, cells)
 }

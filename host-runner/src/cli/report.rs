@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::export::Target;
 use crate::report::{RenderOptions, ReportOptions, StdoutFormat, PLOTS_DIR};
 use crate::stats::Confidence;
 
@@ -31,6 +32,12 @@ pub struct ReportArgs {
     /// this many percent.
     #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
     pub max_cv: f64,
+    /// Also write the arms for a dashboard: FORMAT=PATH, FORMAT one of
+    /// customSmallerIsBetter (kernbench-like seconds) and customBiggerIsBetter
+    /// (pgbench-like tps), github-action-benchmark's custom JSON, or bmf
+    /// (Bencher Metric Format, every arm); repeatable.
+    #[arg(long, value_name = "FORMAT=PATH")]
+    pub export: Vec<Target>,
 }
 
 fn parse_confidence(s: &str) -> Result<Confidence, String> {
@@ -97,5 +104,33 @@ mod tests {
         assert_eq!(o.render.min_runs, RenderOptions::default().min_runs);
         assert_eq!(o.format, StdoutFormat::Json);
         assert_eq!(options(&["r"]).render, RenderOptions::default());
+    }
+
+    #[test]
+    fn exports_are_format_and_path_and_bad_ones_are_refused() {
+        use crate::export::Format;
+        let argv = [
+            "report",
+            "r",
+            "--export",
+            "bmf=a.json",
+            "--export",
+            "customBiggerIsBetter=b.json",
+        ];
+        let args = Cli::try_parse_from(argv).unwrap().args;
+        let formats: Vec<Format> = args.export.iter().map(|t| t.format).collect();
+        assert_eq!(formats, [Format::Bmf, Format::BiggerIsBetter]);
+        assert_eq!(args.export[0].path, PathBuf::from("a.json"));
+        for (bad, why) in [
+            ("bmf", "expected FORMAT=PATH"),
+            ("csv=x", "is not one of"),
+            ("bmf=", "no PATH"),
+        ] {
+            let err = Cli::try_parse_from(["report", "r", "--export", bad])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

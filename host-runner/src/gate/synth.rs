@@ -160,6 +160,7 @@ impl Synth {
                 matrix: self.matrix.clone(),
                 cells: plan,
                 target_mde_pct: None,
+                sharding: None,
             },
             cells,
         }
@@ -208,6 +209,7 @@ impl Synth {
             matrix_hash: self.matrix_hash.clone(),
             pvbench_version: "synthetic".into(),
             started_unix: 1_700_000_000,
+            hostname: None,
         }
     }
 }

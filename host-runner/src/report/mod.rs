@@ -23,6 +23,7 @@
 pub mod analysis;
 pub mod censored;
 mod format;
+pub mod hosts;
 mod markdown;
 pub mod plots;
 mod tables;
@@ -138,12 +139,17 @@ pub fn run(options: &ReportOptions) -> Result<Exit, ReportError> {
         Some(dir) => report.write_plots(dir)?,
         None => Vec::new(),
     };
+    // A merged run's hosts, where there are several (the one addition to
+    // the rendered report, kept out of its tables).
+    let hosts = hosts::line(&results.manifest);
     if let Some(path) = &options.markdown {
-        report.write_markdown(path, &plots)?;
+        let mut text = report.markdown(&plots, path.parent());
+        text.extend(hosts.as_deref().map(hosts::markdown));
+        plots::write_file(path, text.as_bytes())?;
     }
     let out = match options.format {
         StdoutFormat::Json => report.json() + "\n",
-        StdoutFormat::Text => report.text(),
+        StdoutFormat::Text => report.text() + &hosts.as_deref().map(hosts::text).unwrap_or_default(),
     };
     let mut stdout = io::stdout().lock();
     match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {

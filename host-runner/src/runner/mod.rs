@@ -33,7 +33,8 @@ use crate::build::layout::Layout;
 use crate::build::Image;
 use crate::collect;
 use crate::results::{
-    self, CellKey, CellResult, CellStatus, MatrixSpec, Provenance, Results, RunManifest, SpecError, Workload,
+    self, CellKey, CellResult, CellStatus, MatrixSpec, Provenance, Results, RunManifest, Shard, ShardError,
+    Sharding, SpecError, Workload,
 };
 use crate::vm::accel::{Accel, Resolved};
 use crate::vm::interrupt;
@@ -67,8 +68,16 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error("interrupted: {done} of {total} cells are in {dir}; continue with --resume --out {dir}")]
-    Interrupted { done: usize, total: usize, dir: PathBuf },
+    #[error("interrupted: {done} of {total} cells are in {dir}; continue with --resume --out {dir}{}",
+        shard.map(|s| format!(" --shard {s}")).unwrap_or_default())]
+    Interrupted {
+        done: usize,
+        total: usize,
+        dir: PathBuf,
+        shard: Option<Shard>,
+    },
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 /// QEMU, the guest image and the accelerator, found and checked by the caller.
@@ -96,6 +105,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Add repetitions until every row resolves this (see [`TargetMde`]).
     pub target: Option<TargetMde>,
+    /// Run only this shard's comparison groups (see [`results::shard`]).
+    pub shard: Option<Shard>,
 }
 
 /// Runs (or resumes) the matrix with real guests; returns the results
@@ -129,11 +140,22 @@ pub fn run_with(
     provenance: Provenance,
     options: &RunOptions,
 ) -> Result<Results, RunError> {
+    let (cells, sharding) = match options.shard {
+        None => (options.spec.plan(), None),
+        Some(shard) => {
+            let partition = results::shard::partition(&options.spec, shard.count)?;
+            (
+                partition.cells(&options.spec, shard),
+                Some(Sharding::Shard(partition.record(shard))),
+            )
+        }
+    };
     let mut manifest = RunManifest {
         provenance,
         matrix: serde_json::to_value(&options.spec).expect("spec serializes"),
-        cells: options.spec.plan(),
+        cells,
         target_mde_pct: options.target.map(|t| t.mde_pct),
+        sharding,
     };
     // A resumed run goes on with the cells it had, added repetitions included.
     manifest.cells = prepare_out(&options.out, &manifest, options.resume)?;
@@ -181,6 +203,7 @@ fn run_cells(
                 done,
                 total: plan.len(),
                 dir: options.out.clone(),
+                shard: options.shard,
             });
         };
         let mut result = outcome::cell_result(&cell, &run);
@@ -264,10 +287,34 @@ fn prepare_out(dir: &Path, manifest: &RunManifest, resume: bool) -> Result<Vec<C
                 });
             }
         }
+        // A shard resumes as itself: another shard's plan in this directory
+        // would mix two shards' cells under one record.
+        let (theirs_shard, ours_shard) = (shard_of(&theirs), shard_of(manifest));
+        if theirs_shard != ours_shard {
+            let name = |s: Option<Shard>| {
+                s.map_or("no shard (the whole matrix)".to_string(), |s| {
+                    format!("shard {s}")
+                })
+            };
+            return Err(RunError::Mismatch {
+                dir: dir.to_path_buf(),
+                what: "shard",
+                theirs: name(theirs_shard),
+                ours: name(ours_shard),
+            });
+        }
         return Ok(theirs.cells);
     }
     results::write_json_atomic(&manifest_path, manifest)?;
     Ok(manifest.cells.clone())
+}
+
+/// The shard a manifest's run is (none for a whole matrix, or a merge).
+fn shard_of(manifest: &RunManifest) -> Option<Shard> {
+    match &manifest.sharding {
+        Some(Sharding::Shard(record)) => Some(record.shard()),
+        _ => None,
+    }
 }
 
 fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layout: &Layout) -> Provenance {
@@ -305,7 +352,16 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
         started_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        hostname: hostname(),
     }
+}
+
+/// This host's name, from the kernel (`None` if it has none to tell).
+pub fn hostname() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The live progress line (an indicatif bar on a terminal, plain lines otherwise).

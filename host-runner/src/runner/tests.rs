@@ -361,6 +361,7 @@ fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
         resume,
         quiet: true,
         target: None,
+        shard: None,
     };
     let plan = spec().plan();
     let mut fake = Fake {
@@ -451,6 +452,7 @@ fn rows_above_the_target_mde_get_repetitions_until_they_reach_it_or_the_limit() 
         resume: false,
         quiet: true,
         target: Some(TargetMde { mde_pct, max_reps }),
+        shard: None,
     };
     // Times wobble by +/-0.2 s around 2.5 s: an MDE of tens of percent with 2
     // runs a side, a few percent with many.
@@ -494,4 +496,76 @@ fn rows_above_the_target_mde_get_repetitions_until_they_reach_it_or_the_limit() 
     let results = run_with(&mut fake, &ENV, provenance(), &options(500.0, 6)).unwrap();
     assert_eq!(results.cells.len(), 4);
     let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_shard_runs_its_groups_records_its_plan_and_resumes_only_as_itself() {
+    let dirs = [scratch("shard-1"), scratch("shard-2")];
+    let out = |k: u32| dirs[k as usize - 1].clone();
+    let options = |k: u32, resume| RunOptions {
+        spec: spec(),
+        out: out(k),
+        resume,
+        quiet: true,
+        target: None,
+        shard: Some(Shard { index: k, count: 2 }),
+    };
+    let mut all = Vec::new();
+    for k in [1, 2] {
+        let _ = fs::remove_dir_all(out(k));
+        let mut fake = Fake::default();
+        let results = run_with(&mut fake, &ENV, provenance(), &options(k, false)).unwrap();
+        let Some(Sharding::Shard(record)) = &results.manifest.sharding else {
+            panic!("{:?}", results.manifest.sharding)
+        };
+        assert_eq!(record.shard(), Shard { index: k, count: 2 });
+        assert_eq!(record.expected_cost_s.len(), 2);
+        let groups: Vec<_> = results.manifest.cells.iter().map(CellKey::group).collect();
+        assert!(groups.iter().all(|g| record.groups.contains(g)), "{groups:?}");
+        assert_eq!(fake.ran.borrow().len(), results.manifest.cells.len());
+        all.extend(results.manifest.cells.clone());
+    }
+    all.sort();
+    let mut plan = spec().plan();
+    plan.sort();
+    assert_eq!(all, plan, "the two shards run the plan's cells, each once");
+
+    // An interrupted shard says how to resume it, as itself.
+    let _ = fs::remove_dir_all(out(1));
+    let first = options(1, false);
+    let mut fake = Fake {
+        interrupt_at: Some(
+            results::shard::partition(&spec(), 2)
+                .unwrap()
+                .cells(&spec(), Shard { index: 1, count: 2 })[1]
+                .id(),
+        ),
+        ..Fake::default()
+    };
+    let err = run_with(&mut fake, &ENV, provenance(), &first).unwrap_err();
+    assert!(
+        err.to_string().contains("--resume --out") && err.to_string().ends_with("--shard 1/2"),
+        "{err}"
+    );
+    // Another shard, or no shard, in its directory is refused.
+    let mut wrong = options(2, true);
+    wrong.out = out(1);
+    let err = run_with(&mut Fake::default(), &ENV, provenance(), &wrong).unwrap_err();
+    assert!(matches!(err, RunError::Mismatch { what: "shard", .. }), "{err}");
+    assert!(
+        err.to_string().contains("shard 1/2 there, shard 2/2 now"),
+        "{err}"
+    );
+    let mut whole = options(1, true);
+    whole.shard = None;
+    let err = run_with(&mut Fake::default(), &ENV, provenance(), &whole).unwrap_err();
+    assert!(err.to_string().contains("(shard 1/2 there, no shard"), "{err}");
+    // As itself it finishes, running only what was left.
+    let mut rest = Fake::default();
+    let results = run_with(&mut rest, &ENV, provenance(), &options(1, true)).unwrap();
+    assert_eq!(rest.ran.borrow().len(), results.manifest.cells.len() - 1);
+    assert_eq!(results.cells.len(), results.manifest.cells.len());
+    for k in [1, 2] {
+        let _ = fs::remove_dir_all(out(k));
+    }
 }

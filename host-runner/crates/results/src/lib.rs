@@ -11,14 +11,17 @@
 //! A cell whose run reached its time cap is *censored*: its metric is a bound
 //! (elapsed >= cap, or throughput <= what it did by then), never a value.
 //!
-//! [`spec`] holds the matrix as written (TOML) and its plan of cells.
+//! [`spec`] holds the matrix as written (TOML) and its plan of cells;
+//! [`shard`] splits that plan across hosts by comparison group.
 
 #![warn(missing_docs)]
 
 mod model;
+pub mod shard;
 pub mod spec;
 
 pub use model::*;
+pub use shard::{Shard, ShardError, Sharding};
 pub use spec::{KernbenchSpec, MatrixSpec, PgbenchSpec, Profile, SpecError};
 
 use sha2::{Digest, Sha256};

@@ -560,6 +560,10 @@ pub struct Provenance {
     pub pvbench_version: String,
     /// When the run started, in seconds since the Unix epoch.
     pub started_unix: u64,
+    /// The host's name (absent in results written before it was recorded):
+    /// which machine of a fleet ran a shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `run.json`: the matrix as planned and where it ran.
@@ -576,6 +580,11 @@ pub struct RunManifest {
     /// one was asked for (`pvbench run --target-mde`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_mde_pct: Option<f64>,
+    /// The shard this directory holds and the partition it came from
+    /// (`pvbench run --shard K/N`), or the shards it was merged from
+    /// (`pvbench merge`); absent for a whole matrix run on one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<crate::shard::Sharding>,
 }
 
 /// Why a results file could not be read or written.
