@@ -1154,6 +1154,7 @@ fn five_modes() -> Results {
             matrix: serde_json::Value::Null,
             cells: plan,
             target_mde_pct: None,
+            sharding: None,
         },
         cells,
     )
