@@ -196,13 +196,16 @@ fn gate(options: &GateOptions, root: &Path, baseline_path: &Path) -> Result<Gate
     config.override_all(options.test, options.correction);
     let baseline = Baseline::load(baseline_path)?;
     let results = Results::load(&options.results)?;
-    let report = evaluate(
+    let mut report = evaluate(
         &baseline,
         &display_path(baseline_path, root),
         &results,
         &display_path(&options.results, root),
         &config,
     );
+    // A merged run from several hosts: say which host ran which group (each
+    // group is judged on its own host's runs only).
+    report.notes.extend(crate::report::hosts::line(&results.manifest));
     summary::print(&report, options.quiet);
     summary::write_markdown(options.markdown.as_deref(), &summary::markdown(&report))?;
     if let Some(path) = &options.json {
