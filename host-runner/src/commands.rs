@@ -215,7 +215,7 @@ fn plan_text(spec: &MatrixSpec, partition: &Partition) -> String {
     let mut out = format!(
         "{} cells in {groups} comparison groups, {} shards (a group never splits: every lock mode \
          and repetition of a row runs on one host)\n\
-         expected cost per cell: {:.1} s + {:.1} s per hog guest + the work: pgbench-like \
+         expected cost per cell: {:.2} s + {:.2} s per hog guest + the work: pgbench-like \
          duration_s, kernbench-like its cap (a bound: it has no \
          fixed duration), times {} repetition(s) per boot\n",
         cells,
