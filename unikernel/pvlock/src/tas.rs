@@ -7,7 +7,7 @@
 //! The word is the queued locks' (`LOCKED_VAL` in the locked byte, nothing
 //! else is ever set), so that [`crate::RawModalLock`] shares their fast path.
 
-use crate::queued::{fast_lock, LOCKED_VAL};
+use crate::queued::{fast_lock, trylock, LOCKED_VAL};
 use crate::stats::tas as ev;
 use crate::sync::{spin_loop, AtomicU32, Ordering};
 
@@ -50,8 +50,8 @@ impl RawTasLock {
     /// Acquires the lock if it is free; never waits.
     #[inline]
     pub fn try_lock(&self) -> bool {
-        // Relaxed: a guess, checked by the compare-exchange.
-        self.word.load(Ordering::Relaxed) == 0 && fast_lock(&self.word).is_ok()
+        // The same word and test as the queued locks' trylock.
+        trylock(&self.word)
     }
 
     /// Releases the lock.
