@@ -776,6 +776,7 @@ mod tests {
             workload: Workload::Kernbench,
             overcommit: Overcommit::X1,
             clients: None,
+            migrated: false,
             lock: LockMode::Pv,
             rep,
         };
@@ -905,6 +906,7 @@ mod tests {
             workload: Workload::Pgbench,
             overcommit: Overcommit::X1,
             clients: Some(4),
+            migrated: false,
             lock: LockMode::Pv,
             rep,
         };

@@ -18,7 +18,7 @@ pub use self::report::ReportArgs;
 
 use crate::results::{Profile, Shard};
 use crate::vm::accel::AccelChoice;
-use crate::vm::guest::MAX_VCPUS;
+use crate::vm::guest::{MigrationKind, MAX_VCPUS};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -113,11 +113,16 @@ pub struct BootArgs {
     /// JSON summary, .hgrm distribution and interval log into DIR.
     #[arg(long, value_name = "DIR")]
     pub metrics: Option<std::path::PathBuf>,
-    /// Live-migrate the running guest to a fresh QEMU (QEMU's own migration
-    /// over a local socket) every SECONDS; prints how many migrations happened
-    /// and their downtime.
+    /// Migrate the running guest to a fresh QEMU (QEMU's own migration over a
+    /// local socket) every SECONDS; prints how many migrations happened and
+    /// their downtime.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub migrate_every: Option<Duration>,
+    /// How to migrate: live (copy while the guest runs) or paused (stop, copy,
+    /// continue). Default: paused under TCG, where QEMU 7.2's live migration
+    /// damages guests that write memory on several vCPUs; live under KVM.
+    #[arg(long, value_name = "KIND", value_parser = migration_kind(), requires = "migrate_every")]
+    pub migration: Option<MigrationKind>,
     /// Words for the guest application (`key=value`), after `--`.
     #[arg(last = true)]
     pub guest_args: Vec<String>,
@@ -269,6 +274,14 @@ pub struct SoakArgs {
 fn accel_choice() -> impl clap::builder::TypedValueParser<Value = AccelChoice> {
     clap::builder::PossibleValuesParser::new(AccelChoice::NAMES)
         .map(|name| name.parse::<AccelChoice>().expect("a listed name"))
+}
+
+/// `--migration live|paused`.
+fn migration_kind() -> impl clap::builder::TypedValueParser<Value = MigrationKind> {
+    clap::builder::PossibleValuesParser::new(["live", "paused"]).map(|name| match name.as_str() {
+        "live" => MigrationKind::Live,
+        _ => MigrationKind::Paused,
+    })
 }
 
 /// `--profile quick|full`, parsed into the results crate's type.

@@ -21,7 +21,9 @@ use crate::soak::{self, SoakOptions};
 use crate::vm::accel::{self, AccelChoice, Resolved};
 use pvbench_wire::cmdline::Cmdline;
 
-use crate::vm::guest::{self, Ended, GuestConfig, GuestError, Outcome, StallWatch};
+use crate::vm::guest::{
+    self, Ended, GuestConfig, GuestError, MigratePlan, MigrationKind, Outcome, StallWatch,
+};
 use crate::vm::qemu::{self, QemuError};
 use pvbench_wire::exit::GuestExit;
 
@@ -95,7 +97,12 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
     }
     let mut config = guest_config(&args.guest, &host.resolved, cmdline)?;
     config.network |= collector.is_some();
-    config.migrate_every = args.migrate_every;
+    config.migrate = args.migrate_every.map(|every| MigratePlan {
+        every,
+        kind: args
+            .migration
+            .unwrap_or_else(|| MigrationKind::default_for(config.accel)),
+    });
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
     let outcome = guest::run(&host.qemu, &host.boot_files(), &config, echo)?;
@@ -103,8 +110,9 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
     if let Some(m) = &outcome.migrations {
         let downtimes: Vec<String> = m.downtimes_ms.iter().map(u64::to_string).collect();
         eprintln!(
-            "pvbench: {} live migrations, downtime ms: [{}]{}",
+            "pvbench: {} {} migrations, downtime ms: [{}]{}",
             m.count,
+            m.kind.map_or("live", MigrationKind::name),
             downtimes.join(", "),
             m.error
                 .as_ref()
@@ -116,12 +124,16 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
             let files = collect::write_run_files(run, dir)?;
             let l = &run.latency;
             eprintln!(
-                "pvbench: metrics {:?}: {} intervals, {} samples, p50 {} us, p99 {} us -> {}",
+                "pvbench: metrics {:?}: {} intervals, {} samples, p50 {} us, p99 {} us{} -> {}",
                 run.status,
                 run.received.intervals,
                 l.count,
                 l.p50,
                 l.p99,
+                match run.resumes {
+                    0 => String::new(),
+                    n => format!(", {n} resumed connections"),
+                },
                 files.summary.display()
             );
             for error in &run.errors {
@@ -376,7 +388,7 @@ fn guest_config(
         timeout: args.timeout,
         network: args.network,
         stall: args.stall_after.map(StallWatch::over),
-        migrate_every: None,
+        migrate: None,
     })
 }
 

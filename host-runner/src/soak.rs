@@ -385,6 +385,7 @@ mod tests {
             workload: Workload::Kernbench,
             overcommit: Overcommit::X3,
             clients: None,
+            migrated: false,
             lock,
             rep,
         };

@@ -98,6 +98,7 @@ cap_s = 10
                 workload: Workload::Kernbench,
                 overcommit: Overcommit::X2,
                 clients: None,
+                migrated: false,
             },
             lock: LockMode::Pv,
         }
@@ -109,6 +110,7 @@ cap_s = 10
                 workload: Workload::Pgbench,
                 overcommit: Overcommit::X1,
                 clients: Some(2),
+                migrated: false,
             },
             lock: LockMode::Base,
         }

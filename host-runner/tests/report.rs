@@ -69,6 +69,7 @@ fn key(
         workload,
         overcommit,
         clients,
+        migrated: false,
         lock,
         rep,
     }
@@ -207,6 +208,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     runs: None,
                     cell_wall_s: None,
                     times: None,
+                    migrations: None,
                 };
                 match &kernbench_runs(oc, lock)[rep as usize - 1] {
                     Run::Done(v) => cells.push(cell(CellStatus::Completed, *v)),
@@ -252,6 +254,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     runs: None,
                     cell_wall_s: None,
                     times: None,
+                    migrations: None,
                 };
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
@@ -586,6 +589,7 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             runs: None,
             cell_wall_s: None,
             times: None,
+            migrations: None,
         })
         .collect()
 }

@@ -14,6 +14,7 @@ fn key(workload: Workload, overcommit: Overcommit, lock: LockMode, rep: u32) -> 
         workload,
         overcommit,
         clients: (workload == Workload::Pgbench).then_some(4),
+        migrated: false,
         lock,
         rep,
     }

@@ -72,6 +72,9 @@ pub struct BaselineGroup {
     pub workload: Workload,
     pub overcommit: Overcommit,
     pub clients: Option<u32>,
+    /// Migrated cells (the matrix's `[migration]`); absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub migrated: bool,
     pub lock: LockMode,
     /// The workload's metric; stored so the file reads on its own.
     pub metric: Metric,
@@ -96,6 +99,7 @@ impl BaselineGroup {
                 workload: self.workload,
                 overcommit: self.overcommit,
                 clients: self.clients,
+                migrated: self.migrated,
             },
             lock: self.lock,
         }
@@ -159,6 +163,7 @@ impl Baseline {
                         workload: arm.group.workload,
                         overcommit: arm.group.overcommit,
                         clients: arm.group.clients,
+                        migrated: arm.group.migrated,
                         lock: arm.lock,
                         metric: arm.metric(),
                         values,

@@ -82,6 +82,7 @@ fn find(
             workload,
             overcommit,
             clients,
+            migrated: false,
         },
         lock,
     };

@@ -69,6 +69,9 @@ pub struct Report {
     /// Kick-to-wake latency (arms of `pv` and `pvqspin` that measured kicks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kick_wake: Vec<KickWakeRow>,
+    /// Each mode's cost of a migration (matrices with `[migration]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub migration: Vec<super::migration::MigrationRow>,
     pub cpu: Vec<CpuRow>,
     pub warnings: Vec<Warning>,
     pub failed: Vec<FailedCell>,
@@ -596,6 +599,7 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         }
         cpu.extend(cpu_row(*arm, &ran, host_cores));
     }
+    let migration = super::migration::rows(results, &locks, options.confidence);
     let target = results
         .manifest
         .target_mde_pct
@@ -615,6 +619,7 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         queued,
         tas,
         kick_wake,
+        migration,
         cpu,
         warnings,
         failed,
@@ -1264,6 +1269,7 @@ mod tests {
             workload: Workload::Kernbench,
             overcommit: Overcommit::X1,
             clients: None,
+            migrated: false,
             lock,
             rep,
         };

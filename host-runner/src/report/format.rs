@@ -41,9 +41,10 @@ pub fn improvement(b: Bounded, metric: Metric) -> String {
 
 /// `kernbench 2x`, `pgbench 1x c8`.
 pub fn short_group(g: &GroupKey) -> String {
+    let migrated = if g.migrated { " mig" } else { "" };
     match g.clients {
-        Some(c) => format!("{} {} c{c}", g.workload, g.overcommit),
-        None => format!("{} {}", g.workload, g.overcommit),
+        Some(c) => format!("{} {} c{c}{migrated}", g.workload, g.overcommit),
+        None => format!("{} {}{migrated}", g.workload, g.overcommit),
     }
 }
 

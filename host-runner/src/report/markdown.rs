@@ -75,6 +75,11 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
         out.push_str(&tables::kick_wake(report).markdown());
         out.push_str(&format!("\n{}\n", tables::KICK_WAKE_NOTE));
     }
+    if !report.migration.is_empty() {
+        out.push_str("\n## Migration cost per lock mode\n\n");
+        out.push_str(&tables::migration(report).markdown());
+        out.push_str(&format!("\n{}\n", tables::MIGRATION_NOTE));
+    }
     if !report.cpu.is_empty() {
         out.push_str("\n## CPU per vCPU against the fair share\n\n");
         out.push_str(&tables::cpu(report).markdown());

@@ -25,6 +25,7 @@ pub mod censored;
 mod format;
 pub mod hosts;
 mod markdown;
+pub mod migration;
 pub mod plots;
 mod tables;
 mod text;

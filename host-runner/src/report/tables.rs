@@ -492,6 +492,9 @@ pub fn pgbench_blocks(report: &Report) -> String {
                 g.group.overcommit
             );
         }
+        if g.group.migrated {
+            label = format!("{label}migrated ");
+        }
         let lead = 21;
         let fill = BLOCK_WIDTH.saturating_sub(lead + label.len());
         out.push_str(&format!("+{}{label}{}+\n", "-".repeat(lead), "-".repeat(fill)));
@@ -822,6 +825,57 @@ pub fn kick_wake(report: &Report) -> Table {
     }
     t
 }
+
+/// Each lock mode's cost of migration: its migrated cells against its
+/// unmigrated ones in the same group.
+pub fn migration(report: &Report) -> Table {
+    let mut t = Table::new(
+        vec![vec![
+            "group",
+            "lock",
+            "kind",
+            "runs",
+            "still",
+            "migrated",
+            "cost %",
+            "+/- %",
+            "migr/cell",
+            "cost/migr %",
+            "down p50 ms",
+            "down max ms",
+            "resumed",
+            "failed",
+        ]],
+        Align::columns(3, 11),
+    );
+    let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), g6);
+    for r in &report.migration {
+        t.push(vec![
+            short_group(&r.group),
+            r.lock.to_string(),
+            r.kind.map_or_else(|| "-".to_string(), |k| k.to_string()),
+            format!("{}/{}", r.runs_still, r.runs_migrated),
+            opt(r.mean_still),
+            opt(r.mean_migrated),
+            match r.cost_pct {
+                Some(c) => format!("{c:+.2}{}", if r.proven { "*" } else { "" }),
+                None => "-".into(),
+            },
+            opt(r.ci_half_pct),
+            g6(r.migrations_per_cell),
+            opt(r.cost_per_migration_pct),
+            opt(r.downtime_ms_p50),
+            r.downtime_ms_max
+                .map_or_else(|| "-".to_string(), |d| d.to_string()),
+            r.resumes.to_string(),
+            r.failed_migrated.to_string(),
+        ]);
+    }
+    t
+}
+
+/// What the migration table's figures are.
+pub const MIGRATION_NOTE: &str = "Each lock mode's bench guests migrated to a fresh QEMU while they work      (the matrix's [migration]) against the same mode left alone, in the same run, the two groups      adjacent in time. still/migrated: the mean of each side's completed runs (runs: still/migrated);      cost: how much worse the migrated runs did, in percent of the unmigrated mean (slower builds,      fewer transactions), with the half-width of its confidence interval (* : the interval excludes      0); cost/migr: cost over the migrations a cell made. Under TCG a paused migration stops the      guest's clock too, so the cost is what the guest sees after each move (cold translation cache on      the new QEMU, cold host caches, locks held across the pause), not the downtime itself. resumed:      metrics connections the guests opened again (QEMU's user network drops them on migration).";
 
 /// What the kick-to-wake table's figures are.
 pub const KICK_WAKE_NOTE: &str = "Microseconds from an unlocker's kick to the kicked waiter running again, \

@@ -77,6 +77,11 @@ pub fn render(report: &Report) -> String {
         out.push_str(&tables::kick_wake(report).text("  "));
         out.push_str(&wrap(tables::KICK_WAKE_NOTE, "  ", "  "));
     }
+    if !report.migration.is_empty() {
+        heading(&mut out, "Migration cost per lock mode");
+        out.push_str(&tables::migration(report).text("  "));
+        out.push_str(&wrap(tables::MIGRATION_NOTE, "  ", "  "));
+    }
     if !report.cpu.is_empty() {
         heading(&mut out, "CPU per vCPU against the fair share");
         out.push_str(&tables::cpu(report).text("  "));

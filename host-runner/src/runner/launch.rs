@@ -13,8 +13,9 @@ use super::outcome::{BenchRun, CellRun};
 use super::plan::CellPlan;
 use super::RunError;
 use crate::collect::{self, Collector};
+use crate::results::MigrationMode;
 use crate::vm::accel::Accel;
-use crate::vm::guest::{self, GuestConfig, Running, StallWatch};
+use crate::vm::guest::{self, GuestConfig, MigratePlan, MigrationKind, Running, StallWatch};
 use crate::vm::interrupt::interrupted;
 use crate::vm::BootFiles;
 
@@ -87,7 +88,7 @@ impl Qemu<'_> {
             timeout,
             network,
             stall: None,
-            migrate_every: None,
+            migrate: None,
         }
     }
 
@@ -112,6 +113,13 @@ impl Qemu<'_> {
         // streamed operations tell a stalled guest from a slow one.
         let progress = collector.progress(&run_id).expect("run registered above");
         config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW).with_progress(progress, plan.fair_cores));
+        config.migrate = plan.migrate.map(|(every, mode)| MigratePlan {
+            every,
+            kind: match mode {
+                MigrationMode::Live => MigrationKind::Live,
+                MigrationMode::Paused => MigrationKind::Paused,
+            },
+        });
         let hogs_ready = cell_start.elapsed();
         let mut bench = guest::spawn(self.qemu, &self.files, &config)?;
         let started = bench.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None);

@@ -255,6 +255,7 @@ impl TargetMde {
                 workload: row.group.workload,
                 overcommit: row.group.overcommit,
                 clients: row.group.clients,
+                migrated: row.group.migrated,
                 lock,
                 rep,
             }));

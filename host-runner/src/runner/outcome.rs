@@ -10,10 +10,10 @@ use pvbench_wire::frames::Figures;
 use super::plan::CellPlan;
 use crate::collect::{LatencySummary, RunResult};
 use crate::results::{
-    BootRuns, CellResult, CellStatus, CellTimes, FailureKind, GuestCpu, GuestRole, HostNoise, Percentiles,
-    Workload,
+    BootRuns, CellMigrations, CellResult, CellStatus, CellTimes, FailureKind, GuestCpu, GuestRole, HostNoise,
+    MigrationMode, Percentiles, Workload,
 };
-use crate::vm::guest::{delay_between, Ended, Outcome, PanicSource};
+use crate::vm::guest::{delay_between, Ended, MigrationKind, Outcome, PanicSource};
 
 /// What the guests of one cell did.
 #[derive(Debug)]
@@ -192,6 +192,15 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         runs: None,
         cell_wall_s: None,
         times: Some(times(bench)),
+        migrations: bench.outcome.migrations.as_ref().map(|m| CellMigrations {
+            kind: match m.kind {
+                Some(MigrationKind::Live) => MigrationMode::Live,
+                _ => MigrationMode::Paused,
+            },
+            count: m.count,
+            downtime_ms: m.downtimes_ms.clone(),
+            resumes: metrics.map_or(0, |r| r.resumes),
+        }),
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
     match classify(bench, ran, Boot::of(plan)) {

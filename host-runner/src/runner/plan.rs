@@ -9,7 +9,7 @@ use pvbench_wire::lock::{Kick, PvlockArgs};
 use pvbench_workloads::params::WorkloadArgs;
 
 use super::RunError;
-use crate::results::{CellKey, MatrixSpec, Workload};
+use crate::results::{CellKey, MatrixSpec, MigrationMode, Workload};
 use crate::vm::accel::Accel;
 
 /// Default for `start_timeout_s`: booting a guest up to its workload's start line.
@@ -48,6 +48,9 @@ pub struct CellPlan {
     pub fair_cores: f64,
     pub vcpus: u32,
     pub memory_mib: u32,
+    /// How often and how the bench guest is migrated while it works (migrated
+    /// cells only).
+    pub migrate: Option<(Duration, MigrationMode)>,
 }
 
 /// The plan of `key` under `spec` on `env`.
@@ -119,5 +122,14 @@ pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, Run
         fair_cores: f64::from(env.vcpus) * key.overcommit.fair_share_per_vcpu(env.host_cores, env.vcpus),
         vcpus: env.vcpus,
         memory_mib: spec.memory_mib,
+        migrate: spec.migration.as_ref().filter(|_| key.migrated).map(|m| {
+            // Paused under TCG by default: its live migration damages busy
+            // guests (results/migration).
+            let default = match env.accel {
+                Accel::Tcg => MigrationMode::Paused,
+                Accel::Kvm => MigrationMode::Live,
+            };
+            (Duration::from_secs_f64(m.every_s), m.kind.unwrap_or(default))
+        }),
     })
 }

@@ -48,6 +48,7 @@ fn metrics(figures: Option<Figures>) -> RunResult {
         lock_effective: LockMode::Pv,
         kick_backend: "nmi".into(),
         build_id: "test".into(),
+        resumed: 0,
     };
     state.start(hello, SystemTime::now());
     if let Some(figures) = figures {

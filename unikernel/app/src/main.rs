@@ -142,10 +142,18 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         }
     };
     if let Some(sink) = sink {
-        if let Err(e) = sink.finish(outcome) {
-            eprintln!("pvbench-guest: metrics stream incomplete: {e}");
-            let status = if status == Status::Success { Status::MetricsIncomplete } else { status };
-            return status.code();
+        match sink.finish(outcome) {
+            Err(e) => {
+                eprintln!("pvbench-guest: metrics stream incomplete: {e}");
+                let status = if status == Status::Success { Status::MetricsIncomplete } else { status };
+                return status.code();
+            }
+            // A migrated guest's stream goes on over new connections.
+            Ok(f) if f.sender.resumes > 0 => println!(
+                "pvbench-guest: metrics connection resumed {} times, {} kept frames resent",
+                f.sender.resumes, f.sender.resent
+            ),
+            Ok(_) => {}
         }
     }
     status.code()

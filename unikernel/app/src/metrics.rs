@@ -8,6 +8,12 @@
 //! intervals, and at the end waits for the host's Ack, because Hermit 0.11's
 //! `shutdown()` does nothing and the VM powers off right after `main` returns.
 //!
+//! If the connection breaks (the guest was migrated to another QEMU, whose
+//! user-mode network resets the connection it never saw), the sender connects
+//! again with a resumed Hello and resends, from the host's next sequence
+//! number, the interval frames it keeps ([`KEPT_FRAMES`]): the host gets each
+//! interval once.
+//!
 //! ```ignore
 //! let target = metrics::Target::parse(&line)?;              // None: metrics= not given
 //! let mut sink = metrics::Sink::connect(target.unwrap(), info)?;
@@ -15,6 +21,7 @@
 //! sink.finish(outcome.map(ending).map_err(|e| e.to_string()))?;       // figures in Done
 //! ```
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,7 +35,7 @@ use hdrhistogram::Histogram;
 use pvbench_wire::cmdline;
 use pvbench_wire::frames::{
     self, Ack, Done, Frame, FrameError, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval,
-    Figures, KernelEvents, LockMode, Param, Reply, TargetError,
+    Figures, KernelEvents, LockMode, Param, Reply, Resume, TargetError,
 };
 use pvbench_workloads::{IntervalReport, Observer, RunSummary};
 
@@ -38,6 +45,12 @@ use crate::pvlock::Counters;
 const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 /// How long the guest waits for the host's Welcome and, at the end, its Ack.
 pub(crate) const REPLY_DEADLINE: Duration = Duration::from_secs(30);
+/// Interval frames kept after writing, to resend on a resumed connection:
+/// more than the TCP send buffer and QEMU's network can hold in flight when a
+/// migration cuts the connection (a frame is 0.3-10 KB).
+const KEPT_FRAMES: usize = 64;
+/// Connections a run may open after its first (a migration costs one).
+const MAX_RESUMES: u32 = 10_000;
 
 const KERNEL_VERSION: &str = match option_env!("PVBENCH_KERNEL_VERSION") {
     Some(version) => version,
@@ -67,6 +80,8 @@ pub enum MetricsError {
     },
     Rejected(String),
     UnexpectedReply(String),
+    /// The host closed the connection where a reply was due.
+    Closed,
     Frame(FrameError),
     Write(io::Error),
     Timeout(&'static str),
@@ -82,6 +97,7 @@ impl fmt::Display for MetricsError {
             Self::Connect { addr, source } => write!(f, "cannot reach the host at {addr}: {source}"),
             Self::Rejected(why) => write!(f, "host refused the run: {why}"),
             Self::UnexpectedReply(what) => write!(f, "unexpected reply from the host: {what}"),
+            Self::Closed => f.write_str("the host closed the connection"),
             Self::Frame(e) => write!(f, "metrics connection: {e}"),
             Self::Write(e) => write!(f, "sending metrics: {e}"),
             Self::Timeout(what) => write!(f, "no {what} from the host in time"),
@@ -92,6 +108,17 @@ impl fmt::Display for MetricsError {
 }
 
 impl std::error::Error for MetricsError {}
+
+impl MetricsError {
+    /// The connection broke (rather than the host refusing or misbehaving):
+    /// worth connecting again.
+    fn is_connection_loss(&self) -> bool {
+        matches!(
+            self,
+            Self::Write(_) | Self::Closed | Self::Frame(FrameError::Io(_) | FrameError::Truncated { .. })
+        )
+    }
+}
 
 /// Where and as whom to stream (the `metrics=`, `token=`, `run=` and
 /// `metrics_queue=` words): the wire's type, which the host builds them from.
@@ -177,6 +204,10 @@ pub struct SenderStats {
     pub encode: Duration,
     /// Time in `write` (includes waiting for the network).
     pub write: Duration,
+    /// Connections opened again after one broke.
+    pub resumes: u32,
+    /// Kept frames written again on resumed connections.
+    pub resent: u64,
 }
 
 /// What [`Sink::finish`] reports.
@@ -232,6 +263,7 @@ impl Sink {
             lock_effective: info.lock_effective,
             kick_backend: info.kick_backend.clone(),
             build_id: build_id(),
+            resumed: 0,
         };
         let (tx, rx) = mpsc::sync_channel(target.queue());
         let (events_tx, events) = mpsc::channel();
@@ -421,22 +453,22 @@ fn sender_main(
     handled: &AtomicU64,
 ) -> SenderStats {
     let mut stats = SenderStats::default();
-    let mut conn = match Conn::open(addr, &hello, &mut stats) {
-        Ok(conn) => conn,
+    let mut link = match Link::open(addr, hello, &mut stats) {
+        Ok(link) => link,
         Err(e) => {
             let _ = events.send(Event::Finished(Err(e)));
             return stats;
         }
     };
     let _ = events.send(Event::Connected);
-    // After a write error the stream is unusable: keep draining the queue so the
+    // After an error the stream is given up: keep draining the queue so the
     // workload never blocks, and report the error at the end.
     let mut failed: Option<MetricsError> = None;
     while let Ok(msg) = rx.recv() {
         let result = match msg {
             Msg::Interval(p) => {
                 let result = match failed {
-                    None => conn.send_interval(p, &mut stats),
+                    None => link.interval(p, &mut stats),
                     Some(_) => Ok(()),
                 };
                 // Release: pairs with the Acquire in `Sink::drain`.
@@ -446,9 +478,7 @@ fn sender_main(
             Msg::Done(done) => {
                 let result = match failed.take() {
                     Some(e) => Err(e),
-                    None => conn
-                        .send(&Frame::Done(done), &mut stats)
-                        .and_then(|()| conn.ack()),
+                    None => link.done(done, &mut stats),
                 };
                 let _ = events.send(Event::Finished(result.map(Some)));
                 return stats;
@@ -456,7 +486,7 @@ fn sender_main(
             Msg::Error(message) => {
                 let result = match failed.take() {
                     Some(e) => Err(e),
-                    None => conn.send(&Frame::Error(GuestFailure { message }), &mut stats),
+                    None => link.error(message, &mut stats),
                 };
                 let _ = events.send(Event::Finished(result.map(|()| None)));
                 return stats;
@@ -469,16 +499,136 @@ fn sender_main(
     stats
 }
 
+/// The run's stream across connections: the current one, and the interval
+/// frames kept to resend if it breaks.
+struct Link {
+    addr: SocketAddr,
+    hello: Hello,
+    conn: Conn,
+    /// Interval frames already written, oldest first: (seq, encoded frame).
+    kept: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl Link {
+    fn open(addr: SocketAddr, hello: Hello, stats: &mut SenderStats) -> Result<Link, MetricsError> {
+        let (conn, reply) = Conn::open(addr, &hello, stats)?;
+        match reply {
+            Reply::Welcome => Ok(Link {
+                addr,
+                hello,
+                conn,
+                kept: VecDeque::with_capacity(KEPT_FRAMES),
+            }),
+            Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
+            other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+
+    fn interval(&mut self, p: Pending, stats: &mut SenderStats) -> Result<(), MetricsError> {
+        let seq = p.seq;
+        // The oldest kept frame's buffer is reused once the window is full.
+        let mut bytes = match self.kept.len() {
+            KEPT_FRAMES => self.kept.pop_front().map(|(_, b)| b).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        self.conn.encode_interval(p, &mut bytes, stats)?;
+        let written = self.conn.write(&bytes, stats);
+        // Kept whether or not the write worked: a resumed connection resends it.
+        self.kept.push_back((seq, bytes));
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => self.resume(e, stats).map(|_| ()),
+        }
+    }
+
+    fn done(&mut self, done: Done, stats: &mut SenderStats) -> Result<Ack, MetricsError> {
+        let mut bytes = Vec::new();
+        self.conn.encode(&Frame::Done(done), &mut bytes, stats)?;
+        loop {
+            match self.conn.write(&bytes, stats).and_then(|()| self.conn.ack()) {
+                Ok(ack) => return Ok(ack),
+                Err(e) => {
+                    if let Some(ack) = self.resume(e, stats)? {
+                        // Done had arrived; only its Ack was lost.
+                        return Ok(ack);
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&mut self, message: String, stats: &mut SenderStats) -> Result<(), MetricsError> {
+        let mut bytes = Vec::new();
+        self.conn
+            .encode(&Frame::Error(GuestFailure { message }), &mut bytes, stats)?;
+        loop {
+            match self.conn.write(&bytes, stats) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.resume(e, stats)?;
+                }
+            }
+        }
+    }
+
+    /// After `cause` broke the connection: connects again with a resumed Hello
+    /// and resends the kept frames the host has not received. Returns the
+    /// host's Ack if `Done` had already arrived.
+    fn resume(&mut self, cause: MetricsError, stats: &mut SenderStats) -> Result<Option<Ack>, MetricsError> {
+        if !cause.is_connection_loss() || self.hello.resumed >= MAX_RESUMES {
+            return Err(cause);
+        }
+        let deadline = Instant::now() + CONNECT_DEADLINE;
+        let mut last = cause;
+        while Instant::now() < deadline {
+            self.hello.resumed += 1;
+            match self.reconnect(stats) {
+                Ok(ack) => {
+                    stats.resumes += 1;
+                    return Ok(ack);
+                }
+                // The host may not have seen the old connection end yet: it
+                // refuses until then.
+                Err(e @ (MetricsError::Rejected(_) | MetricsError::Connect { .. })) => last = e,
+                Err(e) if e.is_connection_loss() => last = e,
+                Err(e) => return Err(e),
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Err(last)
+    }
+
+    fn reconnect(&mut self, stats: &mut SenderStats) -> Result<Option<Ack>, MetricsError> {
+        let (conn, reply) = Conn::open(self.addr, &self.hello, stats)?;
+        let Resume { next_seq, ack } = match reply {
+            Reply::Resume(resume) => resume,
+            Reply::Rejected(why) => return Err(MetricsError::Rejected(why)),
+            other => return Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+        };
+        self.conn = conn;
+        if ack.is_some() {
+            return Ok(ack);
+        }
+        // Frames older than the window and not received are lost for good: the
+        // host sees the gap in the sequence numbers and says so.
+        for (_, bytes) in self.kept.iter().filter(|(seq, _)| *seq >= next_seq) {
+            self.conn.write(bytes, stats)?;
+            stats.resent += 1;
+        }
+        Ok(None)
+    }
+}
+
 struct Conn {
     stream: TcpStream,
     replies: FrameReader<TcpStream>,
     encoder: HistogramEncoder,
-    frame: Vec<u8>,
     hist: Vec<u8>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr, hello: &Hello, stats: &mut SenderStats) -> Result<Conn, MetricsError> {
+    /// Connects, says Hello and returns the host's answer.
+    fn open(addr: SocketAddr, hello: &Hello, stats: &mut SenderStats) -> Result<(Conn, Reply), MetricsError> {
         let stream = connect(addr)?;
         // Frames are written whole; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
@@ -491,18 +641,16 @@ impl Conn {
             stream,
             replies,
             encoder: HistogramEncoder::new(),
-            frame: Vec::new(),
             hist: Vec::new(),
         };
-        conn.send(&Frame::Hello(hello.clone()), stats)?;
-        match conn.reply()? {
-            Reply::Welcome => Ok(conn),
-            Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
-            other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
-        }
+        let mut bytes = Vec::new();
+        conn.encode(&Frame::Hello(hello.clone()), &mut bytes, stats)?;
+        conn.write(&bytes, stats)?;
+        let reply = conn.reply()?;
+        Ok((conn, reply))
     }
 
-    fn send_interval(&mut self, p: Pending, stats: &mut SenderStats) -> Result<(), MetricsError> {
+    fn encode_interval(&mut self, p: Pending, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
         let started = Instant::now();
         self.hist.clear();
         self.encoder
@@ -523,30 +671,34 @@ impl Conn {
             tas: p.lock.tas,
         });
         stats.encode += started.elapsed();
-        let result = self.send(&frame, stats);
+        let result = self.encode(&frame, out, stats);
         if let Frame::Interval(i) = frame {
             self.hist = i.histogram;
         }
         result
     }
 
-    fn send(&mut self, frame: &Frame, stats: &mut SenderStats) -> Result<(), MetricsError> {
+    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
         let started = Instant::now();
-        self.frame.clear();
-        frames::encode_into(frame, &mut self.frame).map_err(MetricsError::Frame)?;
-        let written = Instant::now();
-        stats.encode += written - started;
-        self.stream.write_all(&self.frame).map_err(MetricsError::Write)?;
-        stats.write += written.elapsed();
+        out.clear();
+        frames::encode_into(frame, out).map_err(MetricsError::Frame)?;
+        stats.encode += started.elapsed();
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8], stats: &mut SenderStats) -> Result<(), MetricsError> {
+        let started = Instant::now();
+        self.stream.write_all(bytes).map_err(MetricsError::Write)?;
+        stats.write += started.elapsed();
         stats.frames += 1;
-        stats.bytes += self.frame.len() as u64;
+        stats.bytes += bytes.len() as u64;
         Ok(())
     }
 
     fn reply(&mut self) -> Result<Reply, MetricsError> {
         match self.replies.read::<Reply>() {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err(MetricsError::UnexpectedReply("connection closed".into())),
+            Ok(None) => Err(MetricsError::Closed),
             Err(e) => Err(MetricsError::Frame(e)),
         }
     }

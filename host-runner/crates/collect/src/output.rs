@@ -60,6 +60,8 @@ struct Summary<'a> {
     lock: LockStats,
     /// Percentiles of the kick-to-wake latency, nanoseconds.
     kick_wake_ns: Option<LatencySummary>,
+    /// Connections the guest opened again after one broke (migrations).
+    resumes: u32,
     hello: Option<&'a Hello>,
     done: Option<&'a Done>,
     guest_error: Option<&'a str>,
@@ -121,6 +123,7 @@ fn summary<'a>(result: &'a RunResult, files: &RunFiles) -> Summary<'a> {
         wire_bytes_per_s: elapsed.map(|s| result.received.bytes as f64 / s),
         lock: result.lock,
         kick_wake_ns: result.kick_wake.as_ref().map(LatencySummary::of),
+        resumes: result.resumes,
         hello: result.hello.as_ref(),
         done: result.done.as_ref(),
         guest_error: result.guest_error.as_deref(),

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 use pvbench_wire::frames::{
-    self, Ack, Done, Frame, FrameError, Hello, HistogramView, Interval, LockStats, Reply,
+    self, Ack, Done, Frame, FrameError, Hello, HistogramView, Interval, LockStats, Reply, Resume,
 };
 use serde::Serialize;
 
@@ -273,6 +273,8 @@ pub struct RunResult {
     /// without `Done`, or where the guest measured no kick: an empty or
     /// absent histogram).
     pub kick_wake: Option<Histogram<u64>>,
+    /// Connections the guest opened again after one broke (a migration each).
+    pub resumes: u32,
 }
 
 impl RunResult {
@@ -311,6 +313,12 @@ pub struct RunState {
     done: Option<Done>,
     guest_error: Option<String>,
     errors: Vec<RunError>,
+    /// The Ack sent for `Done`, sent again to a guest that resumes after it.
+    ack: Option<Ack>,
+    /// How the last connection was lost before `Done`; an error only if the
+    /// guest does not resume.
+    lost: Option<RunError>,
+    resumes: u32,
 }
 
 impl RunState {
@@ -332,6 +340,9 @@ impl RunState {
             done: None,
             guest_error: None,
             errors: Vec::new(),
+            ack: None,
+            lost: None,
+            resumes: 0,
         }
     }
 
@@ -339,6 +350,35 @@ impl RunState {
     pub fn start(&mut self, hello: Hello, at: SystemTime) {
         self.hello = Some(hello);
         self.hello_at = Some(at);
+    }
+
+    /// A resumed Hello (token already checked) on a new connection of a run
+    /// whose last one broke: where the guest is to pick up, or why not.
+    pub fn resume(&mut self, hello: &Hello) -> Result<Resume, String> {
+        let Some(first) = &self.hello else {
+            return Err(format!("run {} resumes a connection it never had", self.run));
+        };
+        let same = first.workload == hello.workload
+            && first.params == hello.params
+            && first.vcpus == hello.vcpus
+            && first.lock_requested == hello.lock_requested
+            && first.lock_effective == hello.lock_effective
+            && first.build_id == hello.build_id;
+        if !same {
+            return Err(format!(
+                "run {} resumes with another Hello than its first",
+                self.run
+            ));
+        }
+        if self.guest_error.is_some() {
+            return Err(format!("run {} already ended with the guest's error", self.run));
+        }
+        self.lost = None;
+        self.resumes += 1;
+        Ok(Resume {
+            next_seq: self.next_seq,
+            ack: self.ack,
+        })
     }
 
     /// Whether a Hello was accepted.
@@ -390,11 +430,13 @@ impl RunState {
             }
             Frame::Done(done) => {
                 self.done = Some(done);
-                Some(Reply::Ack(Ack {
+                let ack = Ack {
                     intervals: self.received.intervals,
                     ops: self.received.ops,
                     samples: self.received.samples,
-                }))
+                };
+                self.ack = Some(ack);
+                Some(Reply::Ack(ack))
             }
             Frame::Error(failure) => {
                 self.guest_error = Some(failure.message);
@@ -458,25 +500,18 @@ impl RunState {
         }
     }
 
-    /// The connection ended.
+    /// The connection ended. Lost before `Done`, the run fails unless the
+    /// guest resumes on a new connection.
     pub fn on_disconnect(&mut self, how: Disconnect) {
         let intervals = self.received.intervals;
+        let lost = |detail: String| RunError::ConnectionLost { intervals, detail };
         match how {
-            Disconnect::Eof if !self.finished() => self.errors.push(RunError::ConnectionLost {
-                intervals,
-                detail: "the guest closed the connection".into(),
-            }),
-            Disconnect::Error(FrameError::Io(e)) if !self.finished() => {
-                self.errors.push(RunError::ConnectionLost {
-                    intervals,
-                    detail: e.to_string(),
-                })
+            Disconnect::Eof if !self.finished() => {
+                self.lost = Some(lost("the guest closed the connection".into()))
             }
+            Disconnect::Error(FrameError::Io(e)) if !self.finished() => self.lost = Some(lost(e.to_string())),
             Disconnect::Error(e @ FrameError::Truncated { .. }) if !self.finished() => {
-                self.errors.push(RunError::ConnectionLost {
-                    intervals,
-                    detail: e.to_string(),
-                })
+                self.lost = Some(lost(e.to_string()))
             }
             // After Done the guest may go away however it likes.
             Disconnect::Error(FrameError::Io(_) | FrameError::Truncated { .. }) => {}
@@ -492,6 +527,9 @@ impl RunState {
     /// The run's verdict. `rejected` are the refused connections that named it.
     pub fn into_result(mut self, rejected: Vec<Rejection>) -> RunResult {
         let mut errors = Vec::new();
+        if let Some(lost) = self.lost.take() {
+            self.errors.push(lost);
+        }
         if !self.connected() {
             errors.push(RunError::NeverConnected);
         } else if !self.finished()
@@ -561,6 +599,7 @@ impl RunState {
             histogram: self.merged,
             intervals: self.intervals,
             kick_wake,
+            resumes: self.resumes,
         }
     }
 

@@ -15,6 +15,9 @@ use super::run::{Disconnect, Rejection, RunResult, RunState};
 
 /// How long a new connection has to present its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a resumed connection waits for its run's previous connection to
+/// end (the host sees it end once the old QEMU is gone).
+const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// Connections open at once; more are refused (a guest needs one).
 const MAX_CONNECTIONS: usize = 256;
 /// Longest run id: it names files.
@@ -300,27 +303,41 @@ impl Shared {
         }
     }
 
-    /// Hands the run's state to the connection that presented its token.
+    /// Hands the run's state to the connection that presented its token. A
+    /// resumed Hello waits a while for the run's previous connection to end.
     fn claim(&self, hello: &Hello) -> Result<(usize, RunState, Arc<AtomicU64>), String> {
+        let deadline = Instant::now() + RESUME_WAIT;
         let mut state = self.lock();
-        if self.stopping() {
-            return Err("the collector is finishing".into());
+        loop {
+            if self.stopping() {
+                return Err("the collector is finishing".into());
+            }
+            let Some(i) = state.slots.iter().position(|s| s.run == hello.run) else {
+                return Err(format!("unknown run {:?}", truncate(&hello.run, MAX_RUN_ID)));
+            };
+            let slot = &mut state.slots[i];
+            if slot.token != hello.token {
+                return Err(format!("wrong token for run {}", slot.run));
+            }
+            match (hello.resumed, slot.claimed, slot.state.is_some()) {
+                (0, false, true) | (1.., true, true) => {
+                    let run_state = slot.state.take().expect("checked above");
+                    slot.claimed = true;
+                    return Ok((i, run_state, Arc::clone(&slot.progress)));
+                }
+                (1.., false, _) => {
+                    return Err(format!("run {} resumes a connection it never had", slot.run));
+                }
+                (1.., true, false) if Instant::now() < deadline => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    state = match self.changed.wait_timeout(state, left) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                }
+                _ => return Err(format!("run {} already has a connection", slot.run)),
+            }
         }
-        let Some(i) = state.slots.iter().position(|s| s.run == hello.run) else {
-            return Err(format!("unknown run {:?}", truncate(&hello.run, MAX_RUN_ID)));
-        };
-        let slot = &mut state.slots[i];
-        if slot.token != hello.token {
-            return Err(format!("wrong token for run {}", slot.run));
-        }
-        if slot.claimed {
-            return Err(format!("run {} already has a connection", slot.run));
-        }
-        let Some(run_state) = slot.state.take() else {
-            return Err(format!("run {} already has a connection", slot.run));
-        };
-        slot.claimed = true;
-        Ok((i, run_state, Arc::clone(&slot.progress)))
     }
 
     fn mark_finished(&self, slot: usize) {
@@ -402,11 +419,23 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             return shared.reject(peer, Some(&hello.run), reason);
         }
     };
-    run.start(hello, SystemTime::now());
+    let welcome = if hello.resumed == 0 {
+        run.start(hello, SystemTime::now());
+        Reply::Welcome
+    } else {
+        match run.resume(&hello) {
+            Ok(resume) => Reply::Resume(resume),
+            Err(reason) => {
+                let _ = send(&mut writer, &Reply::Rejected(reason.clone()));
+                shared.give_back(slot, run);
+                return shared.reject(peer, Some(&hello.run), reason);
+            }
+        }
+    };
     run.count_bytes(reader.bytes_read());
     let mut counted = reader.bytes_read();
     let _ = stream.set_read_timeout(None);
-    let welcomed = send(&mut writer, &Reply::Welcome);
+    let welcomed = send(&mut writer, &welcome);
     let how = match welcomed {
         Err(e) => Disconnect::Error(FrameError::Io(e)),
         Ok(()) => loop {

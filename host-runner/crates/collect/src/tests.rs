@@ -12,7 +12,7 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use pvbench_wire::frames::{
     self, Done, Figures, Frame, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval, KernelEvents,
-    LockMode, LockStats, Param, Reply, Token, VERSION,
+    LockMode, LockStats, Param, Reply, Resume, Token, VERSION,
 };
 
 use super::run::Disconnect;
@@ -42,6 +42,7 @@ fn hello(run: &str, token: Token) -> Hello {
         lock_effective: LockMode::Base,
         kick_backend: "unknown".into(),
         build_id: "test".into(),
+        resumed: 0,
     }
 }
 
@@ -519,6 +520,119 @@ fn second_connection_for_a_run_is_rejected() {
     let r = &report.runs[0];
     assert!(r.is_complete(), "{}", error_text(r));
     assert_eq!(r.rejected.len(), 1);
+}
+
+/// A guest whose connection broke (as a migration breaks it) connecting again.
+fn resume(c: &Collector, run: &str, resumed: u32) -> (FakeGuest, Option<Reply>) {
+    let mut g = FakeGuest::connect(c);
+    let mut h = hello(run, c.token(run).unwrap());
+    h.resumed = resumed;
+    g.send(&Frame::Hello(h));
+    let reply = g.reply();
+    (g, reply)
+}
+
+#[test]
+fn a_resumed_connection_picks_up_at_the_first_interval_not_received() {
+    let c = Collector::start(["bench"]).unwrap();
+    let mut g = FakeGuest::start(&c, "bench");
+    for seq in 0..3 {
+        g.send(&interval(seq, &VALUES));
+    }
+    // Broken mid-frame: the partial frame is not counted.
+    g.raw(&frames::encode(&interval(3, &VALUES)).unwrap()[..9]);
+    drop(g);
+    let (mut g, reply) = resume(&c, "bench", 1);
+    assert_eq!(
+        reply,
+        Some(Reply::Resume(Resume {
+            next_seq: 3,
+            ack: None
+        }))
+    );
+    for seq in 3..5 {
+        g.send(&interval(seq, &VALUES));
+    }
+    g.send(&done(5, 0));
+    assert!(matches!(g.reply(), Some(Reply::Ack(a)) if a.intervals == 5 && a.samples == 15));
+    let report = finish_settled(c);
+    let r = &report.runs[0];
+    assert!(r.is_complete(), "{}", error_text(r));
+    assert_eq!(r.resumes, 1);
+    assert_eq!(r.received.intervals, 5);
+}
+
+#[test]
+fn a_guest_that_missed_its_ack_gets_it_on_resuming() {
+    let c = Collector::start(["bench"]).unwrap();
+    let mut g = FakeGuest::start(&c, "bench");
+    for seq in 0..2 {
+        g.send(&interval(seq, &VALUES));
+    }
+    g.send(&done(2, 0));
+    drop(g);
+    let (_g, reply) = resume(&c, "bench", 3);
+    let Some(Reply::Resume(Resume {
+        next_seq: 2,
+        ack: Some(ack),
+    })) = reply
+    else {
+        panic!("no Resume with the Ack: {reply:?}");
+    };
+    assert_eq!((ack.intervals, ack.ops), (2, 6));
+    let report = finish_settled(c);
+    assert!(report.runs[0].is_complete(), "{}", error_text(&report.runs[0]));
+}
+
+#[test]
+fn a_lost_connection_not_resumed_fails_the_run() {
+    let c = Collector::start(["bench"]).unwrap();
+    let mut g = FakeGuest::start(&c, "bench");
+    g.send(&interval(0, &VALUES));
+    drop(g);
+    let report = c.finish(SHORT);
+    let r = &report.runs[0];
+    assert!(!r.is_complete());
+    assert!(
+        matches!(
+            r.errors.as_slice(),
+            [RunError::ConnectionLost { intervals: 1, .. }]
+        ),
+        "{}",
+        error_text(r)
+    );
+}
+
+#[test]
+fn resumes_that_do_not_fit_the_run_are_rejected() {
+    let c = Collector::start(["bench", "never"]).unwrap();
+    // Nothing to resume.
+    let (_g, reply) = resume(&c, "never", 1);
+    assert!(
+        matches!(&reply, Some(Reply::Rejected(r)) if r.contains("never had")),
+        "{reply:?}"
+    );
+    // Another guest's Hello under this run's name and token.
+    let mut g = FakeGuest::start(&c, "bench");
+    g.send(&interval(0, &VALUES));
+    drop(g);
+    let mut other = FakeGuest::connect(&c);
+    let mut h = hello("bench", c.token("bench").unwrap());
+    h.resumed = 1;
+    h.vcpus = 4;
+    other.send(&Frame::Hello(h));
+    assert!(matches!(other.reply(), Some(Reply::Rejected(r)) if r.contains("another Hello")));
+    // The run is still there for its own guest.
+    let (mut g, reply) = resume(&c, "bench", 2);
+    assert!(
+        matches!(&reply, Some(Reply::Resume(Resume { next_seq: 1, .. }))),
+        "{reply:?}"
+    );
+    g.send(&done(1, 0));
+    assert!(matches!(g.reply(), Some(Reply::Ack(_))));
+    let report = c.finish(SHORT);
+    assert!(report.runs[0].is_complete(), "{}", error_text(&report.runs[0]));
+    assert_eq!(report.runs[0].resumes, 1);
 }
 
 #[test]

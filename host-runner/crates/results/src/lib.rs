@@ -22,7 +22,7 @@ pub mod spec;
 
 pub use model::*;
 pub use shard::{Shard, ShardError, Sharding};
-pub use spec::{KernbenchSpec, MatrixSpec, PgbenchSpec, Profile, SpecError};
+pub use spec::{KernbenchSpec, MatrixSpec, MigrationSpec, PgbenchSpec, Profile, SpecError};
 
 use sha2::{Digest, Sha256};
 

@@ -126,19 +126,29 @@ pub struct CellKey {
     pub overcommit: Overcommit,
     /// pgbench's client count; `None` for kernbench.
     pub clients: Option<u32>,
+    /// The bench guest is migrated to a fresh QEMU while it works (the matrix's
+    /// `[migration]`); absent from the JSON when not.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub migrated: bool,
     /// The bench guest's lock mode.
     pub lock: LockMode,
     /// Repetition, from 1.
     pub rep: u32,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 impl CellKey {
-    /// File-name-safe id, e.g. `kernbench-2x-pv-r1`, `pgbench-1x-c8-base-r3`.
+    /// File-name-safe id, e.g. `kernbench-2x-pv-r1`, `pgbench-1x-c8-base-r3`,
+    /// `kernbench-3x-mig-pvqspin-r2` (migrated).
     pub fn id(&self) -> String {
         let clients = self.clients.map(|c| format!("-c{c}")).unwrap_or_default();
+        let migrated = if self.migrated { "-mig" } else { "" };
         format!(
-            "{}-{}{}-{}-r{}",
-            self.workload, self.overcommit, clients, self.lock, self.rep
+            "{}-{}{}{}-{}-r{}",
+            self.workload, self.overcommit, clients, migrated, self.lock, self.rep
         )
     }
 
@@ -148,6 +158,7 @@ impl CellKey {
             workload: self.workload,
             overcommit: self.overcommit,
             clients: self.clients,
+            migrated: self.migrated,
         }
     }
 
@@ -169,14 +180,29 @@ pub struct GroupKey {
     pub overcommit: Overcommit,
     /// As in [`CellKey::clients`].
     pub clients: Option<u32>,
+    /// As in [`CellKey::migrated`]: migrated cells are compared among
+    /// themselves, and with their unmigrated twin group for the migration's cost.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub migrated: bool,
+}
+
+impl GroupKey {
+    /// The same group with the other migration setting.
+    pub fn twin(&self, migrated: bool) -> GroupKey {
+        GroupKey { migrated, ..*self }
+    }
 }
 
 impl fmt::Display for GroupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.clients {
-            Some(c) => write!(f, "{} {} clients={c}", self.workload, self.overcommit),
-            None => write!(f, "{} {}", self.workload, self.overcommit),
+            Some(c) => write!(f, "{} {} clients={c}", self.workload, self.overcommit)?,
+            None => write!(f, "{} {}", self.workload, self.overcommit)?,
         }
+        if self.migrated {
+            f.write_str(" migrated")?;
+        }
+        Ok(())
     }
 }
 
@@ -204,6 +230,7 @@ impl ArmKey {
             workload: self.group.workload,
             overcommit: self.group.overcommit,
             clients: self.group.clients,
+            migrated: self.group.migrated,
             lock: self.lock,
             rep,
         }
@@ -449,6 +476,41 @@ pub struct CellResult {
     /// Where the bench guest's part of it went (absent likewise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<CellTimes>,
+    /// The bench guest's migrations (migrated cells only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<CellMigrations>,
+}
+
+/// What moving a cell's bench guest took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellMigrations {
+    /// `live` or `paused`.
+    pub kind: MigrationMode,
+    /// Migrations completed.
+    pub count: u32,
+    /// Downtime of each, milliseconds.
+    pub downtime_ms: Vec<u64>,
+    /// Metrics connections the guest opened again after a migration broke one.
+    pub resumes: u32,
+}
+
+/// How a guest is migrated (the vm crate's `MigrationKind`, as results name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationMode {
+    /// Copied while it runs; stopped only for the last dirty pages.
+    Live,
+    /// Stopped for the whole copy.
+    Paused,
+}
+
+impl fmt::Display for MigrationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MigrationMode::Live => "live",
+            MigrationMode::Paused => "paused",
+        })
+    }
 }
 
 /// Wall seconds of a cell's phases, in order.
@@ -520,6 +582,7 @@ impl CellResult {
             runs: None,
             cell_wall_s: None,
             times: None,
+            migrations: None,
         }
     }
 
@@ -698,6 +761,7 @@ mod tests {
             workload: Workload::Pgbench,
             overcommit: Overcommit::X2,
             clients: Some(8),
+            migrated: false,
             lock,
             rep: 3,
         }
@@ -748,6 +812,7 @@ mod tests {
             runs: None,
             cell_wall_s: None,
             times: None,
+            migrations: None,
         };
         assert_eq!(cell.value(), Some((0.5, true)));
         cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CellKey, LockMode, Overcommit, Workload};
+use crate::{CellKey, LockMode, MigrationMode, Overcommit, Workload};
 
 /// Most vCPUs a guest may have.
 pub const MAX_VCPUS: u32 = 64;
@@ -123,6 +123,23 @@ pub struct MatrixSpec {
     pub kernbench: Option<KernbenchSpec>,
     /// The pgbench cells, if any.
     pub pgbench: Option<PgbenchSpec>,
+    /// Migrations: every group runs twice, its bench guests left alone and
+    /// migrated, so the report gives each lock mode's cost of a migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationSpec>,
+}
+
+/// The `[migration]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSpec {
+    /// Seconds between the end of one migration of a working bench guest and
+    /// the start of the next.
+    pub every_s: f64,
+    /// `live` or `paused`; absent: paused under TCG (where QEMU 7.2's live
+    /// migration damages busy guests), live under KVM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MigrationMode>,
 }
 
 /// The `[kernbench]` table.
@@ -242,6 +259,11 @@ impl MatrixSpec {
                 return bad("[pgbench] needs scale >= 1, duration_s > 0 and cap_s > duration_s");
             }
         }
+        if let Some(m) = &self.migration {
+            if !(positive(m.every_s) && m.every_s <= 3600.0) {
+                return bad("[migration] `every_s` must be above 0 and at most 3600");
+            }
+        }
         if let Some(budget_s) = self.budget_s {
             let worst_s = self.worst_case_s();
             if worst_s > budget_s {
@@ -310,18 +332,28 @@ impl MatrixSpec {
                 }
             }
         }
+        // A migrated group runs right after its unmigrated twin, so the
+        // migration's cost is measured on the same host state.
+        let migrated: &[bool] = if self.migration.is_some() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         let mut cells = Vec::new();
         for rep in 1..=self.reps {
             let locks = self.arm_order(rep);
             for &(workload, overcommit, clients) in &groups {
-                for &lock in &locks {
-                    cells.push(CellKey {
-                        workload,
-                        overcommit,
-                        clients,
-                        lock,
-                        rep,
-                    });
+                for &migrated in migrated {
+                    for &lock in &locks {
+                        cells.push(CellKey {
+                            workload,
+                            overcommit,
+                            clients,
+                            migrated,
+                            lock,
+                            rep,
+                        });
+                    }
                 }
             }
         }
@@ -381,6 +413,55 @@ mod tests {
         assert_eq!(four.locks, LockMode::ALL);
         for name in ["quick.toml", "full.toml"] {
             MatrixSpec::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_migration_table_runs_every_group_twice_side_by_side() {
+        let mut spec = MatrixSpec::profile(Profile::Quick);
+        // Twice the cells: the quick profile's budget would refuse it (as it should).
+        spec.budget_s = None;
+        let plain = spec.plan();
+        let text = format!(
+            "{}\n[migration]\nevery_s = 2.5\n",
+            toml::to_string(&spec).unwrap()
+        );
+        let migrating: MatrixSpec = toml::from_str(&text).unwrap();
+        migrating.validate().unwrap();
+        assert_eq!(migrating.migration.as_ref().unwrap().kind, None);
+        let plan = migrating.plan();
+        assert_eq!(plan.len(), 2 * plain.len());
+        // Each group's migrated twin right after it, same modes, same order.
+        let n = spec.locks.len();
+        for (i, pair) in plan.chunks(2 * n).enumerate() {
+            let (still, moved) = pair.split_at(n);
+            assert_eq!(still, &plain[i * n..(i + 1) * n]);
+            for (a, b) in still.iter().zip(moved) {
+                assert!(!a.migrated && b.migrated);
+                assert_eq!(
+                    CellKey {
+                        migrated: false,
+                        ..*b
+                    },
+                    *a
+                );
+                assert_eq!(b.group(), a.group().twin(true));
+            }
+        }
+        assert!(plan.iter().any(|k| k.id().contains("-mig-")));
+        // Unmigrated cells keep their ids and JSON (old results read the same).
+        assert!(!serde_json::to_string(&plain[0]).unwrap().contains("migrated"));
+        for (text, why) in [
+            ("every_s = 0", "`every_s` must be above 0"),
+            ("every_s = 1\nkind = \"sometimes\"", "unknown variant"),
+            ("every_s = 1\nevery = 2", "unknown field"),
+        ] {
+            let doc = format!("{}\n[migration]\n{text}\n", toml::to_string(&spec).unwrap());
+            let err = match toml::from_str::<MatrixSpec>(&doc) {
+                Ok(spec) => spec.validate().unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(why), "{text}: {err}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! Running pvbench guests under QEMU: finding QEMU and the command line every
 //! guest shares ([`qemu`]), choosing the accelerator ([`accel`]), the guest
 //! process with its console, CPU sampling, timeout, stall watch and panic
-//! reading ([`guest`]), live migration to a fresh QEMU through QMP ([`qmp`],
+//! reading ([`guest`]), migration (live or paused) to a fresh QEMU through QMP ([`qmp`],
 //! `guest::migrate`), and Ctrl-C ([`interrupt`]).
 //!
 //! No QEMU outlives pvbench: a running guest kills its QEMU when dropped, and

@@ -16,6 +16,15 @@
 //! ends with [`Frame::Done`] (or [`Frame::Error`]); the host answers `Done`
 //! with [`Reply::Ack`] so the guest knows its data arrived before it powers off
 //! (Hermit 0.11's `shutdown()` does nothing, so the host cannot wait for EOF).
+//!
+//! A connection can break under a running guest: migrated to another QEMU, the
+//! guest keeps its TCP state but QEMU's user-mode network does not carry the
+//! host side of it over, so the next segment meets a reset. The guest then
+//! connects again with `Hello { resumed: n, .. }` (n: earlier connections of
+//! the run); the host answers [`Reply::Resume`] with the first sequence number
+//! it has not received (and its Ack if `Done` already arrived), and the guest
+//! resends from there out of the frames it keeps, so nothing is lost or
+//! counted twice.
 
 mod codec;
 mod histogram;
@@ -41,7 +50,8 @@ pub use crate::lock::LockMode;
 /// 3: `Figures` carries every repetition's figure (`runs`).
 /// 4: five lock modes; `Interval` and `Done` carry the queued and
 /// test-and-set locks' counters, `Done` the kick-to-wake latency histogram.
-pub const VERSION: u16 = 4;
+/// 5: resumed connections (`Hello::resumed`, `Reply::Resume`).
+pub const VERSION: u16 = 5;
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX_BYTES: usize = 4;
@@ -83,6 +93,18 @@ pub enum Reply {
     Rejected(String),
     /// Answer to `Done`: what the host counted, so the guest can say whether it matches.
     Ack(Ack),
+    /// Answer to a resumed Hello: go on.
+    Resume(Resume),
+}
+
+/// Where a resumed connection picks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The first interval sequence number the host has not received: the guest
+    /// sends from here.
+    pub next_seq: u64,
+    /// `Done` arrived on an earlier connection: its Ack, which the guest missed.
+    pub ack: Option<Ack>,
 }
 
 /// First frame of a connection: who the guest is and what it runs.
@@ -100,6 +122,8 @@ pub struct Hello {
     pub kick_backend: String,
     /// Identifies the guest image (kernel version and image id).
     pub build_id: String,
+    /// Earlier connections of this run (0 on the first); see the module's comment.
+    pub resumed: u32,
 }
 
 /// One `key=value` parameter.

@@ -22,6 +22,7 @@ fn hello() -> Hello {
         lock_effective: LockMode::Base,
         kick_backend: "unknown".into(),
         build_id: "hermit-0.11.0/abc".into(),
+        resumed: 0,
     }
 }
 
@@ -53,6 +54,42 @@ fn interval(seq: u64) -> Interval {
         },
         tas: TasStats::default(),
     }
+}
+
+#[test]
+fn replies_round_trip_and_keep_their_variant_numbers() {
+    let replies = [
+        Reply::Welcome,
+        Reply::Rejected("no".into()),
+        Reply::Ack(Ack {
+            intervals: 1,
+            ops: 2,
+            samples: 3,
+        }),
+        Reply::Resume(Resume {
+            next_seq: 17,
+            ack: None,
+        }),
+        Reply::Resume(Resume {
+            next_seq: 3,
+            ack: Some(Ack {
+                intervals: 3,
+                ops: 4,
+                samples: 5,
+            }),
+        }),
+    ];
+    for (i, r) in replies.iter().enumerate() {
+        let bytes = encode(r).unwrap();
+        // Resume came last: the older replies keep their postcard tags.
+        let tag = [0, 1, 2, 3, 3][i];
+        assert_eq!(bytes[4 + VERSION_BYTES], tag, "{r:?}");
+        assert_eq!(&decode::<Reply>(&bytes[4..]).unwrap(), r);
+    }
+    let mut resumed = hello();
+    resumed.resumed = 2;
+    let bytes = encode(&Frame::Hello(resumed.clone())).unwrap();
+    assert_eq!(decode::<Frame>(&bytes[4..]).unwrap(), Frame::Hello(resumed));
 }
 
 #[test]

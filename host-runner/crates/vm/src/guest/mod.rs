@@ -26,7 +26,7 @@ mod panic;
 mod stall;
 mod vcpu;
 
-pub use migrate::{MigrateError, MigrationReport};
+pub use migrate::{MigrateError, MigratePlan, MigrationKind, MigrationReport};
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
 pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
@@ -58,8 +58,8 @@ pub struct GuestConfig {
     pub network: bool,
     /// Kill the guest as stalled if it idles through a window (see [`StallWatch`]).
     pub stall: Option<StallWatch>,
-    /// Live-migrate the guest to a fresh QEMU this often (see `migrate`).
-    pub migrate_every: Option<Duration>,
+    /// Migrate the guest to a fresh QEMU, this often and this way (see `migrate`).
+    pub migrate: Option<MigratePlan>,
 }
 
 /// Why a guest could not be started or waited for.
@@ -115,7 +115,7 @@ pub enum Ended {
     },
     /// QEMU died from a signal (not ours).
     Signaled,
-    /// A live migration failed; the guest was stopped (the reason is in
+    /// A migration failed; the guest was stopped (the reason is in
     /// [`Outcome::migrations`]).
     MigrationFailed,
 }
@@ -142,7 +142,7 @@ pub struct Outcome {
     /// Each vCPU thread's run delay since QEMU started, last sample (see
     /// [`Running::vcpu_run_delays`]).
     pub vcpu_run_delays: Option<Vec<Duration>>,
-    /// The guest's live migrations, if it was to migrate.
+    /// The guest's migrations, if it was to migrate.
     pub migrations: Option<MigrationReport>,
 }
 
@@ -194,7 +194,11 @@ impl Outcome {
             ),
             Ended::Signaled => "QEMU was killed by a signal".into(),
             Ended::MigrationFailed => format!(
-                "live migration {} failed: {}; the guest was stopped",
+                "{} migration {} failed: {}; the guest was stopped",
+                self.migrations
+                    .as_ref()
+                    .and_then(|m| m.kind)
+                    .map_or("live", MigrationKind::name),
                 self.migrations.as_ref().map_or(1, |m| m.count + 1),
                 self.migrations
                     .as_ref()
@@ -313,11 +317,11 @@ fn start(
 /// Starts a guest; its console is read in the background.
 pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Running, GuestError> {
     let mut cmd = command(qemu, image, config)?;
-    let migration = match config.migrate_every {
+    let migration = match config.migrate {
         None => None,
-        Some(every) => {
+        Some(plan) => {
             let m =
-                migrate::Migration::new(every, qemu, image, config).map_err(|source| GuestError::Spawn {
+                migrate::Migration::new(plan, qemu, image, config).map_err(|source| GuestError::Spawn {
                     qemu: qemu.display().to_string(),
                     source,
                 })?;
@@ -571,7 +575,7 @@ impl Running {
         }
     }
 
-    /// Live-migrates the guest to a fresh QEMU (see `migrate`). On failure the
+    /// Migrates the guest to a fresh QEMU (see `migrate`). On failure the
     /// destination is gone and the source still runs.
     fn migrate(&mut self) -> Result<(), MigrateError> {
         let m = self.migration.as_ref().expect("only called with a migration");
