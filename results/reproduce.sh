@@ -6,7 +6,7 @@
 # cells, HDR logs and run.json (machine, QEMU, accelerator, image, git
 # revision), and a wall.txt with the command and its wall time.
 #
-#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin]
+#   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin] [migration]
 #   (no argument: full-2 full-4 quick)
 #
 # Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min, soak (400
@@ -14,7 +14,10 @@
 # about 100 min, noise (pvbench calibrate: the noise floor, into
 # results/noise/calibration) about 30 min, modes (all five lock modes at 1x and
 # 3x, into results/locks/modes-3x-tcg) 8 min, spin (pv and pvqspin at 3x with
-# longer spin thresholds, into results/locks/spin-3x) 6 min. Run it on an otherwise idle machine: other load shows up as
+# longer spin thresholds, into results/locks/spin-3x) 6 min, migration (every
+# lock mode's cost of a migration, results/migration/cost-1x-tcg, and the
+# 4-vCPU lock-stress migration soak, results/migration/soak-tcg) about 45 min.
+# Run it on an otherwise idle machine: other load shows up as
 # noise in every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +55,11 @@ for step in "${steps[@]}"; do
     soak) run soak soak/after-fix --vcpus 2,4 ;;
     noise) run calibrate noise/calibration --vcpus 2 --aa-runs 3 ;;
     modes) run run "locks/modes-3x-$accel" --matrix host-runner/matrices/modes-3x.toml --vcpus 2 ;;
+    migration)
+      run run "migration/cost-1x-$accel" --matrix host-runner/matrices/migration.toml --vcpus 2
+      rm -rf results/migration/soak-tcg
+      results/migration/soak.sh results/migration/soak-tcg 6 3
+      ;;
     spin)
       for n in 2048 16384; do
         run run "locks/spin-3x/spin-$n-$accel" --matrix "results/locks/spin-3x/spin-$n.toml" --vcpus 2

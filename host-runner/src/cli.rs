@@ -262,6 +262,11 @@ pub struct SoakArgs {
     /// Continue an interrupted soak in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Also run every condition with its bench guests migrated to a fresh QEMU
+    /// every SECONDS while they work (the matrix's `[migration]`; paused under
+    /// TCG, live under KVM), and count the migrations survived.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub migrate_every: Option<Duration>,
     /// Accelerator: auto uses KVM only where a probe shows it runs guest code at speed.
     #[arg(long, default_value = "auto", value_parser = accel_choice())]
     pub accel: AccelChoice,

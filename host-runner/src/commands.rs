@@ -15,7 +15,7 @@ use crate::export::{self, ExportError};
 use crate::merge::{self, MergeError, MergeOptions};
 use crate::report::{self, RenderOptions, ReportError};
 use crate::results::shard::{self, Partition};
-use crate::results::{MatrixSpec, ShardError, SpecError};
+use crate::results::{MatrixSpec, MigrationSpec, ShardError, SpecError};
 use crate::runner::{self, Host, RunError, RunOptions, TargetMde};
 use crate::soak::{self, SoakOptions};
 use crate::vm::accel::{self, AccelChoice, Resolved};
@@ -287,6 +287,12 @@ pub fn soak(args: &SoakArgs) -> Result<Exit, CommandError> {
     };
     if let Some(reps) = args.reps {
         spec.reps = reps;
+    }
+    if let Some(every) = args.migrate_every {
+        spec.migration = Some(MigrationSpec {
+            every_s: every.as_secs_f64(),
+            kind: None,
+        });
     }
     let out = args
         .out

@@ -39,6 +39,8 @@ pub struct Condition {
     pub workload: Workload,
     pub overcommit: Overcommit,
     pub clients: Option<u32>,
+    /// The bench guests were migrated while they worked.
+    pub migrated: bool,
     pub lock: LockMode,
 }
 
@@ -54,6 +56,8 @@ pub struct Counts {
     pub other_failed: usize,
     /// Planned but without a result (an interrupted soak).
     pub missing: usize,
+    /// Migrations the bench guests of cells that did not fail went through.
+    pub migrations: u64,
 }
 
 impl Counts {
@@ -70,6 +74,7 @@ impl Counts {
         self.app_panic += other.app_panic;
         self.other_failed += other.other_failed;
         self.missing += other.missing;
+        self.migrations += other.migrations;
     }
 }
 
@@ -166,6 +171,7 @@ pub fn summarize(runs: &[(u32, Results)]) -> Summary {
                 workload: key.workload,
                 overcommit: key.overcommit,
                 clients: key.clients,
+                migrated: key.migrated,
                 lock: key.lock,
             };
             let counts = rows.entry(condition).or_default();
@@ -174,6 +180,9 @@ pub fn summarize(runs: &[(u32, Results)]) -> Summary {
                 counts.missing += 1;
                 continue;
             };
+            if !matches!(cell.status, CellStatus::Failed { .. }) {
+                counts.migrations += cell.migrations.as_ref().map_or(0, |m| u64::from(m.count));
+            }
             match (&cell.status, cell.status.failure()) {
                 (CellStatus::Completed, _) => counts.completed += 1,
                 (CellStatus::Censored, _) => counts.censored += 1,
@@ -212,7 +221,7 @@ pub fn summarize(runs: &[(u32, Results)]) -> Summary {
     }
 }
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "vCPUs",
     "workload",
     "overcommit",
@@ -224,6 +233,7 @@ const HEADER: [&str; 11] = [
     "kernel panic",
     "app panic",
     "other failed",
+    "migrations",
 ];
 
 fn row_cells(condition: Option<&Condition>, c: &Counts) -> Vec<String> {
@@ -235,7 +245,11 @@ fn row_cells(condition: Option<&Condition>, c: &Counts) -> Vec<String> {
                 None => k.workload.to_string(),
             },
             k.overcommit.to_string(),
-            k.lock.to_string(),
+            if k.migrated {
+                format!("{} migrated", k.lock)
+            } else {
+                k.lock.to_string()
+            },
         ),
         None => ("all".into(), String::new(), String::new(), String::new()),
     };
@@ -256,6 +270,7 @@ fn row_cells(condition: Option<&Condition>, c: &Counts) -> Vec<String> {
         c.kernel_panic.to_string(),
         c.app_panic.to_string(),
         c.other_failed.to_string(),
+        c.migrations.to_string(),
     ]
 }
 
@@ -279,6 +294,9 @@ pub fn headline(summary: &Summary) -> String {
         t.completed,
         t.censored
     );
+    if t.migrations > 0 {
+        let _ = write!(line, "; {} migrations survived", t.migrations);
+    }
     if t.missing > 0 {
         let _ = write!(
             line,
@@ -456,9 +474,42 @@ mod tests {
         assert!(text.contains("vcpus-2/kernbench-3x-base-r3  kernel panic: guest kernel panic at x.rs:1"));
         let md = markdown(&s);
         assert!(
-            md.contains("| 2 | kernbench | 3x | pv | 3 (1 missing) | 0 | 0 | 2 | 0 | 0 | 0 |"),
+            md.contains("| 2 | kernbench | 3x | pv | 3 (1 missing) | 0 | 0 | 2 | 0 | 0 | 0 | 0 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn migrated_cells_are_their_own_condition_and_count_the_migrations_survived() {
+        use crate::results::{CellMigrations, MigrationMode};
+        let mut r = results(&[
+            (LockMode::Pv, 1, Some(CellStatus::Completed)),
+            (LockMode::Pv, 2, Some(CellStatus::Completed)),
+            (
+                LockMode::Pv,
+                3,
+                Some(CellStatus::failed(FailureKind::Other, "migration failed")),
+            ),
+        ]);
+        for (i, c) in r.cells.iter_mut().enumerate().skip(1) {
+            c.key.migrated = true;
+            r.manifest.cells[i].migrated = true;
+            c.migrations = Some(CellMigrations {
+                kind: MigrationMode::Paused,
+                count: 5,
+                downtime_ms: vec![80; 5],
+                resumes: 4,
+            });
+        }
+        let s = summarize(&[(4, r)]);
+        assert_eq!(s.rows.len(), 2);
+        assert!(!s.rows[0].0.migrated && s.rows[1].0.migrated);
+        // The failed cell's migrations were not survived.
+        assert_eq!((s.rows[0].1.migrations, s.rows[1].1.migrations), (0, 5));
+        assert_eq!(s.total.migrations, 5);
+        let text = text(&s);
+        assert!(text.contains("; 5 migrations survived"), "{text}");
+        assert!(text.contains("pv migrated"), "{text}");
     }
 
     #[test]

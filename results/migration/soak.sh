@@ -36,7 +36,9 @@ one() { # one KIND MODE RUN
   line=$(grep -E '^pvbench: [0-9]+ (live|paused) migrations' <<<"$err" || true)
   migrations=$(sed -E 's/^pvbench: ([0-9]+) .*/\1/' <<<"$line")
   downtimes=$(sed -E 's/.*downtime ms: \[([^]]*)\].*/\1/; s/ //g' <<<"$line")
-  ended=$(grep -m1 -E '^pvbench: guest' <<<"$err" | sed 's/^pvbench: //; s/\t/ /g' || true)
+  ended=$(grep -m1 -E '^pvbench: (guest|[a-z]+ migration [0-9]+ failed)' <<<"$err" | sed 's/^pvbench: //; s/\t/ /g' || true)
+  # A failed run keeps everything pvbench said.
+  [ "$status" -eq 0 ] || printf '%s\n' "$err" >"$out/failed-$1-$2-$3.txt"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$status" "${migrations:-0}" "$downtimes" \
     "$((($(date +%s%N) - t0) / 1000000000))" "$ended" >>"$out/runs.tsv"
 }

@@ -411,7 +411,7 @@ mod tests {
         let four = MatrixSpec::load(&dir.join("full-4vcpu.toml")).expect("full-4vcpu.toml");
         assert_eq!(four.vcpus, Some(4));
         assert_eq!(four.locks, LockMode::ALL);
-        for name in ["quick.toml", "full.toml"] {
+        for name in ["quick.toml", "full.toml", "modes-3x.toml", "migration.toml"] {
             MatrixSpec::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }

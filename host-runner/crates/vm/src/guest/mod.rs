@@ -454,6 +454,19 @@ impl Running {
             }
             if self.migration.as_ref().is_some_and(migrate::Migration::due) {
                 if let Err(e) = self.migrate() {
+                    // A guest that ended by itself while its migration was
+                    // being set up took the source QEMU (and its QMP socket)
+                    // with it: that is its own exit, not a failed migration.
+                    let child = self.child.as_mut().expect("child until finish");
+                    if let Some(status) = child
+                        .try_wait()
+                        .map_err(|source| GuestError::Wait { pid, source })?
+                    {
+                        break match status.code() {
+                            Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
+                            None => Ended::Signaled,
+                        };
+                    }
                     if let Some(m) = self.migration.as_mut() {
                         m.report.error = Some(e.to_string());
                     }
