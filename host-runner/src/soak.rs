@@ -499,6 +499,7 @@ mod tests {
                 count: 5,
                 downtime_ms: vec![80; 5],
                 resumes: 4,
+                vcpus_at_kill: None,
             });
         }
         let s = summarize(&[(4, r)]);

@@ -83,6 +83,12 @@ fn a_guest_migrates_live_repeatedly_and_its_console_goes_on() {
     assert_eq!(code, Some(124), "{stderr}");
     let migrations = migrations(&stderr, "live");
     assert!(migrations >= 3, "{migrations} migrations in 7 s:\n{stderr}");
+    // Killed at its timeout: where each vCPU was, from QEMU's monitor.
+    assert!(stderr.contains("the vCPUs when it was killed"), "{stderr}");
+    for cpu in ["CPU#0", "CPU#1"] {
+        assert!(stderr.contains(&format!("  | {cpu}")), "{stderr}");
+    }
+    assert_eq!(stderr.matches("  | RIP=").count(), 2, "{stderr}");
     assert!(!stderr.contains("failed"), "{stderr}");
     // The guest booted once: the destinations took its state over, they did
     // not boot it again.

@@ -114,6 +114,11 @@ pub struct MigrationReport {
     pub downtimes_ms: Vec<u64>,
     /// Why the last attempt failed, if it did (the guest was then stopped).
     pub error: Option<String>,
+    /// Each vCPU's instruction pointer, flags and halt state (QEMU's `info
+    /// registers -a`, those lines) when the guest was killed at its timeout or
+    /// as stalled: where a hung guest hung. A migrating guest has a monitor to
+    /// ask; others do not.
+    pub vcpus_at_kill: Option<String>,
 }
 
 /// The migration state of a running guest.
@@ -275,6 +280,23 @@ impl Migration {
                 }
             }
         }
+    }
+
+    /// Each vCPU's `CPU#n` and `RIP=...` lines from QEMU's monitor, if it answers.
+    pub(super) fn vcpu_states(&self) -> Option<String> {
+        let mut qmp = Qmp::connect(&self.qmp_socket(self.generation), QMP_TIMEOUT).ok()?;
+        let out = qmp
+            .execute(
+                "human-monitor-command",
+                Some(json!({ "command-line": "info registers -a" })),
+            )
+            .ok()?;
+        let lines: Vec<&str> = out
+            .as_str()?
+            .lines()
+            .filter(|l| l.starts_with("CPU#") || l.starts_with("RIP="))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
     /// QEMU number `next` is the guest now: forget the old one's sockets.

@@ -445,10 +445,12 @@ impl Running {
                 };
             }
             if self.started.elapsed() >= self.timeout {
+                self.note_vcpu_states();
                 self.kill_child()?;
                 break Ended::TimedOut;
             }
             if let Some(stalled) = self.check_stall() {
+                self.note_vcpu_states();
                 self.kill_child()?;
                 break stalled;
             }
@@ -585,6 +587,13 @@ impl Running {
                 *d += *earlier;
             }
             self.vcpu_run_delays = Some(delays);
+        }
+    }
+
+    /// Where a guest about to be killed as hung is, if its QEMU has a monitor.
+    fn note_vcpu_states(&mut self) {
+        if let Some(m) = self.migration.as_mut() {
+            m.report.vcpus_at_kill = m.vcpu_states();
         }
     }
 
