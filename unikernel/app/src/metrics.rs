@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,7 @@ use hdrhistogram::Histogram;
 use pvbench_wire::cmdline;
 use pvbench_wire::frames::{
     self, Ack, Done, Frame, FrameError, FrameReader, GuestFailure, Hello, HistogramEncoder, Interval,
-    Figures, KernelEvents, LockMode, Param, Reply, Resume, TargetError,
+    Figures, KernelEvents, LockMode, Param, Reply, Resume, TargetError, LEN_PREFIX_BYTES,
 };
 use pvbench_workloads::{IntervalReport, Observer, RunSummary};
 
@@ -51,6 +51,9 @@ pub(crate) const REPLY_DEADLINE: Duration = Duration::from_secs(30);
 const KEPT_FRAMES: usize = 64;
 /// Connections a run may open after its first (a migration costs one).
 const MAX_RESUMES: u32 = 10_000;
+/// How long the guest waits for the Ack before it takes the connection for
+/// lost and resumes (the host acks at once; see `Conn::ack_within`).
+const ACK_PATIENCE: Duration = Duration::from_secs(2);
 
 const KERNEL_VERSION: &str = match option_env!("PVBENCH_KERNEL_VERSION") {
     Some(version) => version,
@@ -504,24 +507,37 @@ fn sender_main(
 struct Link {
     addr: SocketAddr,
     hello: Hello,
-    conn: Conn,
+    /// `None` only between closing a broken connection and opening the next.
+    conn: Option<Conn>,
+    encoder: Encoder,
     /// Interval frames already written, oldest first: (seq, encoded frame).
     kept: VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Link {
     fn open(addr: SocketAddr, hello: Hello, stats: &mut SenderStats) -> Result<Link, MetricsError> {
-        let (conn, reply) = Conn::open(addr, &hello, stats)?;
-        match reply {
-            Reply::Welcome => Ok(Link {
-                addr,
-                hello,
-                conn,
-                kept: VecDeque::with_capacity(KEPT_FRAMES),
-            }),
-            Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
-            other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+        let mut link = Link {
+            addr,
+            hello,
+            conn: None,
+            encoder: Encoder::default(),
+            kept: VecDeque::with_capacity(KEPT_FRAMES),
+        };
+        match Conn::open(addr, &link.hello, stats) {
+            Ok((conn, Reply::Welcome)) => link.conn = Some(conn),
+            Ok((_, Reply::Rejected(why))) => return Err(MetricsError::Rejected(why)),
+            Ok((_, other)) => return Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
+            // Broken before the Welcome (a migration): go on as a resumed
+            // connection, whether or not the Hello arrived.
+            Err(e) => {
+                link.resume(e, stats)?;
+            }
         }
+        Ok(link)
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn, MetricsError> {
+        self.conn.as_mut().ok_or(MetricsError::Closed)
     }
 
     fn interval(&mut self, p: Pending, stats: &mut SenderStats) -> Result<(), MetricsError> {
@@ -531,8 +547,8 @@ impl Link {
             KEPT_FRAMES => self.kept.pop_front().map(|(_, b)| b).unwrap_or_default(),
             _ => Vec::new(),
         };
-        self.conn.encode_interval(p, &mut bytes, stats)?;
-        let written = self.conn.write(&bytes, stats);
+        self.encoder.interval(p, &mut bytes, stats)?;
+        let written = self.conn().and_then(|c| c.write(&bytes, stats));
         // Kept whether or not the write worked: a resumed connection resends it.
         self.kept.push_back((seq, bytes));
         match written {
@@ -543,9 +559,13 @@ impl Link {
 
     fn done(&mut self, done: Done, stats: &mut SenderStats) -> Result<Ack, MetricsError> {
         let mut bytes = Vec::new();
-        self.conn.encode(&Frame::Done(done), &mut bytes, stats)?;
+        self.encoder.frame(&Frame::Done(done), &mut bytes, stats)?;
         loop {
-            match self.conn.write(&bytes, stats).and_then(|()| self.conn.ack()) {
+            let acked = self
+                .conn()
+                .and_then(|c| c.write(&bytes, stats))
+                .and_then(|()| self.conn()?.ack_within(ACK_PATIENCE));
+            match acked {
                 Ok(ack) => return Ok(ack),
                 Err(e) => {
                     if let Some(ack) = self.resume(e, stats)? {
@@ -559,10 +579,10 @@ impl Link {
 
     fn error(&mut self, message: String, stats: &mut SenderStats) -> Result<(), MetricsError> {
         let mut bytes = Vec::new();
-        self.conn
-            .encode(&Frame::Error(GuestFailure { message }), &mut bytes, stats)?;
+        self.encoder
+            .frame(&Frame::Error(GuestFailure { message }), &mut bytes, stats)?;
         loop {
-            match self.conn.write(&bytes, stats) {
+            match self.conn().and_then(|c| c.write(&bytes, stats)) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.resume(e, stats)?;
@@ -578,6 +598,9 @@ impl Link {
         if !cause.is_connection_loss() || self.hello.resumed >= MAX_RESUMES {
             return Err(cause);
         }
+        // Closed first: the host takes the run over to the new connection once
+        // it sees the old one end.
+        self.conn = None;
         let deadline = Instant::now() + CONNECT_DEADLINE;
         let mut last = cause;
         while Instant::now() < deadline {
@@ -593,6 +616,7 @@ impl Link {
                 Err(e) if e.is_connection_loss() => last = e,
                 Err(e) => return Err(e),
             }
+            self.conn = None;
             thread::sleep(Duration::from_millis(50));
         }
         Err(last)
@@ -605,55 +629,32 @@ impl Link {
             Reply::Rejected(why) => return Err(MetricsError::Rejected(why)),
             other => return Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
         };
-        self.conn = conn;
+        let conn = self.conn.insert(conn);
         if ack.is_some() {
             return Ok(ack);
         }
         // Frames older than the window and not received are lost for good: the
         // host sees the gap in the sequence numbers and says so.
         for (_, bytes) in self.kept.iter().filter(|(seq, _)| *seq >= next_seq) {
-            self.conn.write(bytes, stats)?;
+            conn.write(bytes, stats)?;
             stats.resent += 1;
         }
         Ok(None)
     }
 }
 
-struct Conn {
-    stream: TcpStream,
-    replies: FrameReader<TcpStream>,
-    encoder: HistogramEncoder,
+/// Serializes frames, reusing its buffers.
+#[derive(Default)]
+struct Encoder {
+    histograms: HistogramEncoder,
     hist: Vec<u8>,
 }
 
-impl Conn {
-    /// Connects, says Hello and returns the host's answer.
-    fn open(addr: SocketAddr, hello: &Hello, stats: &mut SenderStats) -> Result<(Conn, Reply), MetricsError> {
-        let stream = connect(addr)?;
-        // Frames are written whole; Nagle would only delay them.
-        let _ = stream.set_nodelay(true);
-        let replies = FrameReader::new(
-            stream
-                .try_clone()
-                .map_err(|source| MetricsError::Connect { addr, source })?,
-        );
-        let mut conn = Conn {
-            stream,
-            replies,
-            encoder: HistogramEncoder::new(),
-            hist: Vec::new(),
-        };
-        let mut bytes = Vec::new();
-        conn.encode(&Frame::Hello(hello.clone()), &mut bytes, stats)?;
-        conn.write(&bytes, stats)?;
-        let reply = conn.reply()?;
-        Ok((conn, reply))
-    }
-
-    fn encode_interval(&mut self, p: Pending, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
+impl Encoder {
+    fn interval(&mut self, p: Pending, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
         let started = Instant::now();
         self.hist.clear();
-        self.encoder
+        self.histograms
             .encode(&p.histogram, &mut self.hist)
             .map_err(|e| MetricsError::Workload(e.to_string()))?;
         // The histogram is freed here, on the sender, not on the workload's thread.
@@ -671,19 +672,44 @@ impl Conn {
             tas: p.lock.tas,
         });
         stats.encode += started.elapsed();
-        let result = self.encode(&frame, out, stats);
+        let result = self.frame(&frame, out, stats);
         if let Frame::Interval(i) = frame {
             self.hist = i.histogram;
         }
         result
     }
 
-    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
+    fn frame(&mut self, frame: &Frame, out: &mut Vec<u8>, stats: &mut SenderStats) -> Result<(), MetricsError> {
         let started = Instant::now();
         out.clear();
         frames::encode_into(frame, out).map_err(MetricsError::Frame)?;
         stats.encode += started.elapsed();
         Ok(())
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    replies: FrameReader<TcpStream>,
+}
+
+impl Conn {
+    /// Connects, says Hello and returns the host's answer.
+    fn open(addr: SocketAddr, hello: &Hello, stats: &mut SenderStats) -> Result<(Conn, Reply), MetricsError> {
+        let stream = connect(addr)?;
+        // Frames are written whole; Nagle would only delay them.
+        let _ = stream.set_nodelay(true);
+        let replies = FrameReader::new(
+            stream
+                .try_clone()
+                .map_err(|source| MetricsError::Connect { addr, source })?,
+        );
+        let mut conn = Conn { stream, replies };
+        let mut bytes = Vec::new();
+        Encoder::default().frame(&Frame::Hello(hello.clone()), &mut bytes, stats)?;
+        conn.write(&bytes, stats)?;
+        let reply = conn.reply()?;
+        Ok((conn, reply))
     }
 
     fn write(&mut self, bytes: &[u8], stats: &mut SenderStats) -> Result<(), MetricsError> {
@@ -703,13 +729,46 @@ impl Conn {
         }
     }
 
-    fn ack(&mut self) -> Result<Ack, MetricsError> {
-        match self.reply()? {
+    /// The host's Ack, if it comes within `patience`; otherwise the connection
+    /// counts as lost. A guest migrated between sending `Done` and reading the
+    /// Ack would wait forever: the Ack went to the old QEMU's network, and a
+    /// guest that only reads never learns its connection is gone. Hermit 0.11
+    /// has no read timeout (SO_RCVTIMEO is refused), so the wait polls a
+    /// non-blocking socket; the Ack is one small frame, read whole.
+    fn ack_within(&mut self, patience: Duration) -> Result<Ack, MetricsError> {
+        self.stream.set_nonblocking(true).map_err(|e| MetricsError::Frame(FrameError::Io(e)))?;
+        let deadline = Instant::now() + patience;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 256];
+        let reply = loop {
+            if let Some(len) = frame_len(&buf) {
+                if buf.len() >= LEN_PREFIX_BYTES + len {
+                    break frames::decode::<Reply>(&buf[LEN_PREFIX_BYTES..LEN_PREFIX_BYTES + len])
+                        .map_err(MetricsError::Frame)?;
+                }
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(MetricsError::Closed),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(MetricsError::Closed),
+                Err(e) => return Err(MetricsError::Frame(FrameError::Io(e))),
+            }
+        };
+        match reply {
             Reply::Ack(ack) => Ok(ack),
             Reply::Rejected(why) => Err(MetricsError::Rejected(why)),
             other => Err(MetricsError::UnexpectedReply(format!("{other:?}"))),
         }
     }
+}
+
+/// The payload length a buffer's frame declares, once its prefix is in.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let prefix: [u8; LEN_PREFIX_BYTES] = buf.get(..LEN_PREFIX_BYTES)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(prefix)).ok()
 }
 
 /// Connects, retrying while the NIC comes up (DHCP) or the host is not listening yet.

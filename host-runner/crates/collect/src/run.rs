@@ -356,7 +356,14 @@ impl RunState {
     /// whose last one broke: where the guest is to pick up, or why not.
     pub fn resume(&mut self, hello: &Hello) -> Result<Resume, String> {
         let Some(first) = &self.hello else {
-            return Err(format!("run {} resumes a connection it never had", self.run));
+            // The first connection broke before its Hello arrived: this one
+            // starts the run.
+            self.start(hello.clone(), SystemTime::now());
+            self.resumes += 1;
+            return Ok(Resume {
+                next_seq: 0,
+                ack: None,
+            });
         };
         let same = first.workload == hello.workload
             && first.params == hello.params

@@ -319,14 +319,13 @@ impl Shared {
             if slot.token != hello.token {
                 return Err(format!("wrong token for run {}", slot.run));
             }
+            // A resumed Hello may also be the run's first to arrive (its first
+            // connection broke before the Hello got through).
             match (hello.resumed, slot.claimed, slot.state.is_some()) {
-                (0, false, true) | (1.., true, true) => {
+                (_, false, true) | (1.., true, true) => {
                     let run_state = slot.state.take().expect("checked above");
                     slot.claimed = true;
                     return Ok((i, run_state, Arc::clone(&slot.progress)));
-                }
-                (1.., false, _) => {
-                    return Err(format!("run {} resumes a connection it never had", slot.run));
                 }
                 (1.., true, false) if Instant::now() < deadline => {
                     let left = deadline.saturating_duration_since(Instant::now());

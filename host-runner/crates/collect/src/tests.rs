@@ -604,14 +604,21 @@ fn a_lost_connection_not_resumed_fails_the_run() {
 }
 
 #[test]
-fn resumes_that_do_not_fit_the_run_are_rejected() {
-    let c = Collector::start(["bench", "never"]).unwrap();
-    // Nothing to resume.
-    let (_g, reply) = resume(&c, "never", 1);
-    assert!(
-        matches!(&reply, Some(Reply::Rejected(r)) if r.contains("never had")),
-        "{reply:?}"
+fn resumes_that_do_not_fit_the_run_are_rejected_and_late_first_ones_start_it() {
+    let c = Collector::start(["bench", "late"]).unwrap();
+    // A first connection that broke before its Hello arrived: the resumed one
+    // starts the run from its first interval.
+    let (mut late, reply) = resume(&c, "late", 1);
+    assert_eq!(
+        reply,
+        Some(Reply::Resume(Resume {
+            next_seq: 0,
+            ack: None
+        }))
     );
+    late.send(&interval(0, &VALUES));
+    late.send(&done(1, 0));
+    assert!(matches!(late.reply(), Some(Reply::Ack(a)) if a.intervals == 1));
     // Another guest's Hello under this run's name and token.
     let mut g = FakeGuest::start(&c, "bench");
     g.send(&interval(0, &VALUES));
@@ -633,6 +640,7 @@ fn resumes_that_do_not_fit_the_run_are_rejected() {
     let report = c.finish(SHORT);
     assert!(report.runs[0].is_complete(), "{}", error_text(&report.runs[0]));
     assert_eq!(report.runs[0].resumes, 1);
+    assert!(report.runs[1].is_complete(), "{}", error_text(&report.runs[1]));
 }
 
 #[test]
