@@ -78,16 +78,17 @@ fn row(
     confidence: Confidence,
 ) -> MigrationRow {
     let metric = group.workload.metric();
-    let values = |cells: &[&CellResult]| -> Vec<f64> {
-        cells
+    // Each side's completed runs (failed and censored ones left out).
+    let sample = |cells: &[&CellResult]| -> Option<Sample> {
+        let values: Vec<f64> = cells
             .iter()
             .filter(|c| matches!(c.status, CellStatus::Completed))
             .filter_map(|c| c.value().map(|(v, _)| v))
-            .collect()
+            .collect();
+        Sample::new(values).ok()
     };
-    let (a, b) = (values(still), values(moved));
-    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    let (mean_still, mean_migrated) = (mean(&a), mean(&b));
+    let (a, b) = (sample(still), sample(moved));
+    let (mean_still, mean_migrated) = (a.as_ref().map(Sample::mean), b.as_ref().map(Sample::mean));
     // Worse is larger for times, smaller for throughput.
     let sign = if metric.lower_is_better() { 1.0 } else { -1.0 };
     let cost_pct = match (mean_still, mean_migrated) {
@@ -95,11 +96,11 @@ fn row(
         _ => None,
     };
     let (mut ci_half_pct, mut proven) = (None, false);
-    if let (Ok(sa), Ok(sb)) = (Sample::new(a.clone()), Sample::new(b.clone())) {
+    if let (Some(sa), Some(sb)) = (&a, &b) {
         if sa.n() >= 2 && sb.n() >= 2 {
             let c = compare(
-                &sb,
-                &sa,
+                sb,
+                sa,
                 &CompareOptions {
                     confidence,
                     ..CompareOptions::default()
@@ -126,8 +127,8 @@ fn row(
         lock,
         metric,
         kind: records.first().map(|m| m.kind),
-        runs_still: a.len(),
-        runs_migrated: b.len(),
+        runs_still: a.as_ref().map_or(0, Sample::n),
+        runs_migrated: b.as_ref().map_or(0, Sample::n),
         mean_still,
         mean_migrated,
         cost_pct,

@@ -116,8 +116,9 @@ impl Qemu<'_> {
         config.migrate = plan.migrate.map(|(every, mode)| MigratePlan {
             every,
             kind: match mode {
-                MigrationMode::Live => MigrationKind::Live,
-                MigrationMode::Paused => MigrationKind::Paused,
+                Some(MigrationMode::Live) => MigrationKind::Live,
+                Some(MigrationMode::Paused) => MigrationKind::Paused,
+                None => MigrationKind::default_for(self.accel),
             },
         });
         let hogs_ready = cell_start.elapsed();

@@ -49,8 +49,9 @@ pub struct CellPlan {
     pub vcpus: u32,
     pub memory_mib: u32,
     /// How often and how the bench guest is migrated while it works (migrated
-    /// cells only).
-    pub migrate: Option<(Duration, MigrationMode)>,
+    /// cells only); no kind: the accelerator's default (the vm crate's
+    /// `MigrationKind::default_for`).
+    pub migrate: Option<(Duration, Option<MigrationMode>)>,
 }
 
 /// The plan of `key` under `spec` on `env`.
@@ -122,14 +123,10 @@ pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, Run
         fair_cores: f64::from(env.vcpus) * key.overcommit.fair_share_per_vcpu(env.host_cores, env.vcpus),
         vcpus: env.vcpus,
         memory_mib: spec.memory_mib,
-        migrate: spec.migration.as_ref().filter(|_| key.migrated).map(|m| {
-            // Paused under TCG by default: its live migration damages busy
-            // guests (results/migration).
-            let default = match env.accel {
-                Accel::Tcg => MigrationMode::Paused,
-                Accel::Kvm => MigrationMode::Live,
-            };
-            (Duration::from_secs_f64(m.every_s), m.kind.unwrap_or(default))
-        }),
+        migrate: spec
+            .migration
+            .as_ref()
+            .filter(|_| key.migrated)
+            .map(|m| (Duration::from_secs_f64(m.every_s), m.kind)),
     })
 }

@@ -433,16 +433,8 @@ impl Running {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             self.sample_cpu_every(CPU_SAMPLE_EVERY);
-            let child = self.child.as_mut().expect("child until finish");
-            let pid = self.pid;
-            if let Some(status) = child
-                .try_wait()
-                .map_err(|source| GuestError::Wait { pid, source })?
-            {
-                break match status.code() {
-                    Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
-                    None => Ended::Signaled,
-                };
+            if let Some(ended) = self.exited()? {
+                break ended;
             }
             if self.started.elapsed() >= self.timeout {
                 self.note_vcpu_states();
@@ -459,15 +451,8 @@ impl Running {
                     // A guest that ended by itself while its migration was
                     // being set up took the source QEMU (and its QMP socket)
                     // with it: that is its own exit, not a failed migration.
-                    let child = self.child.as_mut().expect("child until finish");
-                    if let Some(status) = child
-                        .try_wait()
-                        .map_err(|source| GuestError::Wait { pid, source })?
-                    {
-                        break match status.code() {
-                            Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
-                            None => Ended::Signaled,
-                        };
+                    if let Some(ended) = self.exited()? {
+                        break ended;
                     }
                     if let Some(m) = self.migration.as_mut() {
                         m.report.error = Some(e.to_string());
@@ -489,6 +474,19 @@ impl Running {
         self.sample_cpu();
         self.kill_child()?;
         Ok(self.finish(Ended::Killed, None))
+    }
+
+    /// How QEMU ended, if it has exited by itself.
+    fn exited(&mut self) -> Result<Option<Ended>, GuestError> {
+        let pid = self.pid;
+        let child = self.child.as_mut().expect("child until finish");
+        let status = child
+            .try_wait()
+            .map_err(|source| GuestError::Wait { pid, source })?;
+        Ok(status.map(|status| match status.code() {
+            Some(code) => Ended::Exited(GuestExit::from_qemu_code(code)),
+            None => Ended::Signaled,
+        }))
     }
 
     fn kill_child(&mut self) -> Result<(), GuestError> {
