@@ -334,7 +334,21 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let mut git_revision = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) {
+    // Results a run writes (its own tracked directory replaced, a report
+    // edited) change no measurement: only sources and the scripts and
+    // matrices under results/ make a revision dirty.
+    let changed = |paths: &[&str]| {
+        let mut args = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+        args.extend_from_slice(paths);
+        git(&args).is_some_and(|s| !s.is_empty())
+    };
+    if changed(&[".", ":(exclude)results"])
+        || changed(&[
+            ":(glob)results/**/*.sh",
+            ":(glob)results/**/*.toml",
+            ":(glob)results/**/*.py",
+        ])
+    {
         git_revision.push_str("-dirty");
     }
     Provenance {
