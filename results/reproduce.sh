@@ -9,10 +9,11 @@
 #   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin] [migration]
 #   (no argument: full-2 full-4 quick)
 #
-# Under TCG on 2 cores: full-2 29 min, full-4 35 min, quick 6 min, soak (400
+# Under TCG on 2 cores: full-2 53 min (two shards, 44 + 8 min), full-4 35 min
+# (base and pv only; ~90 min expected with all five modes), quick 3 min, soak (400
 # overcommitted cells, guests of 2 and 4 vCPUs, half of them migrated, into
 # results/soak/after-fix) about 110 min, noise (pvbench calibrate: the noise floor, into
-# results/noise/calibration) about 30 min, modes (all five lock modes at 1x and
+# results/noise/calibration) about 20 min, modes (all five lock modes at 1x and
 # 3x, into results/locks/modes-3x-tcg) 8 min, spin (pv and pvqspin at 3x with
 # longer spin thresholds, into results/locks/spin-3x) 6 min, migration (every
 # lock mode's cost of a migration, results/migration/cost-1x-tcg, and the
@@ -63,6 +64,7 @@ for step in "${steps[@]}"; do
       done
       rm -rf "$dir"
       "$pvbench" merge --out "$dir" "${shards[@]}" >/dev/null
+      "$pvbench" report "$dir" --markdown "$dir/report.md" >/dev/null
       for k in 1 2; do
         sed "s/^/shard $k\/2 /" "results/shards/full-$accel-2vcpu-$k/wall.txt"
       done >"$dir/wall.txt"

@@ -14,6 +14,11 @@
 //!   process (this example with `--child MODE`) that times hermit-sync's lock
 //!   and the modal lock alternately; rounds rotate the order of the modes. The
 //!   percentage is the median of the per-process ratios.
+//!
+//! Both tables also time a second copy of hermit-sync's loop (a newtype, so a
+//! separate instance of the same code at another address): the A/A spread of
+//! this benchmark. A difference between locks no larger than it is code
+//! placement, not the lock.
 
 // Under `--cfg loom` the locks have no lock_api impls and nothing here applies.
 #[cfg(loom)]
@@ -49,6 +54,45 @@ mod bench {
         start.elapsed().as_nanos() as f64 / f64::from(OPS)
     }
 
+    /// hermit-sync's lock again, as its own type: `ns_per_op` gets a second
+    /// instance of the same loop, placed elsewhere in the binary.
+    struct HermitAgain(hermit_sync::RawTicketMutex);
+
+    // SAFETY: delegates every call to a RawMutex, whose contract it keeps.
+    unsafe impl RawMutex for HermitAgain {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const INIT: Self = HermitAgain(hermit_sync::RawTicketMutex::INIT);
+        type GuardMarker = <hermit_sync::RawTicketMutex as RawMutex>::GuardMarker;
+
+        #[inline(always)]
+        fn lock(&self) {
+            self.0.lock();
+        }
+
+        #[inline(always)]
+        fn try_lock(&self) -> bool {
+            self.0.try_lock()
+        }
+
+        #[inline(always)]
+        unsafe fn unlock(&self) {
+            // SAFETY: the caller holds the lock, as RawMutex::unlock requires.
+            unsafe { self.0.unlock() }
+        }
+    }
+
+    /// A lock alone at the start of its own page: every arm's lock word has
+    /// the same placement, so no arm shares a line with other data or lands
+    /// at a luckier offset than another.
+    #[repr(C, align(4096))]
+    struct Page<T>(T);
+
+    impl<T> Page<T> {
+        fn new(lock: T) -> Box<Self> {
+            Box::new(Page(lock))
+        }
+    }
+
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -73,33 +117,35 @@ mod bench {
     }
 
     fn alone() {
-        let hermit = hermit_sync::RawTicketMutex::INIT;
-        let ticket = pvlock::RawPvTicketLock::new();
-        let qspin = pvlock::RawQSpinLock::new();
-        let pvqspin = pvlock::RawPvQSpinLock::new();
-        let tas = pvlock::RawTasLock::new();
-        let mut arms: [Vec<f64>; 6] = Default::default();
+        let hermit = Page::new(hermit_sync::RawTicketMutex::INIT);
+        let ticket = Page::new(pvlock::RawPvTicketLock::new());
+        let qspin = Page::new(pvlock::RawQSpinLock::new());
+        let pvqspin = Page::new(pvlock::RawPvQSpinLock::new());
+        let tas = Page::new(pvlock::RawTasLock::new());
+        let again = Page::new(HermitAgain::INIT);
+        let mut arms: [Vec<f64>; 7] = Default::default();
         for round in 0..ROUNDS {
             // Rotate the order so that drift hits every arm alike.
             for i in 0..arms.len() {
                 let arm = (round + i) % arms.len();
                 let ns = match arm {
-                    0 => ns_per_op(&hermit),
+                    0 => ns_per_op(&hermit.0),
                     1 => {
                         pvlock::set_enabled(false);
-                        let ns = ns_per_op(&ticket);
+                        let ns = ns_per_op(&ticket.0);
                         pvlock::set_enabled(true);
                         ns
                     }
-                    2 => ns_per_op(&ticket),
-                    3 => ns_per_op(&qspin),
-                    4 => ns_per_op(&pvqspin),
-                    _ => ns_per_op(&tas),
+                    2 => ns_per_op(&ticket.0),
+                    3 => ns_per_op(&qspin.0),
+                    4 => ns_per_op(&pvqspin.0),
+                    5 => ns_per_op(&tas.0),
+                    _ => ns_per_op(&again.0),
                 };
                 arms[arm].push(ns);
             }
         }
-        let [hermit, off, on, qspin, pvqspin, tas] = arms.map(median);
+        let [hermit, off, on, qspin, pvqspin, tas, again] = arms.map(median);
         println!("uncontended lock+unlock, median of {ROUNDS} rounds of {OPS} ops (ns/op)");
         println!("the algorithms alone (one process, arms interleaved):");
         println!("  hermit-sync 0.1 RawTicketMutex  {hermit:.2}  (baseline)");
@@ -109,23 +155,28 @@ mod bench {
             ("RawQSpinLock (qspin)", qspin),
             ("RawPvQSpinLock (pvqspin)", pvqspin),
             ("RawTasLock (tas)", tas),
+            ("hermit-sync again (A/A)", again),
         ] {
             println!("  {name:<31} {ns:.2}  ({})", percent(ns, hermit));
         }
     }
 
+    /// The child arms: every mode, then `a/a` (hermit-sync against its
+    /// second copy, the benchmark's own spread between two equal locks).
+    const CHILD_ARMS: [&str; 6] = ["base", "pv", "qspin", "pvqspin", "tas", "a/a"];
+
     fn modal(exe: &str) {
-        let mut per_mode: [(Vec<f64>, Vec<f64>, Vec<f64>); 5] = Default::default();
+        let mut per_arm: [(Vec<f64>, Vec<f64>, Vec<f64>); CHILD_ARMS.len()] = Default::default();
         for round in 0..ROUNDS {
-            for i in 0..LockMode::ALL.len() {
-                let index = (round + i) % LockMode::ALL.len();
-                let mode = LockMode::ALL[index];
+            for i in 0..CHILD_ARMS.len() {
+                let index = (round + i) % CHILD_ARMS.len();
+                let arm = CHILD_ARMS[index];
                 let out = Command::new(exe)
-                    .args(["--child", mode.name()])
+                    .args(["--child", arm])
                     .output()
                     .expect("cannot run the example as a child");
                 let stdout = String::from_utf8_lossy(&out.stdout);
-                assert!(out.status.success(), "child {mode} failed: {stdout}");
+                assert!(out.status.success(), "child {arm} failed: {stdout}");
                 let fields: Vec<f64> = stdout
                     .split_whitespace()
                     .map(|f| f.parse().expect("child output: two numbers"))
@@ -133,42 +184,62 @@ mod bench {
                 let [hermit, lock] = fields[..] else {
                     panic!("child output: {stdout}");
                 };
-                let (h, m, r) = &mut per_mode[index];
+                let (h, m, r) = &mut per_arm[index];
                 h.push(hermit);
                 m.push(lock);
                 r.push(lock / hermit);
             }
         }
-        println!("RawModalLock per mode (a process each, timed against hermit-sync in that process):");
-        for (mode, (hermit, lock, ratio)) in LockMode::ALL.into_iter().zip(per_mode) {
+        println!("RawModalLock per mode (a process each, timed against hermit-sync in that process;");
+        println!("  median of {ROUNDS} processes, then the range of the per-process ratios):");
+        for (arm, (hermit, lock, ratio)) in CHILD_ARMS.into_iter().zip(per_arm) {
+            let lo = ratio.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratio.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let (hermit, lock, ratio) = (median(hermit), median(lock), median(ratio));
+            let name = if arm == "a/a" {
+                "hermit-sync again (A/A)"
+            } else {
+                arm
+            };
             println!(
-                "  {:<8} {lock:.2}  hermit-sync {hermit:.2}  ({:+.1}%)",
-                mode.name(),
-                (ratio - 1.0) * 100.0
+                "  {name:<23} {lock:.2}  hermit-sync {hermit:.2}  ({:+.1}%, processes {:+.1}..{:+.1}%)",
+                (ratio - 1.0) * 100.0,
+                (lo - 1.0) * 100.0,
+                (hi - 1.0) * 100.0
             );
         }
     }
 
-    /// One measurement of `mode`: prints hermit-sync's and the modal lock's
-    /// ns/op, each the median of [`CHILD_ROUNDS`] alternations.
-    fn child(mode: &str) {
-        let mode: LockMode = mode.parse().unwrap_or_else(|e| panic!("{e}"));
-        pvlock::set_mode(mode).expect("a fresh process");
+    /// One measurement of `arm` (a mode, or `a/a`): prints hermit-sync's and
+    /// the other lock's ns/op, each the median of [`CHILD_ROUNDS`]
+    /// alternations.
+    fn child(arm: &str) {
+        // The mode is fixed before anything could take a lock (see set_mode).
+        let mode = (arm != "a/a").then(|| arm.parse::<LockMode>().unwrap_or_else(|e| panic!("{e}")));
+        if let Some(mode) = mode {
+            pvlock::set_mode(mode).expect("a fresh process");
+        }
         pvlock::host::install();
         pvlock::host::bind_cpu(0);
-        let hermit = hermit_sync::RawTicketMutex::INIT;
-        let lock = pvlock::RawModalLock::new();
-        let (mut h, mut m) = (Vec::new(), Vec::new());
+        let hermit = Page::new(hermit_sync::RawTicketMutex::INIT);
+        match mode {
+            Some(_) => alternate(&hermit.0, &Page::new(pvlock::RawModalLock::new()).0),
+            None => alternate(&hermit.0, &Page::new(HermitAgain::INIT).0),
+        }
+    }
+
+    /// Times `a` and `b` alternately and prints both medians.
+    fn alternate<A: RawMutex, B: RawMutex>(a: &A, b: &B) {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
         for i in 0..CHILD_ROUNDS {
             if i % 2 == 0 {
-                h.push(ns_per_op(&hermit));
-                m.push(ns_per_op(&lock));
+                x.push(ns_per_op(a));
+                y.push(ns_per_op(b));
             } else {
-                m.push(ns_per_op(&lock));
-                h.push(ns_per_op(&hermit));
+                y.push(ns_per_op(b));
+                x.push(ns_per_op(a));
             }
         }
-        println!("{} {}", median(h), median(m));
+        println!("{} {}", median(x), median(y));
     }
 }

@@ -411,7 +411,13 @@ fn short_id(digest: &[u8]) -> String {
     kernel_source::hex(&digest[..8])
 }
 
-/// Files under `dir`, skipping build output and hidden entries.
+/// Cargo target directories that `cargo build` of a library or binary never
+/// compiles: editing a test or an example must not change the image's id
+/// (a results directory would then look measured with another guest).
+const NOT_IMAGE_INPUTS: &[&str] = &["tests", "examples", "benches"];
+
+/// Files under `dir`, skipping build output, hidden entries and
+/// [`NOT_IMAGE_INPUTS`].
 fn collect_sources(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), BuildError> {
     if !dir.is_dir() {
         return Ok(());
@@ -424,6 +430,11 @@ fn collect_sources(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), BuildErro
             continue;
         }
         let path = entry.path();
+        // Only a crate's own target directories (beside its Cargo.toml): a
+        // `tests` module directory under src/ is compiled.
+        if path.is_dir() && NOT_IMAGE_INPUTS.contains(&name.as_ref()) && dir.join("Cargo.toml").is_file() {
+            continue;
+        }
         if path.is_dir() {
             collect_sources(&path, files)?;
         } else {
@@ -460,5 +471,44 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError
     move |source| BuildError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_id_hashes_what_cargo_build_compiles_and_no_tests_or_examples() {
+        let root = std::env::temp_dir().join(format!("pvbench-sources-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for file in [
+            "lock/Cargo.toml",
+            "lock/src/lib.rs",
+            "lock/src/tests/helpers.rs",
+            "lock/tests/stress.rs",
+            "lock/examples/uncontended.rs",
+            "lock/benches/b.rs",
+            "lock/target/debug/x",
+            "lock/.hidden",
+        ] {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, file).unwrap();
+        }
+        let mut files = Vec::new();
+        collect_sources(&root, &mut files).unwrap();
+        files.sort();
+        let relative: Vec<_> = files
+            .iter()
+            .map(|f| f.strip_prefix(&root).unwrap().to_path_buf())
+            .collect();
+        fs::remove_dir_all(&root).unwrap();
+        // A `tests` module directory inside src/ is compiled (cfg(test) or
+        // not, cargo cannot tell): only the crate-level target directories go.
+        assert_eq!(
+            relative,
+            ["lock/Cargo.toml", "lock/src/lib.rs", "lock/src/tests/helpers.rs"].map(PathBuf::from)
+        );
     }
 }
