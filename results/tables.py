@@ -62,7 +62,7 @@ def verdict_cell(row, unit_better):
             text += f" (MDE {row['mde_pct']:.0f}%)"
         return text
     lo, hi = v["improvement_percent"]["lo"], v["improvement_percent"]["hi"]
-    if lo is None or (hi is not None and lo <= -100):
+    if lo is None:
         pct = "unbounded"
     elif hi is None or hi >= 100:
         pct = f">= {lo:+.0f}%"

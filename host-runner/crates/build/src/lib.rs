@@ -430,12 +430,12 @@ fn collect_sources(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), BuildErro
             continue;
         }
         let path = entry.path();
-        // Only a crate's own target directories (beside its Cargo.toml): a
-        // `tests` module directory under src/ is compiled.
-        if path.is_dir() && NOT_IMAGE_INPUTS.contains(&name.as_ref()) && dir.join("Cargo.toml").is_file() {
-            continue;
-        }
         if path.is_dir() {
+            // Only a crate's own target directories (beside its Cargo.toml):
+            // a `tests` module directory under src/ is compiled.
+            if NOT_IMAGE_INPUTS.contains(&name.as_ref()) && dir.join("Cargo.toml").is_file() {
+                continue;
+            }
             collect_sources(&path, files)?;
         } else {
             files.push(path);
