@@ -9,10 +9,10 @@
 #   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin] [migration]
 #   (no argument: full-2 full-4 quick)
 #
-# Under TCG on 2 cores: full-2 53 min (two shards, 44 + 8 min), full-4 35 min
-# (base and pv only; ~90 min expected with all five modes), quick 3 min, soak (400
-# overcommitted cells, guests of 2 and 4 vCPUs, half of them migrated, into
-# results/soak/after-fix) about 110 min, noise (pvbench calibrate: the noise floor, into
+# Under TCG on 2 cores: full-2 53 min (two shards, 44 + 8 min), full-4 68 min
+# (all five modes), quick 3 min, soak (480
+# overcommitted cells, every lock mode, guests of 2 and 4 vCPUs, half of them
+# migrated, into results/soak/after-fix) about 2 h, noise (pvbench calibrate: the noise floor, into
 # results/noise/calibration) about 20 min, modes (all five lock modes at 1x and
 # 3x, into results/locks/modes-3x-tcg) 8 min, spin (pv and pvqspin at 3x with
 # longer spin thresholds, into results/locks/spin-3x) 6 min, migration (every
@@ -73,9 +73,10 @@ for step in "${steps[@]}"; do
       ;;
     full-4) run run "full-$accel-4vcpu" --matrix host-runner/matrices/full-4vcpu.toml ;;
     # Half the soak's cells migrated every 2 s (paused under TCG, see
-    # results/migration): 2 workloads x 2 modes x 2 levels x 13 reps x 2 (left
-    # alone, migrated) = 208 overcommitted cells per vCPU count, 416 in all.
-    soak) run soak soak/after-fix --vcpus 2,4 --reps 13 --migrate-every 2 ;;
+    # results/migration): 30 conditions (5 lock modes x kernbench-like and
+    # pgbench-like at 4 and 16 clients x 2x, 3x) x 4 reps x 2 (left alone,
+    # migrated) = 240 overcommitted cells per vCPU count, 480 in all.
+    soak) run soak soak/after-fix --vcpus 2,4 --reps 4 --migrate-every 2 ;;
     noise) run calibrate noise/calibration --vcpus 2 --aa-runs 3 ;;
     modes) run run "locks/modes-3x-$accel" --matrix host-runner/matrices/modes-3x.toml --vcpus 2 ;;
     migration)

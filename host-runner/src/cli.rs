@@ -59,8 +59,8 @@ pub enum Command {
     Gate(GateArgs),
     /// The CI gate's baseline (`baseline save RESULTS_DIR`).
     Baseline(BaselineArgs),
-    /// Run many overcommitted cells (base and pv, 2x and 3x, guests of 2 and 4
-    /// vCPUs) and count how many completed, were censored, stalled or panicked:
+    /// Run many overcommitted cells (every lock mode, 2x and 3x, guests of 2
+    /// and 4 vCPUs) and count how many completed, were censored, stalled or panicked:
     /// exit 0 if none failed, 1 if any did.
     Soak(SoakArgs),
     /// Measure the noise floor: a native reference workload's spread on this

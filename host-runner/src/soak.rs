@@ -108,6 +108,17 @@ pub struct RunInfo {
 pub enum SoakError {
     #[error("soak: --vcpus needs at least one vCPU count")]
     NoVcpus,
+    /// A vCPU count's run was interrupted: resuming is the soak's business,
+    /// not that run directory's (`pvbench run --resume` there would not
+    /// write the soak's summary).
+    #[error("interrupted: {done} of {total} cells are in {}; continue with pvbench soak --resume --out {} (and the same --vcpus, --reps, --migrate-every)",
+        dir.display(), out.display())]
+    Interrupted {
+        done: usize,
+        total: usize,
+        dir: PathBuf,
+        out: PathBuf,
+    },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -148,7 +159,16 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
                 target: None,
                 shard: None,
             },
-        )?;
+        )
+        .map_err(|error| match error {
+            RunError::Interrupted { done, total, dir, .. } => SoakError::Interrupted {
+                done,
+                total,
+                dir,
+                out: options.out.clone(),
+            },
+            other => SoakError::Run(other),
+        })?;
         // Each run directory gets its ordinary report too.
         let report = crate::report::render(&results, &crate::report::RenderOptions::default());
         let _ = report.write_markdown(&results.dir.join(crate::report::MARKDOWN_FILE), &[]);
@@ -518,5 +538,29 @@ mod tests {
         let spec = spec();
         assert!(spec.plan().iter().all(|k| k.overcommit != Overcommit::X1));
         assert!(spec.plan().len() >= 16);
+    }
+
+    #[test]
+    fn the_built_in_matrix_soaks_every_lock_mode_at_16_clients() {
+        let plan = spec().plan();
+        for lock in LockMode::ALL {
+            assert!(
+                plan.iter().any(|k| k.lock == lock && k.clients == Some(16)),
+                "{lock:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_interrupted_soak_says_how_to_resume_the_soak() {
+        let error = SoakError::Interrupted {
+            done: 3,
+            total: 8,
+            dir: PathBuf::from("s/vcpus-2"),
+            out: PathBuf::from("s"),
+        };
+        let text = error.to_string();
+        assert!(text.contains("3 of 8 cells are in s/vcpus-2"), "{text}");
+        assert!(text.contains("pvbench soak --resume --out s "), "{text}");
     }
 }
