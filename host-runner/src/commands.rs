@@ -118,11 +118,11 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
                 .as_ref()
                 .map_or(String::new(), |e| format!("; then failed: {e}"))
         );
-        if let Some(states) = &m.vcpus_at_kill {
-            eprintln!("pvbench: the vCPUs when it was killed:");
-            for line in states.lines() {
-                eprintln!("  | {line}");
-            }
+    }
+    if let Some(states) = &outcome.vcpus_at_kill {
+        eprintln!("pvbench: the vCPUs when it was killed:");
+        for line in states.lines() {
+            eprintln!("  | {line}");
         }
     }
     if let (Some(collector), Some(dir)) = (collector, &args.metrics) {

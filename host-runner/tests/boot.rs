@@ -118,6 +118,10 @@ fn idle_guest_is_killed_as_stalled_before_its_timeout() {
     assert!(stderr.contains("guest stalled"), "{stderr}");
     let wall: f64 = between(&stderr, "tcg, ", " s,").unwrap_or_else(|| panic!("no wall time in: {stderr}"));
     assert!(wall < 120.0, "killed by the timeout, not as stalled: {stderr}");
+    // Before the kill QEMU's monitor said where each vCPU was, halted or not.
+    assert!(stderr.contains("the vCPUs when it was killed"), "{stderr}");
+    assert_eq!(stderr.matches("  | RIP=").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches(" HLT=").count(), 2, "{stderr}");
 }
 
 #[test]

@@ -406,6 +406,8 @@ fn a_guest_that_stops_progressing_fails_as_stalled_before_its_cap() {
         unreachable!()
     };
     assert!(reason.contains("completed no operation"), "{reason}");
+    // And where its vCPUs were when it was killed, from QEMU's monitor.
+    assert!(reason.contains("; vCPUs at the kill: cpu0 RIP="), "{reason}");
     let log =
         std::fs::read_to_string(out.join("cells").join(cell.key.id()).join("bench.serial.log")).unwrap();
     assert!(log.contains("inject=stall"), "{log}");

@@ -13,7 +13,7 @@ use crate::results::{
     BootRuns, CellMigrations, CellResult, CellStatus, CellTimes, FailureKind, GuestCpu, GuestRole, HostNoise,
     MigrationMode, Percentiles, Workload,
 };
-use crate::vm::guest::{delay_between, Ended, MigrationKind, Outcome, PanicSource};
+use crate::vm::guest::{self, delay_between, Ended, MigrationKind, Outcome, PanicSource};
 
 /// What the guests of one cell did.
 #[derive(Debug)]
@@ -283,8 +283,17 @@ pub fn classify(bench: &BenchRun, ran: Duration, boot: Boot) -> Verdict {
         (_, Some(_)) => FailureKind::AppPanic,
         _ => FailureKind::Other,
     };
+    // A guest killed as hung says where its vCPUs were.
+    let describe = || match &outcome.vcpus_at_kill {
+        Some(states) => format!(
+            "{}; vCPUs at the kill: {}",
+            outcome.describe(),
+            guest::compact_vcpu_states(states)
+        ),
+        None => outcome.describe(),
+    };
     if !bench.started {
-        let reason = format!("the workload never started: {}", outcome.describe());
+        let reason = format!("the workload never started: {}", describe());
         return Verdict::Failed(CellStatus::failed(kind, reason));
     }
     let done = bench.metrics.as_ref().and_then(|m| m.done.as_ref());
@@ -310,6 +319,6 @@ pub fn classify(bench: &BenchRun, ran: Duration, boot: Boot) -> Verdict {
             let reason = format!("the guest finished but its last frame never arrived: {why}");
             Verdict::Failed(CellStatus::failed(FailureKind::Other, reason))
         }
-        _ => Verdict::Failed(CellStatus::failed(kind, outcome.describe())),
+        _ => Verdict::Failed(CellStatus::failed(kind, describe())),
     }
 }

@@ -32,6 +32,7 @@ fn outcome(ended: Ended, tail: &[&str]) -> Outcome {
         panic: watch.panic().cloned(),
         vcpu_run_delays: Some(vec![Duration::from_millis(1500), Duration::from_millis(2500)]),
         migrations: None,
+        vcpus_at_kill: None,
     }
 }
 
@@ -226,7 +227,18 @@ fn a_stalled_run_fails_as_a_stall_and_is_never_censored() {
     };
     let v = classify(&bench(true, stalled, &[], None), RAN, Boot::single(15.0));
     assert_eq!(failure(&v), Some(FailureKind::Stall));
-    assert!(reason(v).contains("completed no operation"));
+    let text = reason(v);
+    assert!(text.contains("completed no operation"), "{text}");
+    assert!(!text.contains("vCPUs at the kill"), "{text}");
+    // Where QEMU told where the vCPUs were, the reason says it.
+    let mut run = bench(true, stalled, &[], None);
+    run.outcome.vcpus_at_kill =
+        Some("CPU#0\nRIP=0000000000497669 RFL=00001046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1".into());
+    let text = reason(classify(&run, RAN, Boot::single(15.0)));
+    assert!(
+        text.ends_with("; vCPUs at the kill: cpu0 RIP=0000000000497669 RFL=00001046 HLT=1"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -284,19 +284,7 @@ impl Migration {
 
     /// Each vCPU's `CPU#n` and `RIP=...` lines from QEMU's monitor, if it answers.
     pub(super) fn vcpu_states(&self) -> Option<String> {
-        let mut qmp = Qmp::connect(&self.qmp_socket(self.generation), QMP_TIMEOUT).ok()?;
-        let out = qmp
-            .execute(
-                "human-monitor-command",
-                Some(json!({ "command-line": "info registers -a" })),
-            )
-            .ok()?;
-        let lines: Vec<&str> = out
-            .as_str()?
-            .lines()
-            .filter(|l| l.starts_with("CPU#") || l.starts_with("RIP="))
-            .collect();
-        (!lines.is_empty()).then(|| lines.join("\n"))
+        super::monitor::vcpu_states(&self.qmp_socket(self.generation))
     }
 
     /// QEMU number `next` is the guest now: forget the old one's sockets.

@@ -22,11 +22,13 @@ use crate::interrupt::interrupted;
 use crate::{qemu, BootFiles};
 
 mod migrate;
+mod monitor;
 mod panic;
 mod stall;
 mod vcpu;
 
 pub use migrate::{MigrateError, MigratePlan, MigrationKind, MigrationReport};
+pub use monitor::compact_vcpu_states;
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
 pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
@@ -144,6 +146,9 @@ pub struct Outcome {
     pub vcpu_run_delays: Option<Vec<Duration>>,
     /// The guest's migrations, if it was to migrate.
     pub migrations: Option<MigrationReport>,
+    /// Where each vCPU was when pvbench killed the guest as hung (timed out
+    /// or stalled): QEMU's `CPU#n` / `RIP=...` lines, if it answered.
+    pub vcpus_at_kill: Option<String>,
 }
 
 impl Outcome {
@@ -247,6 +252,9 @@ pub struct Running {
     /// Feeds `lines` from each QEMU's console (a migrated guest has several).
     lines_tx: mpsc::Sender<(Duration, String)>,
     migration: Option<migrate::Migration>,
+    /// The QMP socket of a guest that does not migrate.
+    monitor: Option<monitor::Monitor>,
+    vcpus_at_kill: Option<String>,
     /// CPU, run delays and stderr of the QEMUs the guest migrated away from.
     earlier_cpu_s: f64,
     earlier_run_delays: Vec<Duration>,
@@ -329,6 +337,19 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
             Some(m)
         }
     };
+    // Every other guest gets a monitor too: a hung one is asked where its
+    // vCPUs are before it is killed.
+    let monitor = match migration {
+        Some(_) => None,
+        None => {
+            let m = monitor::Monitor::new().map_err(|source| GuestError::Spawn {
+                qemu: qemu.display().to_string(),
+                source,
+            })?;
+            cmd.arg("-qmp").arg(m.qmp_arg());
+            Some(m)
+        }
+    };
     let started = Instant::now();
     let (lines_tx, lines) = mpsc::channel();
     let (child, reader, stderr) = start(qemu, cmd, started, lines_tx.clone())?;
@@ -356,6 +377,8 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         vcpu_run_delays: None,
         lines_tx,
         migration,
+        monitor,
+        vcpus_at_kill: None,
         earlier_cpu_s: 0.0,
         earlier_run_delays: Vec::new(),
         earlier_stderr: String::new(),
@@ -522,6 +545,7 @@ impl Running {
             panic: self.panic.panic().cloned(),
             vcpu_run_delays: self.vcpu_run_delays.take(),
             migrations: self.migration.take().map(|m| m.report.clone()),
+            vcpus_at_kill: self.vcpus_at_kill.take(),
         }
     }
 
@@ -588,11 +612,16 @@ impl Running {
         }
     }
 
-    /// Where a guest about to be killed as hung is, if its QEMU has a monitor.
+    /// Where a guest about to be killed as hung is, if its QEMU answers.
     fn note_vcpu_states(&mut self) {
-        if let Some(m) = self.migration.as_mut() {
-            m.report.vcpus_at_kill = m.vcpu_states();
-        }
+        self.vcpus_at_kill = match (self.migration.as_mut(), &self.monitor) {
+            (Some(m), _) => {
+                m.report.vcpus_at_kill = m.vcpu_states();
+                m.report.vcpus_at_kill.clone()
+            }
+            (None, Some(monitor)) => monitor.vcpu_states(),
+            (None, None) => None,
+        };
     }
 
     /// Migrates the guest to a fresh QEMU (see `migrate`). On failure the

@@ -1,0 +1,122 @@
+//! A QMP socket for every guest that does not migrate (a migrating guest has
+//! one per QEMU already): before pvbench kills a guest as hung (its timeout,
+//! or the stall watch), it asks QEMU where each vCPU was, so that a failed
+//! cell says whether its vCPUs were idle, halted in a lock wait (RIP in
+//! `pvbench_pvlock_window_*`, `RFL` without IF) or spinning.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::qmp::Qmp;
+
+/// How long QEMU may take to answer before the guest is killed anyway.
+const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The socket directory of one guest's QEMU; removed when dropped.
+pub(super) struct Monitor {
+    dir: PathBuf,
+}
+
+impl Monitor {
+    pub(super) fn new() -> std::io::Result<Monitor> {
+        // Unique per process and guest; short, since a UNIX socket path is
+        // limited to 108 bytes.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "pvbench-mon-{}-{}",
+            std::process::id(),
+            // Relaxed: only uniqueness matters.
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir)?;
+        Ok(Monitor { dir })
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+
+    /// QEMU's `-qmp` argument.
+    pub(super) fn qmp_arg(&self) -> String {
+        format!("unix:{},server=on,wait=off", self.socket().display())
+    }
+
+    /// See [`vcpu_states`].
+    pub(super) fn vcpu_states(&self) -> Option<String> {
+        vcpu_states(&self.socket())
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Each vCPU's `CPU#n` and `RIP=...` lines from the QEMU listening on
+/// `socket`, if it answers.
+pub(super) fn vcpu_states(socket: &Path) -> Option<String> {
+    let mut qmp = Qmp::connect(socket, QMP_TIMEOUT).ok()?;
+    let out = qmp
+        .execute(
+            "human-monitor-command",
+            Some(json!({ "command-line": "info registers -a" })),
+        )
+        .ok()?;
+    let lines: Vec<&str> = out
+        .as_str()?
+        .lines()
+        .filter(|l| l.starts_with("CPU#") || l.starts_with("RIP="))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// `vcpu_states` in one line for a failure reason: `cpu0 RIP=... RFL=...
+/// HLT=1, cpu1 ...`.
+pub fn compact_vcpu_states(states: &str) -> String {
+    let mut cpus = Vec::new();
+    let mut cpu = None;
+    for line in states.lines() {
+        if let Some(n) = line.strip_prefix("CPU#") {
+            cpu = Some(n.trim().to_string());
+        } else if line.starts_with("RIP=") {
+            let fields: Vec<&str> = line
+                .split_whitespace()
+                .filter(|f| f.starts_with("RIP=") || f.starts_with("RFL=") || f.starts_with("HLT="))
+                .collect();
+            let name = cpu
+                .take()
+                .map_or_else(|| "cpu?".to_string(), |n| format!("cpu{n}"));
+            cpus.push(format!("{name} {}", fields.join(" ")));
+        }
+    }
+    cpus.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacts_qemu_register_dumps() {
+        let dump = "CPU#0\nRIP=0000000000497669 RFL=00001046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\n\
+                    CPU#1\nRIP=000000000047493d RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1";
+        assert_eq!(
+            compact_vcpu_states(dump),
+            "cpu0 RIP=0000000000497669 RFL=00001046 HLT=1, cpu1 RIP=000000000047493d RFL=00000246 HLT=1"
+        );
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_gives_nothing() {
+        let monitor = Monitor::new().expect("a temporary directory");
+        assert_eq!(monitor.vcpu_states(), None);
+        let dir = monitor.dir.clone();
+        drop(monitor);
+        assert!(!dir.exists());
+    }
+}
