@@ -25,7 +25,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -143,16 +142,7 @@ impl Migration {
         image: &BootFiles,
         config: &GuestConfig,
     ) -> std::io::Result<Migration> {
-        // Unique per process and guest; short, since a UNIX socket path is
-        // limited to 108 bytes.
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pvbench-mig-{}-{}",
-            std::process::id(),
-            // Relaxed: only uniqueness matters.
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir)?;
+        let dir = super::monitor::socket_dir("mig")?;
         Ok(Migration {
             every: plan.every,
             kind: plan.kind,

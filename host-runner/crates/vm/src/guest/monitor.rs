@@ -16,6 +16,21 @@ use crate::qmp::Qmp;
 /// How long QEMU may take to answer before the guest is killed anyway.
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A fresh directory for one guest's sockets: `pvbench-KIND-PID-N` in the
+/// temporary directory, unique per process and guest, and short, since a
+/// UNIX socket path is limited to 108 bytes.
+pub(super) fn socket_dir(kind: &str) -> std::io::Result<PathBuf> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "pvbench-{kind}-{}-{}",
+        std::process::id(),
+        // Relaxed: only uniqueness matters.
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// The socket directory of one guest's QEMU; removed when dropped.
 pub(super) struct Monitor {
     dir: PathBuf,
@@ -23,17 +38,9 @@ pub(super) struct Monitor {
 
 impl Monitor {
     pub(super) fn new() -> std::io::Result<Monitor> {
-        // Unique per process and guest; short, since a UNIX socket path is
-        // limited to 108 bytes.
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pvbench-mon-{}-{}",
-            std::process::id(),
-            // Relaxed: only uniqueness matters.
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir)?;
-        Ok(Monitor { dir })
+        Ok(Monitor {
+            dir: socket_dir("mon")?,
+        })
     }
 
     fn socket(&self) -> PathBuf {
