@@ -113,11 +113,6 @@ pub struct MigrationReport {
     pub downtimes_ms: Vec<u64>,
     /// Why the last attempt failed, if it did (the guest was then stopped).
     pub error: Option<String>,
-    /// Each vCPU's instruction pointer, flags and halt state (QEMU's `info
-    /// registers -a`, those lines) when the guest was killed at its timeout or
-    /// as stalled: where a hung guest hung. A migrating guest has a monitor to
-    /// ask; others do not.
-    pub vcpus_at_kill: Option<String>,
 }
 
 /// The migration state of a running guest.

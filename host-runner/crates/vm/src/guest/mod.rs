@@ -147,7 +147,8 @@ pub struct Outcome {
     /// The guest's migrations, if it was to migrate.
     pub migrations: Option<MigrationReport>,
     /// Where each vCPU was when pvbench killed the guest as hung (timed out
-    /// or stalled): QEMU's `CPU#n` / `RIP=...` lines, if it answered.
+    /// or stalled): QEMU's `CPU#n` / `RIP=...` lines (instruction pointer,
+    /// flags, halt state), if it answered. Every guest has a monitor to ask.
     pub vcpus_at_kill: Option<String>,
 }
 
@@ -614,11 +615,8 @@ impl Running {
 
     /// Where a guest about to be killed as hung is, if its QEMU answers.
     fn note_vcpu_states(&mut self) {
-        self.vcpus_at_kill = match (self.migration.as_mut(), &self.monitor) {
-            (Some(m), _) => {
-                m.report.vcpus_at_kill = m.vcpu_states();
-                m.report.vcpus_at_kill.clone()
-            }
+        self.vcpus_at_kill = match (&self.migration, &self.monitor) {
+            (Some(m), _) => m.vcpu_states(),
             (None, Some(monitor)) => monitor.vcpu_states(),
             (None, None) => None,
         };
