@@ -100,6 +100,11 @@ pub struct GuestArgs {
     /// this many seconds (every vCPU idle, all guest tasks blocked).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub stall_after: Option<Duration>,
+    /// Before killing a stalled guest, write its memory to FILE as an ELF core
+    /// (QEMU's `dump-guest-memory`, at the guest's virtual addresses: gdb reads
+    /// it with the image's app.elf). About as large as the guest's memory.
+    #[arg(long, value_name = "FILE", requires = "stall_after")]
+    pub dump_on_stall: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -125,6 +125,12 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
             eprintln!("  | {line}");
         }
     }
+    if let Some(dump) = &outcome.memory_dump {
+        eprintln!("pvbench: {dump}");
+    }
+    if let Some(probe) = &outcome.nmi_probe {
+        eprintln!("pvbench: {probe}");
+    }
     if let (Some(collector), Some(dir)) = (collector, &args.metrics) {
         for run in &collector.finish(Duration::from_secs(3)).runs {
             let files = collect::write_run_files(run, dir)?;
@@ -401,6 +407,7 @@ fn guest_config(
         network: args.network,
         stall: args.stall_after.map(StallWatch::over),
         migrate: None,
+        dump_on_stall: args.dump_on_stall.clone(),
     })
 }
 

@@ -112,16 +112,71 @@ fn hanging_guest_is_killed_and_leaves_no_qemu() {
 #[test]
 fn idle_guest_is_killed_as_stalled_before_its_timeout() {
     // mode=hang sleeps: every vCPU idles, as in a guest whose tasks all blocked.
-    let out = boot_with(&["--quiet", "--stall-after", "2"], 2, 120, &["mode=hang"]);
+    let core = std::env::temp_dir().join(format!("pvbench-test-{}.core", std::process::id()));
+    let core_arg = core.to_str().expect("a UTF-8 temporary directory");
+    let out = boot_with(
+        &[
+            "--quiet",
+            "--stall-after",
+            "2",
+            "--memory",
+            "128",
+            "--dump-on-stall",
+            core_arg,
+        ],
+        2,
+        120,
+        &["mode=hang"],
+    );
     let stderr = text(&out.stderr);
+    let dump = std::fs::read(&core);
+    let _ = std::fs::remove_file(&core);
     assert_eq!(out.status.code(), Some(124), "{stderr}");
     assert!(stderr.contains("guest stalled"), "{stderr}");
+    // Its memory was written first, as an ELF core holding the guest's RAM.
+    assert!(stderr.contains("the stalled guest's memory is in"), "{stderr}");
+    let dump = dump.unwrap_or_else(|e| panic!("no core at {core_arg}: {e}: {stderr}"));
+    assert_eq!(&dump[..4], b"\x7fELF", "{stderr}");
+    assert_eq!(
+        u16::from_le_bytes([dump[16], dump[17]]),
+        4,
+        "not an ELF core (ET_CORE)"
+    );
+    assert!(
+        dump.len() > 64 << 20,
+        "a core of {} bytes for a 128 MiB guest",
+        dump.len()
+    );
     let wall: f64 = between(&stderr, "tcg, ", " s,").unwrap_or_else(|| panic!("no wall time in: {stderr}"));
     assert!(wall < 120.0, "killed by the timeout, not as stalled: {stderr}");
     // Before the kill QEMU's monitor said where each vCPU was, halted or not.
     assert!(stderr.contains("the vCPUs when it was killed"), "{stderr}");
     assert_eq!(stderr.matches("  | RIP=").count(), 2, "{stderr}");
     assert_eq!(stderr.matches(" HLT=").count(), 2, "{stderr}");
+    // An NMI injected before the kill changed nothing: its tasks sleep.
+    assert!(
+        stderr.contains("it stayed stalled after an injected NMI"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_lost_kick_is_told_apart_by_an_injected_nmi() {
+    // mode=lostkick halts a vCPU as a pv-lock waiter whose kick was lost
+    // (interrupts off): the guest idles until pvbench, before killing it as
+    // stalled, injects an NMI, which ends the halt; the guest then runs.
+    let out = boot_with(&["--stall-after", "2"], 2, 120, &["mode=lostkick"]);
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("guest stalled"), "{stderr}");
+    // One vCPU was halted in the pv-lock halt window with interrupts off.
+    assert!(stderr.contains("  | RIP="), "{stderr}");
+    assert!(
+        stdout.contains("lostkick: woken by an NMI that was not a kick"),
+        "the guest never saw the NMI: {stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("an injected NMI got it going again"), "{stderr}");
 }
 
 #[test]

@@ -89,6 +89,7 @@ impl Qemu<'_> {
             network,
             stall: None,
             migrate: None,
+            dump_on_stall: None,
         }
     }
 

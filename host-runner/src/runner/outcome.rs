@@ -283,14 +283,20 @@ pub fn classify(bench: &BenchRun, ran: Duration, boot: Boot) -> Verdict {
         (_, Some(_)) => FailureKind::AppPanic,
         _ => FailureKind::Other,
     };
-    // A guest killed as hung says where its vCPUs were.
-    let describe = || match &outcome.vcpus_at_kill {
-        Some(states) => format!(
-            "{}; vCPUs at the kill: {}",
-            outcome.describe(),
-            guest::compact_vcpu_states(states)
-        ),
-        None => outcome.describe(),
+    // A guest killed as hung says where its vCPUs were and, if stalled, what
+    // an injected NMI did to it.
+    let describe = || {
+        let mut text = outcome.describe();
+        if let Some(states) = &outcome.vcpus_at_kill {
+            text.push_str(&format!(
+                "; vCPUs at the kill: {}",
+                guest::compact_vcpu_states(states)
+            ));
+        }
+        if let Some(probe) = &outcome.nmi_probe {
+            text.push_str(&format!("; {probe}"));
+        }
+        text
     };
     if !bench.started {
         let reason = format!("the workload never started: {}", describe());

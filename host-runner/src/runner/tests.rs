@@ -33,6 +33,8 @@ fn outcome(ended: Ended, tail: &[&str]) -> Outcome {
         vcpu_run_delays: Some(vec![Duration::from_millis(1500), Duration::from_millis(2500)]),
         migrations: None,
         vcpus_at_kill: None,
+        nmi_probe: None,
+        memory_dump: None,
     }
 }
 
@@ -237,6 +239,18 @@ fn a_stalled_run_fails_as_a_stall_and_is_never_censored() {
     let text = reason(classify(&run, RAN, Boot::single(15.0)));
     assert!(
         text.ends_with("; vCPUs at the kill: cpu0 RIP=0000000000497669 RFL=00001046 HLT=1"),
+        "{text}"
+    );
+    // And what an NMI injected before the kill did.
+    run.outcome.nmi_probe = Some(guest::NmiProbe {
+        ran_again: true,
+        cpu_ms: 900,
+        ops: Some(50),
+        window_ms: 3000,
+    });
+    let text = reason(classify(&run, RAN, Boot::single(15.0)));
+    assert!(
+        text.contains("HLT=1; an injected NMI got it going again (0.90 s of CPU, 50 operations in 3 s)"),
         "{text}"
     );
 }

@@ -5,7 +5,8 @@
 //! with status N; `workload=kernbench|pgbench|cpuhog ...` runs a workload (its
 //! keys are the workloads crate's); `mode=lockstress threads=N rounds=M` hammers the kernel's
 //! locks and checks their data and the pv-lock counters; `mode=panic` and
-//! `mode=hang` exist for the host's failure tests; `mode=selftest` streams
+//! `mode=hang` exist for the host's failure tests, as does `mode=lostkick` (a
+//! vCPU halted as if its kick were lost, until an NMI); `mode=selftest` streams
 //! metrics to the host (see `selftest.rs` and `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder`
 //! provoke the kernel races pvbench's patch fixes (see `races.rs`).
 //! `pvlock=on|off` and friends configure the kernel's pv-ticketlocks first
@@ -76,10 +77,11 @@ fn main() -> ExitCode {
         "hang" => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
+        "lostkick" => lost_kick(),
         other => {
             eprintln!(
                 "pvbench-guest: unknown mode={other} (expected hello, workload, lockstress, fdstress, \
-                 futexrace, timedpoll, sleeporder, selftest, exit, panic, hang)"
+                 futexrace, timedpoll, sleeporder, selftest, exit, panic, hang, lostkick)"
             );
             Status::Usage.code()
         }
@@ -157,6 +159,19 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         }
     }
     status.code()
+}
+
+/// `mode=lostkick`: the stall a lost kick leaves, on purpose. This vCPU halts
+/// as a pv-lock waiter with interrupts off; nothing kicks it, so the guest idles
+/// until the host injects an NMI, and then runs (spins) until it is killed: a
+/// guest that an NMI gets going again, for the host's stall diagnosis test.
+fn lost_kick() -> ! {
+    println!("pvbench-guest: lostkick: halting with interrupts off, no kick will come");
+    let stray = pvlock::halt_unkicked();
+    println!("pvbench-guest: lostkick: woken by an NMI that was not a kick ({stray} such NMIs so far)");
+    loop {
+        std::hint::spin_loop();
+    }
 }
 
 /// `inject=stall`: the failure the host's stall watch exists for, on purpose.

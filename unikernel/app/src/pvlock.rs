@@ -11,6 +11,15 @@ use pvlock::{DEFAULT_SPIN_THRESHOLD, KICK_WAKE_BUCKETS, kick_wake_bucket_floor};
 unsafe extern "C" {
     fn sys_pvlock_configure(config: *const Config, report: *mut Report) -> i32;
     fn sys_pvlock_report(config: *const Config, report: *mut Report) -> i32;
+    fn sys_pvlock_halt_unkicked() -> usize;
+}
+
+/// Halts this vCPU as a pv-lock waiter whose kick was lost (interrupts off,
+/// in the kernel's halt window) until an NMI that is not a kick arrives;
+/// returns the stray NMIs the kernel has seen.
+pub fn halt_unkicked() -> usize {
+    // SAFETY: no arguments; the kernel halts and returns.
+    unsafe { sys_pvlock_halt_unkicked() }
 }
 
 /// Reads `pvlock=`, `pvlock.spin=`, `pvlock.kick=` and `pvlock.hwkvm=` (the

@@ -267,9 +267,9 @@ impl Migration {
         }
     }
 
-    /// Each vCPU's `CPU#n` and `RIP=...` lines from QEMU's monitor, if it answers.
-    pub(super) fn vcpu_states(&self) -> Option<String> {
-        super::monitor::vcpu_states(&self.qmp_socket(self.generation))
+    /// The QMP socket of the QEMU that runs the guest now.
+    pub(super) fn current_qmp_socket(&self) -> PathBuf {
+        self.qmp_socket(self.generation)
     }
 
     /// QEMU number `next` is the guest now: forget the old one's sockets.

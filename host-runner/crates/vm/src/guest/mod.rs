@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
@@ -31,7 +31,7 @@ pub use migrate::{MigrateError, MigratePlan, MigrationKind, MigrationReport};
 pub use monitor::compact_vcpu_states;
 
 pub use panic::{GuestPanic, PanicSource, PanicWatch};
-pub use stall::{ProgressRule, StallKind, StallWatch, WindowUse};
+pub use stall::{NmiProbe, ProgressRule, StallKind, StallWatch, WindowUse};
 pub use vcpu::delay_between;
 
 /// Serial lines kept for error reports.
@@ -41,6 +41,10 @@ pub const MAX_VCPUS: u32 = 64;
 /// How often the QEMU process's CPU time (and its vCPUs' run delays) are
 /// sampled while it runs.
 const CPU_SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// How long a stalled guest is watched after pvbench injects an NMI into it
+/// (see [`NmiProbe`]): long enough for a woken guest to show several windows'
+/// worth of its idle-rule busy time, short beside the stall window.
+const NMI_PROBE: Duration = Duration::from_secs(3);
 
 /// How to run one guest: its machine, its command line, its limits.
 #[derive(Debug, Clone)]
@@ -62,6 +66,8 @@ pub struct GuestConfig {
     pub stall: Option<StallWatch>,
     /// Migrate the guest to a fresh QEMU, this often and this way (see `migrate`).
     pub migrate: Option<MigratePlan>,
+    /// Write a stalled guest's memory here (an ELF core) before it is killed.
+    pub dump_on_stall: Option<PathBuf>,
 }
 
 /// Why a guest could not be started or waited for.
@@ -150,6 +156,12 @@ pub struct Outcome {
     /// or stalled): QEMU's `CPU#n` / `RIP=...` lines (instruction pointer,
     /// flags, halt state), if it answered. Every guest has a monitor to ask.
     pub vcpus_at_kill: Option<String>,
+    /// What a guest killed as stalled did after an NMI injected just before
+    /// the kill, if its QEMU took the NMI.
+    pub nmi_probe: Option<NmiProbe>,
+    /// Where a stalled guest's memory was written, or why it was not (only
+    /// with [`GuestConfig::dump_on_stall`]).
+    pub memory_dump: Option<String>,
 }
 
 impl Outcome {
@@ -256,6 +268,9 @@ pub struct Running {
     /// The QMP socket of a guest that does not migrate.
     monitor: Option<monitor::Monitor>,
     vcpus_at_kill: Option<String>,
+    nmi_probe: Option<NmiProbe>,
+    dump_on_stall: Option<PathBuf>,
+    memory_dump: Option<String>,
     /// CPU, run delays and stderr of the QEMUs the guest migrated away from.
     earlier_cpu_s: f64,
     earlier_run_delays: Vec<Duration>,
@@ -380,6 +395,9 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         migration,
         monitor,
         vcpus_at_kill: None,
+        nmi_probe: None,
+        dump_on_stall: config.dump_on_stall.clone(),
+        memory_dump: None,
         earlier_cpu_s: 0.0,
         earlier_run_delays: Vec::new(),
         earlier_stderr: String::new(),
@@ -467,6 +485,9 @@ impl Running {
             }
             if let Some(stalled) = self.check_stall() {
                 self.note_vcpu_states();
+                // The memory first: the NMI changes what it would show.
+                self.dump_memory();
+                self.nmi_probe = self.probe_with_nmi();
                 self.kill_child()?;
                 break stalled;
             }
@@ -547,6 +568,8 @@ impl Running {
             vcpu_run_delays: self.vcpu_run_delays.take(),
             migrations: self.migration.take().map(|m| m.report.clone()),
             vcpus_at_kill: self.vcpus_at_kill.take(),
+            nmi_probe: self.nmi_probe.take(),
+            memory_dump: self.memory_dump.take(),
         }
     }
 
@@ -613,13 +636,67 @@ impl Running {
         }
     }
 
+    /// The QMP socket of the QEMU running the guest now.
+    fn qmp_socket(&self) -> Option<PathBuf> {
+        match (&self.migration, &self.monitor) {
+            (Some(m), _) => Some(m.current_qmp_socket()),
+            (None, Some(monitor)) => Some(monitor.socket()),
+            (None, None) => None,
+        }
+    }
+
     /// Where a guest about to be killed as hung is, if its QEMU answers.
     fn note_vcpu_states(&mut self) {
-        self.vcpus_at_kill = match (&self.migration, &self.monitor) {
-            (Some(m), _) => m.vcpu_states(),
-            (None, Some(monitor)) => monitor.vcpu_states(),
-            (None, None) => None,
+        self.vcpus_at_kill = self.qmp_socket().and_then(|socket| monitor::vcpu_states(&socket));
+    }
+
+    /// Writes the stalled guest's memory where [`GuestConfig::dump_on_stall`]
+    /// says, if it says so.
+    fn dump_memory(&mut self) {
+        let Some(path) = self.dump_on_stall.clone() else {
+            return;
         };
+        self.memory_dump = Some(match self.qmp_socket() {
+            None => "no QMP monitor to dump the guest's memory with".to_string(),
+            Some(socket) => match monitor::dump_memory(&socket, &path) {
+                Ok(()) => format!(
+                    "the stalled guest's memory is in {} (an ELF core)",
+                    path.display()
+                ),
+                Err(e) => format!(
+                    "could not dump the stalled guest's memory to {}: {e}",
+                    path.display()
+                ),
+            },
+        });
+    }
+
+    /// Injects an NMI into a stalled guest and watches it for [`NMI_PROBE`]
+    /// (see [`NmiProbe`]); `None` if QEMU did not take the NMI.
+    fn probe_with_nmi(&mut self) -> Option<NmiProbe> {
+        let socket = self.qmp_socket()?;
+        let watch = self.stall.as_ref()?.watch.scaled(NMI_PROBE);
+        let ops_before = watch.progress.as_ref().map(ProgressRule::ops);
+        let before = stall::Usage::of(self.pid);
+        let since = Instant::now();
+        if !monitor::inject_nmi(&socket) {
+            return None;
+        }
+        // The console lines wait in their channel meanwhile.
+        thread::sleep(NMI_PROBE.saturating_sub(since.elapsed()));
+        let used = stall::Usage::of(self.pid).since(&before);
+        let ops = watch
+            .progress
+            .as_ref()
+            .map(ProgressRule::ops)
+            .zip(ops_before)
+            .map(|(now, then)| now.saturating_sub(then));
+        Some(NmiProbe {
+            ran_again: watch.stalled(used, ops).is_none(),
+            cpu_ms: used.cpu.as_millis() as u64,
+            ops,
+            window_ms: since.elapsed().as_millis() as u64,
+        })
     }
 
     /// Migrates the guest to a fresh QEMU (see `migrate`). On failure the

@@ -15,6 +15,8 @@ use crate::qmp::Qmp;
 
 /// How long QEMU may take to answer before the guest is killed anyway.
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to write a guest's memory.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A fresh directory for one guest's sockets: `pvbench-KIND-PID-N` in the
 /// temporary directory, unique per process and guest, and short, since a
@@ -43,18 +45,13 @@ impl Monitor {
         })
     }
 
-    fn socket(&self) -> PathBuf {
+    pub(super) fn socket(&self) -> PathBuf {
         self.dir.join("qmp.sock")
     }
 
     /// QEMU's `-qmp` argument.
     pub(super) fn qmp_arg(&self) -> String {
         format!("unix:{},server=on,wait=off", self.socket().display())
-    }
-
-    /// See [`vcpu_states`].
-    pub(super) fn vcpu_states(&self) -> Option<String> {
-        vcpu_states(&self.socket())
     }
 }
 
@@ -80,6 +77,29 @@ pub(super) fn vcpu_states(socket: &Path) -> Option<String> {
         .filter(|l| l.starts_with("CPU#") || l.starts_with("RIP="))
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// Presses the NMI button of the QEMU listening on `socket` (`inject-nmi`:
+/// an NMI to every vCPU, through its LINT1). True if QEMU took the command.
+pub(super) fn inject_nmi(socket: &Path) -> bool {
+    Qmp::connect(socket, QMP_TIMEOUT).is_ok_and(|mut qmp| qmp.execute("inject-nmi", None).is_ok())
+}
+
+/// Writes the guest's memory to `path` as an ELF core (`dump-guest-memory`
+/// with paging: segments at the guest's virtual addresses, as the first vCPU's
+/// page tables map them, so gdb reads it with the kernel's symbols), waiting
+/// for QEMU to finish.
+pub(super) fn dump_memory(socket: &Path, path: &Path) -> Result<(), String> {
+    // An absolute path: QEMU runs in our working directory, but may not stay there.
+    let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+    // Writing a guest's memory takes a while: seconds per GiB.
+    let mut qmp = Qmp::connect(socket, DUMP_TIMEOUT).map_err(|e| e.to_string())?;
+    qmp.execute(
+        "dump-guest-memory",
+        Some(json!({ "paging": true, "protocol": format!("file:{}", path.display()) })),
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 /// `vcpu_states` in one line for a failure reason: `cpu0 RIP=... RFL=...
@@ -121,7 +141,8 @@ mod tests {
     #[test]
     fn a_socket_nobody_listens_on_gives_nothing() {
         let monitor = Monitor::new().expect("a temporary directory");
-        assert_eq!(monitor.vcpu_states(), None);
+        assert_eq!(vcpu_states(&monitor.socket()), None);
+        assert!(!inject_nmi(&monitor.socket()));
         let dir = monitor.dir.clone();
         drop(monitor);
         assert!(!dir.exists());

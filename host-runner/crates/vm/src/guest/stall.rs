@@ -70,6 +70,51 @@ pub enum StallKind {
     NoProgress,
 }
 
+/// What a stalled guest did after pvbench pressed its NMI button (QMP
+/// `inject-nmi`: an NMI to every vCPU) just before killing it.
+///
+/// The guest's NMI handler counts it as a stray NMI and, like a kick, ends a
+/// pv-lock halt (`pvbench_pvlock_halt`); a vCPU in the idle loop's `hlt` wakes
+/// too and looks at its run queues again. So a guest that then runs again had
+/// a halted vCPU with work to do: a lost wakeup (a lost kick, or a lost
+/// scheduler wakeup), which the vCPU states taken before tell apart. One that
+/// stays stalled waits for something no NMI changes: a task nobody wakes, or a
+/// lock its holder never releases. The guest is killed either way: the probe
+/// explains a failure, it does not undo one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NmiProbe {
+    /// Whether the guest was no longer stalled over the probe, by the stall
+    /// watch's own rules scaled to the probe's length.
+    pub ran_again: bool,
+    /// QEMU's CPU time over the probe.
+    pub cpu_ms: u64,
+    /// Operations completed over the probe, if counted.
+    pub ops: Option<u64>,
+    /// The probe's length.
+    pub window_ms: u64,
+}
+
+impl std::fmt::Display for NmiProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ops = self.ops.map_or(String::new(), |n| format!(", {n} operations"));
+        let window = self.window_ms as f64 / 1e3;
+        let cpu = self.cpu_ms as f64 / 1e3;
+        if self.ran_again {
+            write!(
+                f,
+                "an injected NMI got it going again ({cpu:.2} s of CPU{ops} in {window:.0} s): \
+                 a halted vCPU had work to do (a lost wakeup)"
+            )
+        } else {
+            write!(
+                f,
+                "it stayed stalled after an injected NMI ({cpu:.2} s of CPU{ops} in {window:.0} s): \
+                 not a lost wakeup of a halted vCPU"
+            )
+        }
+    }
+}
+
 /// What a guest's QEMU did with the host in one window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowUse {
@@ -125,6 +170,19 @@ impl StallWatch {
             // Without run delay a starved guest looks idle: no verdict.
             (Some(rule), Some(0), Some(_)) if used.busy() < rule.min_busy => Some(StallKind::NoProgress),
             _ => None,
+        }
+    }
+
+    /// The same rules over a `window` of another length (limits in proportion).
+    pub fn scaled(&self, window: Duration) -> Self {
+        let factor = window.as_secs_f64() / self.window.as_secs_f64();
+        Self {
+            window,
+            min_busy: self.min_busy.mul_f64(factor),
+            progress: self.progress.as_ref().map(|rule| ProgressRule {
+                ops: Arc::clone(&rule.ops),
+                min_busy: rule.min_busy.mul_f64(factor),
+            }),
         }
     }
 
@@ -246,6 +304,47 @@ mod tests {
         let ops = Arc::new(AtomicU64::new(0));
         let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 0.01);
         assert_eq!(watch.limit(StallKind::NoProgress), watch.min_busy);
+    }
+
+    #[test]
+    fn scaled_rules_keep_their_shares() {
+        let ops = Arc::new(AtomicU64::new(0));
+        let watch = StallWatch::over(Duration::from_secs(10)).with_progress(ops, 1.0);
+        let short = watch.scaled(Duration::from_secs(2));
+        assert_eq!(short.window, Duration::from_secs(2));
+        assert_eq!(short.limit(StallKind::Idle), Duration::from_millis(100));
+        assert_eq!(short.limit(StallKind::NoProgress), Duration::from_millis(500));
+        // The same use in a fifth of the time is the same verdict.
+        assert_eq!(short.stalled(used(90, Some(5)), Some(0)), Some(StallKind::Idle));
+        assert_eq!(
+            short.stalled(used(300, Some(100)), Some(0)),
+            Some(StallKind::NoProgress)
+        );
+        assert_eq!(short.stalled(used(300, Some(100)), Some(3)), None);
+    }
+
+    #[test]
+    fn an_nmi_probe_says_what_it_saw() {
+        let woke = NmiProbe {
+            ran_again: true,
+            cpu_ms: 1850,
+            ops: Some(412),
+            window_ms: 3000,
+        };
+        assert_eq!(
+            woke.to_string(),
+            "an injected NMI got it going again (1.85 s of CPU, 412 operations in 3 s): \
+             a halted vCPU had work to do (a lost wakeup)"
+        );
+        let still = NmiProbe {
+            ran_again: false,
+            cpu_ms: 10,
+            ops: None,
+            window_ms: 3000,
+        };
+        assert!(still
+            .to_string()
+            .starts_with("it stayed stalled after an injected NMI (0.01 s of CPU in 3 s)"));
     }
 
     #[test]
