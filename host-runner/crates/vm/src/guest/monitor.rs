@@ -98,8 +98,52 @@ pub(super) fn dump_memory(socket: &Path, path: &Path) -> Result<(), String> {
         "dump-guest-memory",
         Some(json!({ "paging": true, "protocol": format!("file:{}", path.display()) })),
     )
-    .map(drop)
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    canonicalise_core(&path).map_err(|e| format!("fixing its addresses: {e}"))
+}
+
+/// Gives every lower-half segment of a QEMU core its canonical address.
+///
+/// QEMU's x86-64 page-table walk for `dump-guest-memory` (7.2,
+/// `walk_pml4e`) sets bits 48-63 of every virtual address it finds, so the
+/// kernel's identity map at 0x400000 comes out at 0xffff000000400000 and gdb
+/// finds neither code nor stacks. A canonical address repeats bit 47 in bits
+/// 48-63: a segment whose bit 47 is clear gets them cleared.
+fn canonicalise_core(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const PT_LOAD: u32 = 1;
+    const HIGH: u64 = 0xffff << 48;
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a 64-bit little-endian ELF file",
+        )
+    };
+    let mut file = fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut header = [0u8; 64];
+    file.read_exact(&mut header)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Err(bad());
+    }
+    let phoff = u64::from_le_bytes(header[32..40].try_into().expect("8 bytes"));
+    let phentsize = u64::from(u16::from_le_bytes([header[54], header[55]]));
+    let phnum = u64::from(u16::from_le_bytes([header[56], header[57]]));
+    if phentsize < 56 {
+        return Err(bad());
+    }
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let mut phdr = [0u8; 24];
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(&mut phdr)?;
+        let kind = u32::from_le_bytes(phdr[0..4].try_into().expect("4 bytes"));
+        let vaddr = u64::from_le_bytes(phdr[16..24].try_into().expect("8 bytes"));
+        if kind == PT_LOAD && vaddr & HIGH == HIGH && vaddr & (1 << 47) == 0 {
+            file.seek(SeekFrom::Start(at + 16))?;
+            file.write_all(&(vaddr & !HIGH).to_le_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// `vcpu_states` in one line for a failure reason: `cpu0 RIP=... RFL=...
@@ -136,6 +180,44 @@ mod tests {
             compact_vcpu_states(dump),
             "cpu0 RIP=0000000000497669 RFL=00001046 HLT=1, cpu1 RIP=000000000047493d RFL=00000246 HLT=1"
         );
+    }
+
+    #[test]
+    fn core_segments_get_canonical_addresses() {
+        // An ELF header and three PT_LOAD headers as QEMU 7.2 writes them.
+        let mut elf = vec![0u8; 64 + 3 * 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+        elf[56..58].copy_from_slice(&3u16.to_le_bytes());
+        let vaddrs = [
+            0xffff_0000_0040_0000u64,
+            0xffff_4000_0620_5000,
+            0xffff_8000_0000_1000,
+        ];
+        for (i, vaddr) in vaddrs.iter().enumerate() {
+            let at = 64 + i * 56;
+            elf[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+            elf[at + 16..at + 24].copy_from_slice(&vaddr.to_le_bytes());
+        }
+        let dir = socket_dir("coretest").expect("a temporary directory");
+        let path = dir.join("core");
+        fs::write(&path, &elf).unwrap();
+        canonicalise_core(&path).unwrap();
+        let fixed = fs::read(&path).unwrap();
+        let vaddr =
+            |i: usize| u64::from_le_bytes(fixed[64 + i * 56 + 16..64 + i * 56 + 24].try_into().unwrap());
+        // Lower half: bits 48-63 cleared; upper half (bit 47 set): kept.
+        assert_eq!(vaddr(0), 0x0040_0000);
+        assert_eq!(vaddr(1), 0x4000_0620_5000);
+        assert_eq!(vaddr(2), 0xffff_8000_0000_1000);
+        fs::write(
+            &path,
+            b"not an ELF file at all, but long enough to hold a header......",
+        )
+        .unwrap();
+        assert!(canonicalise_core(&path).is_err());
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
