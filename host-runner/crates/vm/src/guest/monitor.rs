@@ -1,8 +1,11 @@
-//! A QMP socket for every guest that does not migrate (a migrating guest has
-//! one per QEMU already): before pvbench kills a guest as hung (its timeout,
-//! or the stall watch), it asks QEMU where each vCPU was, so that a failed
-//! cell says whether its vCPUs were idle, halted in a lock wait (RIP in
-//! `pvbench_pvlock_window_*`, `RFL` without IF) or spinning.
+//! A guest's QMP monitor and what pvbench asks of it before killing a hung
+//! guest. Every guest that does not migrate gets a [`Monitor`] socket here (a
+//! migrating guest has one per QEMU already); the functions work on either.
+//! Before a kill (its timeout, or the stall watch) pvbench asks where each
+//! vCPU was, so that a failed cell says whether its vCPUs were idle, halted in
+//! a lock wait (RIP in `pvbench_pvlock_window_*`, `RFL` without IF) or
+//! spinning; a stalled guest may also have its memory dumped and is then
+//! probed with an injected NMI (see `NmiProbe`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
