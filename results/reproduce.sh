@@ -9,7 +9,7 @@
 #   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin] [migration]
 #   (no argument: full-2 full-4 quick)
 #
-# Under TCG on 2 cores: full-2 53 min (two shards, 44 + 8 min), full-4 68 min
+# Under TCG on 2 cores: full-2 48 min (two shards, 39 + 9 min), full-4 68 min
 # (all five modes), quick 3 min, soak (480
 # overcommitted cells, every lock mode, guests of 2 and 4 vCPUs, half of them
 # migrated, into results/soak/after-fix) about 2 h, noise (pvbench calibrate: the noise floor, into
