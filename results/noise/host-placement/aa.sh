@@ -8,8 +8,9 @@ for r in $(seq 1 $rounds); do
   for j in $(seq 0 $((n-1))); do
     c=${conds[$(( (r + j) % n ))]}
     case $c in default) q=/usr/bin/qemu-system-x86_64;; nothp) q=$here/nothp.py;; pin) q=$here/pin.sh;; *) q=$here/$c;; esac
-    d=$(mktemp -d); rm -rf $d
+    d=$(mktemp -d)
     line=$(PVBENCH_QEMU=$q flock /tmp/cpu.lock $here/../../../target/release/pvbench boot --accel tcg --vcpus 2 --network --metrics $d --quiet -- pvlock=pv pvlock.spin=256 workload=kernbench scale=1 reps=${REPS:-1} >/dev/null 2>&1; python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['done']['result'].split('elapsed_s ')[1].split(' done')[0])" $d/boot.json 2>&1)
     echo -e "$c\t$r\t$line" >> $out
+    rm -rf "$d"
   done
 done

@@ -24,9 +24,6 @@ def phdrs(b):
 def canon(v):
     return v & 0xffffffffffff if (v >> 48) == 0xffff and not (v >> 47) & 1 else v
 segs = [(t, f, off, canon(va), p, fs, ms, al) for (t, f, off, va, p, fs, ms, al) in phdrs(core) if t == 1]
-def read_phys(pa, n):
-    for t, f, off, va, p, fs, ms, al in segs:
-        if p <= pa and pa + n <= p + fs: return core[off + pa - p: off + pa - p + n]
 def read_virt(va, n):
     for t, f, off, v, p, fs, ms, al in segs:
         if v <= va and va + n <= v + fs: return core[off + va - v: off + va - v + n]
