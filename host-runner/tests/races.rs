@@ -157,3 +157,20 @@ fn small_allocations_keep_their_own_alignment() {
         "{aligned} of 4096 boxes at multiples of 128:\n{console}"
     );
 }
+
+#[test]
+fn spawning_threads_next_to_cross_core_wakeups_does_not_deadlock() {
+    // Hermit 0.11's spawn took the scheduler-input table's plain spin lock with
+    // interrupts on; a timer interrupt preempted the holder, and a same-core
+    // task waking a thread on the other core spun on it with interrupts off for
+    // good (both vCPUs at 100%: no stall watch sees it, the timeout does). 7 of
+    // 8 such boots deadlocked before the fix.
+    let _serial = serial();
+    let out = common::boot_with(&[], 2, 120, &["mode=spawnwake", "threads=4", "rounds=3000"]);
+    let console = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{console}");
+    assert!(
+        console.contains("spawnwake threads=4 rounds=3000 operations=12000"),
+        "{console}"
+    );
+}

@@ -7,7 +7,7 @@
 //! locks and checks their data and the pv-lock counters; `mode=panic` and
 //! `mode=hang` exist for the host's failure tests, as does `mode=lostkick` (a
 //! vCPU halted as if its kick were lost, until an NMI); `mode=selftest` streams
-//! metrics to the host (see `selftest.rs` and `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder|allocalign`
+//! metrics to the host (see `selftest.rs` and `metrics.rs`); `mode=fdstress|futexrace|timedpoll|sleeporder|allocalign|spawnwake`
 //! provoke the kernel races pvbench's patch fixes (see `races.rs`).
 //! `pvlock=on|off` and friends configure the kernel's pv-ticketlocks first
 //! (see `pvlock.rs`).
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         "hello" => Status::Success.code(),
         "workload" => workload(&args, &line, &pv_config),
         "lockstress" => lockstress(&line, &pv_config),
-        "fdstress" | "futexrace" | "timedpoll" | "sleeporder" | "allocalign" => race(&line),
+        "fdstress" | "futexrace" | "timedpoll" | "sleeporder" | "allocalign" | "spawnwake" => race(&line),
         "selftest" => selftest::selftest(&line),
         "exit" => match cmdline::find(&line, cmdline::STATUS).map(str::parse::<u8>) {
             Some(Ok(status)) => status,
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         other => {
             eprintln!(
                 "pvbench-guest: unknown mode={other} (expected hello, workload, lockstress, fdstress, \
-                 futexrace, timedpoll, sleeporder, allocalign, selftest, exit, panic, hang, lostkick)"
+                 futexrace, timedpoll, sleeporder, allocalign, spawnwake, selftest, exit, panic, hang, lostkick)"
             );
             Status::Usage.code()
         }
@@ -211,6 +211,7 @@ fn race(line: &str) -> u8 {
         "futexrace" => races::futex_race(threads, rounds),
         "sleeporder" => races::sleep_order(std::time::Duration::from_millis(timeout_ms as u64)),
         "allocalign" => races::alloc_align(rounds),
+        "spawnwake" => races::spawn_wake(threads, rounds),
         _ => races::timed_poll(u16::try_from(timeout_ms).unwrap_or(u16::MAX), rounds),
     };
     match result {

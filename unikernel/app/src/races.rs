@@ -22,6 +22,13 @@
 //!   lists past every misaligned gap on each `malloc` (the kernbench-like spent
 //!   81% of its time there); the patch keeps each request's own alignment, so
 //!   8-byte boxes must not all land on multiples of 128.
+//! - `mode=spawnwake`: threads spawning and joining empty threads, next to
+//!   condition-variable ping-pong pairs (cross-core wakeups under the futex
+//!   lock, interrupts off) and short timed waits (timer interrupts, each of
+//!   which reschedules). Hermit 0.11's `spawn` took the scheduler-input table's plain
+//!   spin lock with interrupts on: a timer interrupt there preempted the holder,
+//!   and a same-core task waking a thread on the other core then spun on the
+//!   lock with interrupts off for good, the other vCPU spinning behind it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -249,4 +256,88 @@ pub fn alloc_align(count: usize) -> Result<Summary, String> {
         return Err(format!("every one of {count} 8-byte boxes sits at a multiple of 128: allocations are over-aligned"));
     }
     Ok(Summary { operations: aligned as u64 })
+}
+
+/// `threads` spawners, each spawning and joining `rounds` empty threads, while
+/// `threads` condition-variable pairs ping-pong and `threads` tickers wait out
+/// 100 us timeouts; all stop when the spawners are done. Returns the spawns,
+/// checked against the rounds asked for.
+pub fn spawn_wake(threads: usize, rounds: usize) -> Result<Summary, String> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    if threads == 0 || rounds == 0 {
+        return Err("spawnwake needs threads >= 1 and rounds >= 1".into());
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let pings = Arc::new(AtomicU64::new(0));
+    let mut helpers = Vec::new();
+    for _ in 0..threads {
+        // Hermit places threads round-robin, so the two ends of a pair land on
+        // different cores on 2 vCPUs: each notify is a cross-core wakeup.
+        let shared = Arc::new((Mutex::new(false), Condvar::new()));
+        for side in [false, true] {
+            let (shared, done, pings) = (Arc::clone(&shared), Arc::clone(&done), Arc::clone(&pings));
+            helpers.push(thread::spawn(move || {
+                let (turn, signal) = &*shared;
+                // Relaxed: the flag only ends the loop; nothing is published with it.
+                while !done.load(Ordering::Relaxed) {
+                    let mut t = turn.lock().unwrap();
+                    if *t == side {
+                        *t = !side;
+                        // Relaxed: a count read after the joins.
+                        pings.fetch_add(1, Ordering::Relaxed);
+                        signal.notify_one();
+                    }
+                    // Timed, so the loop sees `done` even if its partner left.
+                    let _ = signal.wait_timeout(t, Duration::from_millis(1)).unwrap();
+                }
+            }));
+        }
+        let done = Arc::clone(&done);
+        helpers.push(thread::spawn(move || {
+            // A timed futex wait nobody ends: the core's timer interrupt every
+            // 100 us (Hermit busy-waits shorter sleeps than 10 ms instead).
+            let (lock, never) = (Mutex::new(()), Condvar::new());
+            let mut guard = lock.lock().unwrap();
+            // Relaxed: as above.
+            while !done.load(Ordering::Relaxed) {
+                guard = never.wait_timeout(guard, Duration::from_micros(100)).unwrap().0;
+            }
+        }));
+    }
+    let spawners: Vec<_> = (0..threads)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut spawned = 0u64;
+                for _ in 0..rounds {
+                    let child = thread::Builder::new().stack_size(16 * 1024).spawn(|| {});
+                    child.map_err(|e| format!("spawn: {e}"))?.join().map_err(|_| "an empty thread panicked")?;
+                    spawned += 1;
+                }
+                Ok::<u64, String>(spawned)
+            })
+        })
+        .collect();
+    let mut operations = 0;
+    let mut first_err = None;
+    for s in spawners {
+        match s.join().map_err(|_| "a spawner panicked".to_string()).and_then(|r| r) {
+            Ok(n) => operations += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    // Relaxed: the helpers only poll it; the joins below order everything else.
+    done.store(true, Ordering::Relaxed);
+    for h in helpers {
+        h.join().map_err(|_| "a helper panicked".to_string())?;
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    if operations != (threads * rounds) as u64 {
+        return Err(format!("{operations} spawns, expected {}", threads * rounds));
+    }
+    println!("pvbench-guest: spawnwake pings={}", pings.load(Ordering::Relaxed));
+    Ok(Summary { operations })
 }
