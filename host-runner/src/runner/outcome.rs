@@ -202,6 +202,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
             resumes: metrics.map_or(0, |r| r.resumes),
             vcpus_at_kill: bench.outcome.vcpus_at_kill.clone(),
         }),
+        vcpus_at_cap: None,
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
     match classify(bench, ran, Boot::of(plan)) {
@@ -219,6 +220,13 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         Verdict::Censored { elapsed_s } => {
             result.status = CellStatus::Censored;
             result.elapsed_s = elapsed_s;
+            // A slow guest and one deadlocked with every vCPU spinning both
+            // reach the cap busy; where the vCPUs were tells a reader which.
+            result.vcpus_at_cap = bench
+                .outcome
+                .vcpus_at_kill
+                .as_deref()
+                .map(guest::compact_vcpu_states);
             if key.workload == Workload::Pgbench {
                 // An upper bound: at most what arrived, over at least `ran`.
                 result.tps = Some(received_ops as f64 / ran.as_secs_f64().max(f64::MIN_POSITIVE));

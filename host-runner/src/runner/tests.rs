@@ -469,6 +469,33 @@ fn a_cell_keeps_every_lock_counter_the_kick_latency_and_each_guests_run_delay() 
 }
 
 #[test]
+fn a_censored_cell_keeps_where_its_vcpus_were_at_the_cap() {
+    let spec = spec();
+    let key = spec.plan()[0];
+    let plan = plan::cell(&spec, &ENV, &key).unwrap();
+    let mut b = bench(true, Ended::TimedOut, &[], None);
+    b.outcome.vcpus_at_kill = Some(
+        "CPU#0\nRIP=00000000004f8ba2 RFL=00001046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n\
+         CPU#1\nRIP=00000000004f8ba2 RFL=00001046 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0"
+            .into(),
+    );
+    let result = cell_result(&plan, &CellRun::Bench(Box::new(b)));
+    assert_eq!(result.status, CellStatus::Censored);
+    let states = result.vcpus_at_cap.expect("the vCPUs at the cap");
+    assert_eq!(
+        states,
+        "cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0, cpu1 RIP=00000000004f8ba2 RFL=00001046 HLT=0"
+    );
+    assert!(crate::results::vcpus_all_irqs_off(&states));
+    // A completed cell has no such line.
+    let done = cell_result(
+        &plan,
+        &CellRun::Bench(Box::new(bench(true, EXIT_0, &[], Some(FIGURES)))),
+    );
+    assert_eq!(done.vcpus_at_cap, None);
+}
+
+#[test]
 fn rows_above_the_target_mde_get_repetitions_until_they_reach_it_or_the_limit() {
     let out = scratch("target");
     let mut spec = spec();
