@@ -50,10 +50,6 @@ pub struct Counts {
     pub planned: usize,
     pub completed: usize,
     pub censored: usize,
-    /// Of the censored, those whose every vCPU spun with interrupts off at the
-    /// cap: what a guest-kernel deadlock on a spin lock looks like (the stall
-    /// watch sees a busy guest), so each is listed for a reader to judge.
-    pub censored_irqs_off: usize,
     pub stalled: usize,
     pub kernel_panic: usize,
     pub app_panic: usize,
@@ -73,7 +69,6 @@ impl Counts {
         self.planned += other.planned;
         self.completed += other.completed;
         self.censored += other.censored;
-        self.censored_irqs_off += other.censored_irqs_off;
         self.stalled += other.stalled;
         self.kernel_panic += other.kernel_panic;
         self.app_panic += other.app_panic;
@@ -98,9 +93,6 @@ pub struct Summary {
     pub rows: Vec<(Condition, Counts)>,
     pub total: Counts,
     pub failures: Vec<Failure>,
-    /// Censored cells whose every vCPU had interrupts off at the cap, with
-    /// where the vCPUs were (`kind` is unused: they did not fail).
-    pub censored_irqs_off: Vec<(u32, String, String)>,
     /// Where each vCPU count's results are, with its provenance.
     pub runs: Vec<RunInfo>,
 }
@@ -192,7 +184,6 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
 pub fn summarize(runs: &[(u32, Results)]) -> Summary {
     let mut rows: BTreeMap<Condition, Counts> = BTreeMap::new();
     let mut failures = Vec::new();
-    let mut censored_irqs_off = Vec::new();
     for (vcpus, results) in runs {
         for key in &results.manifest.cells {
             let condition = Condition {
@@ -214,15 +205,7 @@ pub fn summarize(runs: &[(u32, Results)]) -> Summary {
             }
             match (&cell.status, cell.status.failure()) {
                 (CellStatus::Completed, _) => counts.completed += 1,
-                (CellStatus::Censored, _) => {
-                    counts.censored += 1;
-                    if let Some(vcpus_at_cap) = cell.vcpus_at_cap.as_ref() {
-                        if results::vcpus_all_irqs_off(vcpus_at_cap) {
-                            counts.censored_irqs_off += 1;
-                            censored_irqs_off.push((*vcpus, key.id(), vcpus_at_cap.clone()));
-                        }
-                    }
-                }
+                (CellStatus::Censored, _) => counts.censored += 1,
                 (CellStatus::Failed { reason, .. }, kind) => {
                     let kind = kind.unwrap_or(FailureKind::Other);
                     *match kind {
@@ -247,7 +230,6 @@ pub fn summarize(runs: &[(u32, Results)]) -> Summary {
         rows: rows.into_iter().collect(),
         total,
         failures,
-        censored_irqs_off,
         runs: runs
             .iter()
             .map(|(vcpus, r)| RunInfo {
@@ -332,13 +314,6 @@ pub fn headline(summary: &Summary) -> String {
         t.completed,
         t.censored
     );
-    if t.censored_irqs_off > 0 {
-        let _ = write!(
-            line,
-            " ({} with every vCPU's interrupts off at the cap: possible deadlocks, listed)",
-            t.censored_irqs_off
-        );
-    }
     if t.migrations > 0 {
         let _ = write!(line, "; {} migrations survived", t.migrations);
     }
@@ -389,12 +364,6 @@ pub fn text(summary: &Summary) -> String {
             let _ = writeln!(out, "  vcpus-{}/{}  {}: {}", f.vcpus, f.cell, f.kind, f.reason);
         }
     }
-    if !summary.censored_irqs_off.is_empty() {
-        out.push_str("\nCensored with every vCPU's interrupts off at the cap\n");
-        for (vcpus, cell, states) in &summary.censored_irqs_off {
-            let _ = writeln!(out, "  vcpus-{vcpus}/{cell}  {states}");
-        }
-    }
     out
 }
 
@@ -437,12 +406,6 @@ pub fn markdown(summary: &Summary) -> String {
                 f.kind,
                 f.reason.replace('|', "\\|")
             );
-        }
-    }
-    if !summary.censored_irqs_off.is_empty() {
-        out.push_str("\n## Censored with every vCPU's interrupts off at the cap\n\n");
-        for (vcpus, cell, states) in &summary.censored_irqs_off {
-            let _ = writeln!(out, "- vcpus-{vcpus}/{cell}: {states}");
         }
     }
     out

@@ -705,45 +705,6 @@ fn all_base_capped_gives_conservative_bounds() {
 }
 
 #[test]
-fn censored_cells_with_every_vcpu_spinning_interrupts_off_are_listed() {
-    // A deadlock on a spin lock reaches the cap busy, like a slow run: the
-    // report lists the censored cells whose vCPUs all had IF clear there.
-    let mut cells = kernbench_cells(Overcommit::X3, LockMode::Base, &[100.0; 3], true);
-    cells.extend(kernbench_cells(
-        Overcommit::X3,
-        LockMode::Pv,
-        &[20.0, 25.0, 30.0],
-        false,
-    ));
-    let deadlock =
-        "cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0, cpu1 RIP=00000000004f8ba2 RFL=00001046 HLT=0";
-    cells[0].vcpus_at_cap = Some(deadlock.into());
-    // One vCPU with interrupts on: a spinning, slow guest, not listed.
-    cells[1].vcpus_at_cap = Some(
-        "cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0, cpu1 RIP=0000000000474000 RFL=00000246 HLT=0".into(),
-    );
-    let r = report::render(&results_of(cells.clone()), &RenderOptions::default());
-    let listed: Vec<&str> = r.censored_irqs_off.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(listed, [cells[0].key.id().as_str()]);
-    let text = r.text();
-    assert!(text.contains("Censored with interrupts off everywhere"), "{text}");
-    assert!(
-        text.contains(&cells[0].key.id()) && text.contains("RFL=00001046"),
-        "{text}"
-    );
-    assert!(!text.contains(&format!("{}:", cells[1].key.id())), "{text}");
-    let md = r.markdown(&[], None);
-    assert!(md.contains("## Censored with interrupts off everywhere"), "{md}");
-    let json = serde_json::to_string(&r).unwrap();
-    assert!(json.contains(r#""censored_irqs_off":[{"id":"#), "{json}");
-    // Without such cells the section and the JSON field are absent.
-    cells[0].vcpus_at_cap = None;
-    let r = report::render(&results_of(cells), &RenderOptions::default());
-    assert!(!r.text().contains("interrupts off everywhere"));
-    assert!(!serde_json::to_string(&r).unwrap().contains("censored_irqs_off"));
-}
-
-#[test]
 fn capped_pv_bounds_the_improvement_from_above() {
     let mut cells = kernbench_cells(Overcommit::X2, LockMode::Base, &[10.0, 11.0, 12.0], false);
     cells.extend(kernbench_cells(

@@ -75,11 +75,6 @@ pub struct Report {
     pub cpu: Vec<CpuRow>,
     pub warnings: Vec<Warning>,
     pub failed: Vec<FailedCell>,
-    /// Censored cells whose every vCPU spun with interrupts off at the cap:
-    /// what a guest-kernel deadlock looks like (and, less often, a lock waiter
-    /// whose holder the host had not run for the cap's last moments).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub censored_irqs_off: Vec<CensoredAtCap>,
     /// Failures counted per group and lock mode.
     pub failures: Vec<FailureRow>,
     /// Ids of planned cells without a result.
@@ -529,13 +524,6 @@ pub struct FailedCell {
     pub reason: String,
 }
 
-/// A censored cell and where its vCPUs were at the cap.
-#[derive(Debug, Clone, Serialize)]
-pub struct CensoredAtCap {
-    pub id: String,
-    pub vcpus: String,
-}
-
 /// Failed cells of one group and lock mode, by kind (only rows with failures).
 #[derive(Debug, Clone, Serialize)]
 pub struct FailureRow {
@@ -635,7 +623,6 @@ pub fn build(results: &Results, options: &RenderOptions) -> Report {
         cpu,
         warnings,
         failed,
-        censored_irqs_off: censored_irqs_off(results),
         failures: failure_rows(&arms),
         missing: missing.iter().map(CellKey::id).collect(),
         target,
@@ -714,21 +701,6 @@ fn measured_s(c: &CellResult, times: &CellTimes) -> f64 {
 }
 
 /// The run's failed cells, in the order of the results.
-fn censored_irqs_off(results: &Results) -> Vec<CensoredAtCap> {
-    results
-        .cells
-        .iter()
-        .filter(|c| matches!(c.status, CellStatus::Censored))
-        .filter_map(|c| {
-            let vcpus = c.vcpus_at_cap.as_ref()?;
-            crate::results::vcpus_all_irqs_off(vcpus).then(|| CensoredAtCap {
-                id: c.key.id(),
-                vcpus: vcpus.clone(),
-            })
-        })
-        .collect()
-}
-
 fn failed_cells(results: &Results) -> Vec<FailedCell> {
     results
         .cells

@@ -94,13 +94,6 @@ pub fn render(report: &Report, plots: &[PathBuf], dir: Option<&Path>) -> String 
         out.push('\n');
         out.push_str(&tables::failed(report).markdown());
     }
-    if !report.censored_irqs_off.is_empty() {
-        out.push_str("\n## Censored with interrupts off everywhere\n\n");
-        for c in &report.censored_irqs_off {
-            out.push_str(&format!("- `{}`: {}\n", c.id, c.vcpus));
-        }
-        out.push_str(&format!("\n{}\n", tables::CENSORED_IRQS_OFF_NOTE));
-    }
     if let Some(target) = &report.target {
         out.push_str(&format!("\n## Target\n\n{}\n", tables::target_line(target)));
     }

@@ -733,13 +733,6 @@ pub fn cpu(report: &Report) -> Table {
     t
 }
 
-/// Under the censored cells whose vCPUs all had interrupts off at the cap.
-pub const CENSORED_IRQS_OFF_NOTE: &str =
-    "Censored, but every vCPU was running with interrupts off when the guest was killed at its cap \
-     (RIP and RFLAGS from QEMU, IF clear): a guest-kernel deadlock on a spin lock looks like this, \
-     and so, at one instant, can a lock waiter spinning under overcommit. Such a cell counts as \
-     censored, not failed; read its vCPUs' RIPs against the image's app.elf.";
-
 /// How the CPU table's columns are defined.
 pub const CPU_NOTE: &str =
     "Share of a host core per vCPU: a guest's QEMU CPU seconds / wall seconds / its vCPUs \

@@ -96,13 +96,6 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
         out.push_str(&tables::failed(report).text("  "));
     }
-    if !report.censored_irqs_off.is_empty() {
-        out.push_str("\nCensored with interrupts off everywhere\n");
-        for c in &report.censored_irqs_off {
-            out.push_str(&wrap(&format!("{}: {}", c.id, c.vcpus), "  ", "    "));
-        }
-        out.push_str(&wrap(tables::CENSORED_IRQS_OFF_NOTE, "  ", "  "));
-    }
     if let Some(target) = &report.target {
         out.push_str("\nTarget\n");
         out.push_str(&wrap(&tables::target_line(target), "  ", "  "));

@@ -220,8 +220,8 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         Verdict::Censored { elapsed_s } => {
             result.status = CellStatus::Censored;
             result.elapsed_s = elapsed_s;
-            // A slow guest and one deadlocked with every vCPU spinning both
-            // reach the cap busy; where the vCPUs were tells a reader which.
+            // Where the vCPUs were at the cap: a deadlocked guest reaches it
+            // busy too, and the stall watch cannot tell (see vcpus_at_cap).
             result.vcpus_at_cap = bench
                 .outcome
                 .vcpus_at_kill

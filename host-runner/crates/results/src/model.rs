@@ -480,28 +480,12 @@ pub struct CellResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<CellMigrations>,
     /// Censored cells: where each vCPU was when the guest was killed at its
-    /// cap (QEMU's `info registers -a`, compacted: `cpuN RIP=.. RFL=.. HLT=..`).
-    /// A guest whose every vCPU spins with interrupts off may be deadlocked,
-    /// not slow: the report lists such cells (see [`vcpus_all_irqs_off`]).
+    /// cap (QEMU's `info registers -a`, compacted: `cpuN RIP=.. RFL=.. HLT=..`;
+    /// three samples 0.5 s apart, one after the other). Raw evidence only: a
+    /// spin-lock deadlock and a fair lock's collapse under overcommit look
+    /// alike here (every vCPU in the same spin loop with interrupts off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpus_at_cap: Option<String>,
-}
-
-/// Whether every vCPU in compacted register lines (`cpuN RIP=.. RFL=..
-/// HLT=..`, comma-separated) had interrupts off (IF, bit 9 of RFLAGS, clear).
-/// `false` if no vCPU's flags can be read.
-pub fn vcpus_all_irqs_off(states: &str) -> bool {
-    let flags: Vec<Option<u64>> = states
-        .split(',')
-        .map(|cpu| {
-            let rfl = cpu.split_whitespace().find_map(|f| f.strip_prefix("RFL="))?;
-            u64::from_str_radix(rfl, 16).ok()
-        })
-        .collect();
-    !flags.is_empty()
-        && flags
-            .iter()
-            .all(|f| matches!(f, Some(rfl) if rfl & (1 << 9) == 0))
 }
 
 /// What moving a cell's bench guest took.
@@ -783,20 +767,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tells_vcpus_that_all_spin_with_interrupts_off() {
-        // The deadlock of results/noise/spinlock-deadlock: both vCPUs, IF clear.
-        let deadlock =
-            "cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0, cpu1 RIP=00000000004f8ba2 RFL=00001046 HLT=0";
-        assert!(vcpus_all_irqs_off(deadlock));
-        // One vCPU with IF set (0x246) is enough to say no.
-        let busy =
-            "cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0, cpu1 RIP=0000000000474000 RFL=00000246 HLT=0";
-        assert!(!vcpus_all_irqs_off(busy));
-        assert!(!vcpus_all_irqs_off(""));
-        assert!(!vcpus_all_irqs_off("cpu0 RIP=0000000000474000 RFL=zz HLT=0"));
-    }
 
     fn key(lock: LockMode) -> CellKey {
         CellKey {
