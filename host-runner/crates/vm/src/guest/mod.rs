@@ -49,6 +49,9 @@ const NMI_PROBE: Duration = Duration::from_secs(3);
 /// the time between them: long enough for a preempted lock holder to be run
 /// by the host again even at 3x.
 const CAP_SAMPLES: usize = 3;
+/// How long a QEMU whose migration failed is given to show it was exiting by
+/// itself (the guest ended) before the migration counts as failed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 const CAP_SAMPLE_GAP: Duration = Duration::from_millis(500);
 
 /// How to run one guest: its machine, its command line, its limits.
@@ -501,7 +504,11 @@ impl Running {
                     // A guest that ended by itself while its migration was
                     // being set up took the source QEMU (and its QMP socket)
                     // with it: that is its own exit, not a failed migration.
-                    if let Some(ended) = self.exited()? {
+                    // QEMU closes its monitor before its process ends, and
+                    // under overcommit the rest of its exit waits for a host
+                    // core: seen in the soak as "Connection reset by peer" on
+                    // a guest that had printed its exit status.
+                    if let Some(ended) = self.exited_within(EXIT_GRACE)? {
                         break ended;
                     }
                     if let Some(m) = self.migration.as_mut() {
@@ -524,6 +531,20 @@ impl Running {
         self.sample_cpu();
         self.kill_child()?;
         Ok(self.finish(Ended::Killed, None))
+    }
+
+    /// How QEMU ended, if it exits by itself within `grace`.
+    fn exited_within(&mut self, grace: Duration) -> Result<Option<Ended>, GuestError> {
+        let deadline = Instant::now() + grace;
+        loop {
+            if let Some(ended) = self.exited()? {
+                return Ok(Some(ended));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// How QEMU ended, if it has exited by itself.
