@@ -49,10 +49,10 @@ const NMI_PROBE: Duration = Duration::from_secs(3);
 /// the time between them: long enough for a preempted lock holder to be run
 /// by the host again even at 3x.
 const CAP_SAMPLES: usize = 3;
+const CAP_SAMPLE_GAP: Duration = Duration::from_millis(500);
 /// How long a QEMU whose migration failed is given to show it was exiting by
 /// itself (the guest ended) before the migration counts as failed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-const CAP_SAMPLE_GAP: Duration = Duration::from_millis(500);
 
 /// How to run one guest: its machine, its command line, its limits.
 #[derive(Debug, Clone)]
@@ -487,12 +487,12 @@ impl Running {
                 break ended;
             }
             if self.started.elapsed() >= self.timeout {
-                self.note_vcpu_states_at_cap();
+                self.note_vcpu_states(CAP_SAMPLES);
                 self.kill_child()?;
                 break Ended::TimedOut;
             }
             if let Some(stalled) = self.check_stall() {
-                self.note_vcpu_states();
+                self.note_vcpu_states(1);
                 // The memory first: the NMI changes what it would show.
                 self.dump_memory();
                 self.nmi_probe = self.probe_with_nmi();
@@ -671,32 +671,28 @@ impl Running {
         }
     }
 
-    /// Where a guest about to be killed as hung is, if its QEMU answers.
-    fn note_vcpu_states(&mut self) {
-        self.vcpus_at_kill = self.qmp_socket().and_then(|socket| monitor::vcpu_states(&socket));
-    }
-
-    /// Where a guest about to be killed at its timeout is: [`CAP_SAMPLES`]
-    /// samples [`CAP_SAMPLE_GAP`] apart, one after the other, kept with the
-    /// censored cell. Evidence for a reader, not a verdict: a spin-lock
-    /// deadlock shows every vCPU in one spin loop with interrupts off in every
-    /// sample, and so does a fair lock's collapse under overcommit (measured:
-    /// 4-vCPU base and qspin guests at 3x, no build job in 15 s).
-    fn note_vcpu_states_at_cap(&mut self) {
+    /// Where a guest about to be killed as hung is, if its QEMU answers:
+    /// `samples` readings [`CAP_SAMPLE_GAP`] apart, one after the other. At a
+    /// timeout ([`CAP_SAMPLES`]) they are kept with the censored cell as
+    /// evidence, not a verdict: a spin-lock deadlock shows every vCPU in one
+    /// spin loop with interrupts off in every sample, and so does a fair
+    /// lock's collapse under overcommit (measured: 4-vCPU base and qspin
+    /// guests at 3x, no build job in 15 s).
+    fn note_vcpu_states(&mut self, samples: usize) {
         let Some(socket) = self.qmp_socket() else {
             return;
         };
-        let mut samples = Vec::new();
-        for i in 0..CAP_SAMPLES {
+        let mut taken = Vec::new();
+        for i in 0..samples {
             if i > 0 {
                 std::thread::sleep(CAP_SAMPLE_GAP);
             }
             match monitor::vcpu_states(&socket) {
-                Some(s) => samples.push(s),
+                Some(s) => taken.push(s),
                 None => break,
             }
         }
-        self.vcpus_at_kill = (!samples.is_empty()).then(|| samples.join("\n"));
+        self.vcpus_at_kill = (!taken.is_empty()).then(|| taken.join("\n"));
     }
 
     /// Writes the stalled guest's memory where [`GuestConfig::dump_on_stall`]
