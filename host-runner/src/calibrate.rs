@@ -3,7 +3,10 @@
 //!
 //! 1. The host: a short native reference workload (the runner's
 //!    [`noise::reference`]) repeated, before and after the A/A matrix; its
-//!    coefficient of variation is what the host alone adds.
+//!    coefficient of variation is what the host alone adds to a loop that
+//!    stays in the core's L1. And each 1x group's own work run natively (no
+//!    QEMU, no guest: [`NativeWork`]), before and after: what the host adds
+//!    to this very work.
 //! 2. The appliance: an A/A matrix (`host-runner/matrices/calibrate.toml`),
 //!    the same lock mode in every cell. Each group's repetitions are split
 //!    into disjoint comparisons of `aa_runs` against `aa_runs` (odd against
@@ -22,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::build::layout::Layout;
 use crate::report::analysis::{verdict, Arm, RunValue};
 use crate::results::{
-    self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Provenance, Results, Workload,
+    self, BootRuns, CellResult, CellStatus, GroupKey, LockMode, MatrixSpec, Overcommit, Provenance, Results,
+    Workload,
 };
 use crate::runner::{self, noise, Host, RunError, RunOptions};
 use crate::stats::{ancova, mean_variance, paired_t_resolution, t_resolution, Confidence, Sample};
@@ -34,6 +38,10 @@ pub const SUMMARY_JSON: &str = "calibration.json";
 pub const SUMMARY_MARKDOWN: &str = "calibration.md";
 /// Times the native reference runs before the matrix, and again after it.
 const REFERENCE_RUNS: usize = 30;
+/// Native runs of each group's own work before the matrix, and again after
+/// it (a pgbench-like run of 1 warm-up and 3 measured repetitions of 3 s
+/// costs 12 s).
+const NATIVE_RUNS: usize = 6;
 
 /// Options of one `pvbench calibrate`.
 pub struct CalibrateOptions {
@@ -54,6 +62,8 @@ pub enum CalibrateError {
         "calibrate: the matrix's {reps} repetitions give no comparison of {aa_runs} against {aa_runs}; raise reps"
     )]
     NoComparison { reps: u32, aa_runs: usize },
+    #[error("calibrate: the native run of `{words}` failed: {reason}")]
+    Native { words: String, reason: String },
     #[error("calibrate: cannot read the summary {}: {reason}", path.display())]
     Summary { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -86,13 +96,107 @@ impl Reference {
     }
 }
 
+/// A 1x group's own work run on the host, without QEMU or a guest: the same
+/// workload words (work, threads, repetitions) as its cells. Its spread is the
+/// host's noise on this very work, which the loop reference cannot show: work
+/// that walks memory feels the neighbours a loop in L1 does not (a native
+/// pgbench-like at 1 client ran 358k to 585k tps over 6 runs on one of these
+/// hosts, the loop's CV was 2%).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NativeWork {
+    pub group: GroupKey,
+    /// As the `pvbench-workloads` `run` example takes them.
+    pub words: Vec<String>,
+    /// Each run's figure as a cell's (the mean of its measured repetitions:
+    /// seconds per build, or transactions per second), before and after the
+    /// matrix.
+    pub before: Vec<f64>,
+    pub after: Vec<f64>,
+}
+
+impl NativeWork {
+    /// The 1x groups of `spec` with their work for guests of `vcpus`, no runs yet.
+    pub fn of(spec: &MatrixSpec, vcpus: u32) -> Vec<Self> {
+        let mut work: Vec<Self> = Vec::new();
+        for key in spec.plan() {
+            if key.overcommit != Overcommit::X1 || work.iter().any(|w| w.group == key.group()) {
+                continue;
+            }
+            let (args, _) = runner::workload(spec, vcpus, &key);
+            work.push(Self {
+                group: key.group(),
+                words: args
+                    .words()
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                before: Vec::new(),
+                after: Vec::new(),
+            });
+        }
+        work
+    }
+
+    /// Mean and CV (percent) of all its runs, before and after together: the
+    /// A/A runs span the whole matrix too.
+    pub fn mean_cv(&self) -> (f64, f64) {
+        mean_cv(&[self.before.as_slice(), self.after.as_slice()].concat())
+    }
+}
+
+/// Runs every group's work `rounds` times, the groups interleaved as the
+/// matrix interleaves them; `after` says which list the runs go to.
+fn measure_native(
+    work: &mut [NativeWork],
+    rounds: usize,
+    warmup: u32,
+    after: bool,
+) -> Result<(), CalibrateError> {
+    for _ in 0..rounds {
+        for w in work.iter_mut() {
+            let value = native_run(&w.words, warmup)?;
+            if after {
+                w.after.push(value);
+            } else {
+                w.before.push(value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One native run of `words`: its figure as a cell's.
+fn native_run(words: &[String], warmup: u32) -> Result<f64, CalibrateError> {
+    use pvbench_workloads::{IntervalReport, Observer, RunSummary};
+    struct Quiet;
+    impl Observer for Quiet {
+        fn interval(&mut self, _: IntervalReport) {}
+    }
+    let failed = |reason: String| CalibrateError::Native {
+        words: words.join(" "),
+        reason,
+    };
+    let summary = pvbench_workloads::run_args(words, &mut Quiet).map_err(|e| failed(e.to_string()))?;
+    // The figures the guest reports per repetition (its application's summary).
+    let values = match &summary {
+        RunSummary::Kernbench(k) => k.reps.iter().map(|r| r.elapsed_s).collect(),
+        RunSummary::Pgbench(p) => p.reps.iter().map(|r| r.tps).collect(),
+        RunSummary::Cpuhog(_) => return Err(failed("cpuhog has no figure to compare".into())),
+    };
+    BootRuns { warmup, values }
+        .measured_mean()
+        .ok_or_else(|| failed("no measured repetition".into()))
+}
+
 /// One group's A/A figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupNoise {
     pub group: GroupKey,
     /// Runs with a value (completed or censored).
     pub runs: usize,
-    /// Coefficient of variation of all its runs, percent (`None` with censored runs).
+    /// Mean and coefficient of variation (percent) of all its runs (`None`
+    /// with censored runs).
+    pub mean: Option<f64>,
     pub cv_percent: Option<f64>,
     /// The minimum detectable effect of an `aa_runs` vs `aa_runs` comparison
     /// with this spread, percent of the mean (80 % power, 95 % confidence).
@@ -104,6 +208,9 @@ pub struct GroupNoise {
     pub levels: Option<Levels>,
     /// Pairing and the host covariate, where every cell completed.
     pub cuts: Option<Cuts>,
+    /// The group's own work run natively (1x groups): its mean and CV.
+    pub native_mean: Option<f64>,
+    pub native_cv_percent: Option<f64>,
 }
 
 /// The calibration's verdict.
@@ -114,6 +221,8 @@ pub struct Calibration {
     pub aa_runs: usize,
     pub reference_before: Reference,
     pub reference_after: Reference,
+    /// Each 1x group's work run natively (see [`NativeWork`]).
+    pub native: Vec<NativeWork>,
     pub groups: Vec<GroupNoise>,
     pub comparisons: usize,
     pub false_positives: usize,
@@ -143,6 +252,10 @@ pub fn run(layout: &Layout, host: &Host, options: CalibrateOptions) -> Result<Ca
         });
     }
     let reference_before = Reference::measure(REFERENCE_RUNS);
+    let vcpus = options.spec.vcpus.unwrap_or_else(runner::host_cores);
+    let warmup = options.spec.warmup();
+    let mut native = NativeWork::of(&options.spec, vcpus);
+    measure_native(&mut native, NATIVE_RUNS, warmup, false)?;
     let aa_dir = options.out.join("aa");
     let results = runner::run(
         layout,
@@ -154,10 +267,18 @@ pub fn run(layout: &Layout, host: &Host, options: CalibrateOptions) -> Result<Ca
             quiet: options.quiet,
             target: None,
             shard: None,
+            dump_on_stall: false,
         },
     )?;
     let reference_after = Reference::measure(REFERENCE_RUNS);
-    let calibration = analyze(&results, options.aa_runs, reference_before, reference_after);
+    measure_native(&mut native, NATIVE_RUNS, warmup, true)?;
+    let calibration = analyze(
+        &results,
+        options.aa_runs,
+        reference_before,
+        reference_after,
+        native,
+    );
     write_summary(&options.out, &calibration)?;
     Ok(calibration)
 }
@@ -171,6 +292,9 @@ pub fn reanalyze(out: &Path, aa_runs: usize) -> Result<Calibration, CalibrateErr
     struct Stored {
         reference_before: Reference,
         reference_after: Reference,
+        /// Summaries written before the native runs existed have none.
+        #[serde(default)]
+        native: Vec<NativeWork>,
     }
     if aa_runs < 2 {
         return Err(CalibrateError::TooFewRuns);
@@ -185,7 +309,13 @@ pub fn reanalyze(out: &Path, aa_runs: usize) -> Result<Calibration, CalibrateErr
         reason: e.to_string(),
     })?;
     let results = Results::load(&aa_dir(out))?;
-    let calibration = analyze(&results, aa_runs, stored.reference_before, stored.reference_after);
+    let calibration = analyze(
+        &results,
+        aa_runs,
+        stored.reference_before,
+        stored.reference_after,
+        stored.native,
+    );
     write_summary(out, &calibration)?;
     Ok(calibration)
 }
@@ -197,7 +327,13 @@ fn write_summary(out: &Path, calibration: &Calibration) -> Result<(), CalibrateE
 }
 
 /// The calibration of an A/A results directory. Pure.
-pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Reference) -> Calibration {
+pub fn analyze(
+    results: &Results,
+    aa_runs: usize,
+    before: Reference,
+    after: Reference,
+    native: Vec<NativeWork>,
+) -> Calibration {
     // Each group once, in plan order (the plan interleaves groups per repetition).
     let mut groups: Vec<GroupKey> = Vec::new();
     for key in &results.manifest.cells {
@@ -207,7 +343,7 @@ pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Refe
     }
     let groups: Vec<GroupNoise> = groups
         .into_iter()
-        .map(|g| group_noise(results, g, aa_runs))
+        .map(|g| group_noise(results, g, aa_runs, native.iter().find(|w| w.group == g)))
         .collect();
     let comparisons = groups.iter().map(|g| g.comparisons).sum();
     let false_positives = groups.iter().map(|g| g.false_positives).sum();
@@ -218,6 +354,7 @@ pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Refe
         aa_runs,
         reference_before: before,
         reference_after: after,
+        native,
         groups,
         comparisons,
         false_positives,
@@ -227,7 +364,12 @@ pub fn analyze(results: &Results, aa_runs: usize, before: Reference, after: Refe
     }
 }
 
-fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise {
+fn group_noise(
+    results: &Results,
+    group: GroupKey,
+    aa_runs: usize,
+    native: Option<&NativeWork>,
+) -> GroupNoise {
     let mut cells: Vec<&CellResult> = results.cells.iter().filter(|c| c.key.group() == group).collect();
     cells.sort_by_key(|c| c.key.rep);
     let runs: Vec<RunValue> = cells
@@ -245,12 +387,17 @@ fn group_noise(results: &Results, group: GroupKey, aa_runs: usize) -> GroupNoise
     GroupNoise {
         group,
         runs: runs.len(),
+        mean: series
+            .cv_percent
+            .map(|_| runs.iter().map(|r| r.value).sum::<f64>() / runs.len() as f64),
         cv_percent: series.cv_percent,
         mde_percent: series.mde_percent,
         comparisons: series.comparisons,
         false_positives: series.false_positives,
         levels: Levels::of(&cells, group, aa_runs),
         cuts,
+        native_mean: native.map(|w| w.mean_cv().0),
+        native_cv_percent: native.map(|w| w.mean_cv().1).filter(|cv| cv.is_finite()),
     }
 }
 
@@ -622,21 +769,24 @@ pub fn markdown(c: &Calibration) -> String {
         c.false_positive_interval.1 * 100.0
     );
     out.push_str(
-        "| group | runs | CV | CV / native CV | MDE of a comparison | comparisons | false positives |\n",
+        "| group | runs | CV | CV / native CV | CV / same work native CV | MDE of a comparison | comparisons | false positives |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: |\n");
     let native = c.reference_before.cv_percent.max(c.reference_after.cv_percent);
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
+    let ratio = |cv: Option<f64>, to: Option<f64>| match (cv, to) {
+        (Some(cv), Some(to)) if to > 0.0 => format!("{:.1}", cv / to),
+        _ => "-".to_string(),
+    };
     for g in &c.groups {
-        let ratio = g
-            .cv_percent
-            .map_or("-".to_string(), |cv| format!("{:.1}", cv / native));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {ratio} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             g.group,
             g.runs,
             pct(g.cv_percent),
+            ratio(g.cv_percent, Some(native)),
+            ratio(g.cv_percent, g.native_cv_percent),
             pct(g.mde_percent),
             g.comparisons,
             g.false_positives
@@ -645,13 +795,63 @@ pub fn markdown(c: &Calibration) -> String {
     let _ = writeln!(
         out,
         "\nCV / native CV compares the appliance's run-to-run spread with the larger of the two native \
-         reference CVs, measured in the same run. The MDE is that of a comparison of {} vs {} runs \
-         with the group's spread (80% power).",
+         reference CVs, measured in the same run; CV / same work native CV with that of the group's own \
+         work run natively before and after the matrix (below). The MDE is that of a comparison of {} vs {} \
+         runs with the group's spread (80% power).",
         c.aa_runs, c.aa_runs
     );
+    native_markdown(c, &mut out);
     levels_markdown(c, &mut out);
     cuts_markdown(c, &mut out);
     out
+}
+
+/// The native section: each 1x group's own work without QEMU or a guest.
+fn native_markdown(c: &Calibration, out: &mut String) {
+    if c.native.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## The same work natively\n\nEach 1x group's workload (the same words: work, threads, repetitions) run \
+         on the host without QEMU or a guest, before the matrix and again after it, the groups interleaved. \
+         Its spread is what the host adds to this very work; the guest's time over the native one is \
+         what QEMU and the guest kernel cost it.\n\n\
+         | group | workload | runs before + after | native mean | CV before | CV after | CV all | guest / native time |\n\
+         | :-- | :-- | --: | --: | --: | --: | --: | --: |\n",
+    );
+    let pct = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.1}%")
+        } else {
+            "-".to_string()
+        }
+    };
+    for w in &c.native {
+        let (mean, cv) = w.mean_cv();
+        let guest = c.groups.iter().find(|g| g.group == w.group);
+        // Seconds per build grow with the cost, transactions per second shrink.
+        let slowdown = guest
+            .and_then(|g| g.mean)
+            .map_or("-".to_string(), |m| match w.group.workload {
+                Workload::Kernbench => format!("{:.1}x", m / mean),
+                Workload::Pgbench => format!("{:.1}x", mean / m),
+            });
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} + {} | {} | {} | {} | {} | {slowdown} |",
+            w.group,
+            w.words.join(" "),
+            w.before.len(),
+            w.after.len(),
+            match w.group.workload {
+                Workload::Kernbench => format!("{mean:.4} s"),
+                Workload::Pgbench => format!("{mean:.0} tps"),
+            },
+            pct(mean_cv(&w.before).1),
+            pct(mean_cv(&w.after).1),
+            pct(cv),
+        );
+    }
 }
 
 /// The cuts section: pairing and the host covariate.
@@ -832,7 +1032,7 @@ mod tests {
         let offsets = [0.0, 0.2, 0.2, -0.2, -0.2, 0.1, 0.1, -0.1, -0.1, 0.0];
         // Boots differ, runs within a boot hardly: more boots, not more runs.
         let r = boots(20, |rep| offsets[rep as usize % 10], [-0.01, 0.0, 0.01]);
-        let c = analyze(&r, 5, reference(), reference());
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
         let l = c.groups[0].levels.as_ref().unwrap();
         assert_eq!((l.boots, l.warmup, l.runs_per_boot), (20, 1, 3));
         assert!(l.between_cv_percent > 10.0 * l.within_cv_percent, "{l:?}");
@@ -849,14 +1049,13 @@ mod tests {
         assert_eq!(c.first_run_false_positives, Some((0, 2)));
         // Runs within a boot noisy, boots alike: many runs per boot pay.
         let r = boots(20, |_| 0.0, [-0.3, 0.0, 0.3]);
-        let l = analyze(&r, 5, reference(), reference()).groups[0]
+        let l = analyze(&r, 5, reference(), reference(), Vec::new()).groups[0]
             .levels
             .clone()
             .unwrap();
         assert_eq!(l.optimal_runs_per_boot, Some(MAX_OPTIMAL_RUNS));
-        assert!(
-            markdown(&analyze(&r, 5, reference(), reference())).contains("## Boots and runs within a boot")
-        );
+        assert!(markdown(&analyze(&r, 5, reference(), reference(), Vec::new()))
+            .contains("## Boots and runs within a boot"));
     }
 
     #[test]
@@ -874,7 +1073,7 @@ mod tests {
                 reference_after_ms: ms,
             });
         }
-        let c = analyze(&r, 5, reference(), reference());
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
         let k = c.groups[0].cuts.clone().unwrap();
         assert_eq!(k.pairs, 10);
         assert!(k.paired_mde_percent < k.unpaired_mde_percent / 5.0, "{k:?}");
@@ -896,7 +1095,9 @@ mod tests {
         assert!(markdown(&c).contains("## Pairing and the host covariate"));
         // A censored cell: no cuts (its value is a bound).
         r.cells[3].status = CellStatus::Censored;
-        assert!(analyze(&r, 5, reference(), reference()).groups[0].cuts.is_none());
+        assert!(analyze(&r, 5, reference(), reference(), Vec::new()).groups[0]
+            .cuts
+            .is_none());
     }
 
     #[test]
@@ -919,7 +1120,7 @@ mod tests {
             c.tps = Some(500.0 + f64::from(rep % 4));
             r.cells.push(c);
         }
-        let c = analyze(&r, 5, reference(), reference());
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
         assert_eq!(
             c.groups.len(),
             2,
@@ -930,12 +1131,92 @@ mod tests {
     }
 
     #[test]
+    fn the_same_work_natively_is_set_against_its_group() {
+        // Guest builds of ~10 s with a CV of about 2%; the same work natively
+        // 0.5 s with a CV of 4%: the appliance is quieter than the host here.
+        let r = results(10, |rep| 10.0 + [0.2, -0.2][rep as usize % 2]);
+        let group = r.cells[0].key.group();
+        let native = NativeWork {
+            group,
+            words: vec!["workload=kernbench".into(), "scale=1".into()],
+            before: vec![0.48, 0.52, 0.50],
+            after: vec![0.46, 0.54, 0.50],
+        };
+        let (mean, cv) = native.mean_cv();
+        assert!((mean - 0.5).abs() < 1e-9);
+        let c = analyze(&r, 5, reference(), reference(), vec![native]);
+        let g = &c.groups[0];
+        assert_eq!(g.native_mean, Some(mean));
+        assert_eq!(g.native_cv_percent, Some(cv));
+        assert!((g.mean.unwrap() - 10.0).abs() < 1e-9);
+        let text = markdown(&c);
+        assert!(text.contains("## The same work natively"), "{text}");
+        assert!(
+            text.contains("`workload=kernbench scale=1` | 3 + 3 | 0.5000 s"),
+            "{text}"
+        );
+        // 10 s in the guest for 0.5 s natively.
+        assert!(text.contains("| 20.0x |"), "{text}");
+        let ratio = format!("| {:.1} |", g.cv_percent.unwrap() / cv);
+        assert!(text.contains(&ratio), "{ratio} in {text}");
+        // Without native runs, no section and no ratio.
+        let bare = markdown(&analyze(&r, 5, reference(), reference(), Vec::new()));
+        assert!(!bare.contains("The same work natively"), "{bare}");
+    }
+
+    #[test]
+    fn native_work_covers_each_1x_group_once_with_its_own_words() {
+        let spec = MatrixSpec::parse(
+            r#"locks = ["pv"]
+overcommit = ["1x", "3x"]
+reps = 4
+runs_per_boot = 3
+warmup = 1
+memory_mib = 512
+spin_tcg = 256
+[kernbench]
+scale = 10
+cap_s = 15
+[pgbench]
+clients = [1, 4]
+overcommit = ["1x"]
+scale = 1
+duration_s = 3
+cap_s = 10
+"#,
+            "test",
+        )
+        .unwrap();
+        let work = NativeWork::of(&spec, 2);
+        let words: Vec<String> = work.iter().map(|w| w.words.join(" ")).collect();
+        assert_eq!(work.len(), 3, "{words:?}");
+        assert!(work.iter().all(|w| w.group.overcommit == Overcommit::X1));
+        assert!(
+            words[0].contains("workload=kernbench") && words[0].contains("scale=10"),
+            "{words:?}"
+        );
+        assert!(
+            words[0].contains("reps=4") && words[0].contains("vcpus=2"),
+            "{words:?}"
+        );
+        assert!(
+            words[2].contains("clients=4") && words[2].contains("duration_s=3"),
+            "{words:?}"
+        );
+        // The words are the workloads crate's: it parses them back.
+        for w in &work {
+            pvbench_workloads::params::parse_args(&w.words).unwrap();
+        }
+    }
+
+    #[test]
     fn results_of_one_run_per_boot_have_no_levels() {
         let c = analyze(
             &results(10, |rep| 10.0 + f64::from(rep % 3)),
             5,
             reference(),
             reference(),
+            Vec::new(),
         );
         assert!(c.groups[0].levels.is_none());
         assert_eq!(c.first_run_false_positives, None);
@@ -947,7 +1228,7 @@ mod tests {
         // A spread without a pattern between odd and even repetitions.
         let noise = [0.0, 0.3, -0.2, 0.1, -0.3, 0.2, 0.05, -0.1, 0.25, -0.05];
         let r = results(20, |rep| 10.0 + noise[rep as usize % 10]);
-        let c = analyze(&r, 5, reference(), reference());
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
         let g = &c.groups[0];
         assert_eq!((g.runs, g.comparisons, g.false_positives), (20, 2, 0));
         let cv = g.cv_percent.unwrap();
@@ -971,7 +1252,7 @@ mod tests {
             10,
             |rep| if rep % 2 == 1 { 12.0 } else { 10.0 } + f64::from(rep % 3) * 0.01,
         );
-        let c = analyze(&r, 5, reference(), reference());
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
         assert_eq!((c.comparisons, c.false_positives), (1, 1));
         assert!(markdown(&c).contains("1 false positives in 1 comparisons"));
     }

@@ -177,6 +177,11 @@ pub struct RunArgs {
     /// directories with `pvbench merge` (see `pvbench plan`).
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Before a stalled bench guest is killed, write its memory into its cell's
+    /// directory (`bench.stall.core`, an ELF core about as large as the guest's
+    /// memory; see `pvbench boot --dump-on-stall`), for finding the stall's cause.
+    #[arg(long)]
+    pub dump_on_stall: bool,
 }
 
 #[derive(Debug, Args)]

@@ -200,6 +200,7 @@ pub fn run(args: &RunArgs) -> Result<Exit, CommandError> {
                 max_reps: args.max_reps.unwrap_or(3 * reps),
             }),
             shard: args.shard,
+            dump_on_stall: args.dump_on_stall,
         },
     )?;
     let report = report::render(&results, &RenderOptions::default());

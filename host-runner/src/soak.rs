@@ -158,6 +158,7 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
                 quiet: options.quiet,
                 target: None,
                 shard: None,
+                dump_on_stall: false,
             },
         )
         .map_err(|error| match error {
@@ -519,7 +520,6 @@ mod tests {
                 count: 5,
                 downtime_ms: vec![80; 5],
                 resumes: 4,
-                vcpus_at_kill: None,
             });
         }
         let s = summarize(&[(4, r)]);

@@ -1,5 +1,6 @@
 //! `pvbench calibrate` with real guests under TCG: a tiny A/A matrix, its
-//! comparisons and the native reference, written where a user finds them.
+//! comparisons, the native reference and the same work run natively, written
+//! where a user finds them.
 
 mod common;
 
@@ -54,6 +55,20 @@ cap_s = 30
     assert_eq!(json["comparisons"], 1);
     assert_eq!(json["groups"][0]["runs"], 4);
     assert_eq!(json["reference_before"]["runs_ms"].as_array().unwrap().len(), 30);
+    // The group's own work ran natively, 6 times before and 6 after the matrix.
+    let native = &json["native"][0];
+    assert_eq!(native["words"][0], "workload=kernbench", "{native}");
+    for side in ["before", "after"] {
+        let runs = native[side].as_array().unwrap();
+        assert_eq!(runs.len(), 6, "{native}");
+        assert!(runs.iter().all(|v| v.as_f64().unwrap() > 0.0), "{native}");
+    }
+    assert!(json["groups"][0]["native_cv_percent"].is_number(), "{json}");
+    assert!(
+        text(&run.stdout).contains("## The same work natively"),
+        "{}",
+        text(&run.stdout)
+    );
     let cells: Vec<_> = std::fs::read_dir(out.join("aa/cells"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -3,7 +3,8 @@
 //! and paused; the console goes on from the destination, a 4-vCPU lock stress
 //! in every paravirtual lock design finishes intact while its waiters halt and
 //! kick across the migrations, and no QEMU or socket outlives the guest,
-//! whether the migrations succeed or the destination fails.
+//! whether the migrations succeed, the destination fails or the guest ends
+//! while a migration is being set up.
 
 mod common;
 
@@ -132,6 +133,63 @@ fn a_destination_that_cannot_start_fails_the_guest_and_leaves_nothing() {
         ),
         "{stderr}"
     );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_guest_that_ends_while_its_migration_is_set_up_is_its_own_exit() {
+    // The race the soak met: the guest finished, its QEMU closed its monitor
+    // and the migration then due failed, but the QEMU process took a while
+    // longer to end. Here the source's QEMU is wrapped so that its process
+    // ends a second after QEMU itself, and the destination fails only once
+    // the source's QEMU is gone: the migration fails while the source still
+    // runs, and pvbench must report the guest's own exit status.
+    let dir = std::env::temp_dir().join(format!("pvbench-test-qemu-exit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("qemu");
+    let real = Command::new("sh")
+        .args(["-c", "command -v qemu-system-x86_64"])
+        .output()
+        .unwrap();
+    let real = text(&real.stdout).trim().to_string();
+    let d = dir.display();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh
+for a in \"$@\"; do
+  if [ \"$a\" = -incoming ]; then
+    touch {d}/destination-started
+    while [ ! -e {d}/source-exited ]; do sleep 0.02; done
+    echo 'the source is gone' >&2
+    exit 1
+  fi
+done
+{real} \"$@\"
+status=$?
+touch {d}/source-exited
+sleep 1
+exit $status
+"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The first migration is due long before the guest has booted.
+    let (code, _, stderr, pid) = boot_migrating(
+        &[("PVBENCH_QEMU", wrapper.to_str().unwrap())],
+        &[],
+        2,
+        "0.05",
+        60,
+        &["mode=exit", "status=7"],
+    );
+    let started = dir.join("destination-started").exists();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(started, "no migration was attempted:\n{stderr}");
+    assert_eq!(code, Some(7), "{stderr}");
+    assert!(!stderr.contains("failed"), "{stderr}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 

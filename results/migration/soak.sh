@@ -19,7 +19,13 @@ cargo build -q --release -p pvbench
 pvbench=target/release/pvbench
 mkdir -p "$out"
 {
-  echo "git: $(git rev-parse HEAD)$(git diff --quiet || echo ' (modified)')"
+  # As pvbench's own provenance: results a run writes change no measurement,
+  # only sources and the scripts and matrices under results/ do.
+  # (Two calls: an exclude applies to every pathspec of its call.)
+  changed=$(git status --porcelain --untracked-files=no -- . ':(exclude)results'
+    git status --porcelain --untracked-files=no -- \
+      ':(glob)results/**/*.sh' ':(glob)results/**/*.toml' ':(glob)results/**/*.py')
+  echo "git: $(git rev-parse HEAD)${changed:+ (modified)}"
   echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs"
   echo "qemu: $(qemu-system-x86_64 --version | head -1)"
   echo "image: $("$pvbench" build --quiet)"

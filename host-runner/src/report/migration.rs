@@ -170,7 +170,6 @@ mod tests {
                 count: 4,
                 downtime_ms: vec![60, 80, 100, 400],
                 resumes: 3,
-                vcpus_at_kill: None,
             });
         }
         c

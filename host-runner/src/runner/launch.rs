@@ -36,7 +36,12 @@ pub struct Qemu<'a> {
     pub qemu: &'a Path,
     pub files: BootFiles,
     pub accel: Accel,
+    /// Write a stalled bench guest's memory to [`STALL_CORE`] in its cell.
+    pub dump_on_stall: bool,
 }
+
+/// A stalled bench guest's memory, in its cell's directory (`--dump-on-stall`).
+pub const STALL_CORE: &str = "bench.stall.core";
 
 impl Launcher for Qemu<'_> {
     fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError> {
@@ -114,6 +119,7 @@ impl Qemu<'_> {
         // streamed operations tell a stalled guest from a slow one.
         let progress = collector.progress(&run_id).expect("run registered above");
         config.stall = Some(StallWatch::over(BENCH_STALL_WINDOW).with_progress(progress, plan.fair_cores));
+        config.dump_on_stall = self.dump_on_stall.then(|| dir.join(STALL_CORE));
         config.migrate = plan.migrate.map(|(every, mode)| MigratePlan {
             every,
             kind: match mode {

@@ -26,7 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use launch::{Launcher, Qemu};
 pub use outcome::{cell_result, classify, BenchRun, Boot, CellRun, Verdict};
-pub use plan::{CellPlan, Env};
+pub use plan::{workload, CellPlan, Env};
 use pvbench_wire::cmdline::CmdlineError;
 
 use crate::build::layout::Layout;
@@ -107,12 +107,21 @@ pub struct RunOptions {
     pub target: Option<TargetMde>,
     /// Run only this shard's comparison groups (see [`results::shard`]).
     pub shard: Option<Shard>,
+    /// Keep a stalled bench guest's memory in its cell directory
+    /// ([`launch::STALL_CORE`]).
+    pub dump_on_stall: bool,
+}
+
+/// The host's cores: the fair share's denominator, and guests' vCPUs where
+/// the matrix does not say.
+pub fn host_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// Runs (or resumes) the matrix with real guests; returns the results
 /// directory's contents.
 pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Results, RunError> {
-    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let host_cores = host_cores();
     options.spec.vcpus.get_or_insert(host_cores);
     let env = Env {
         host_cores,
@@ -126,6 +135,7 @@ pub fn run(layout: &Layout, host: &Host, mut options: RunOptions) -> Result<Resu
         qemu: &host.qemu,
         files: host.boot_files(),
         accel: env.accel,
+        dump_on_stall: options.dump_on_stall,
     };
     run_with(&mut launcher, &env, provenance, &options)
 }
@@ -353,7 +363,7 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
     }
     Provenance {
         host_cpu,
-        host_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        host_cores: host_cores(),
         host_kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()

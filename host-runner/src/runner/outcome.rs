@@ -200,7 +200,6 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
             count: m.count,
             downtime_ms: m.downtimes_ms.clone(),
             resumes: metrics.map_or(0, |r| r.resumes),
-            vcpus_at_kill: bench.outcome.vcpus_at_kill.clone(),
         }),
         vcpus_at_cap: None,
     };

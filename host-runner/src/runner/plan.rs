@@ -58,32 +58,7 @@ pub struct CellPlan {
 pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, RunError> {
     let vcpus = env.vcpus as usize;
     let reps = spec.boot_reps();
-    let (workload, cap_s) = match key.workload {
-        Workload::Kernbench => {
-            let k = spec.kernbench.as_ref().expect("kernbench cells need [kernbench]");
-            (
-                WorkloadArgs::Kernbench {
-                    scale: k.scale,
-                    reps,
-                    vcpus,
-                },
-                k.cap_s,
-            )
-        }
-        Workload::Pgbench => {
-            let p = spec.pgbench.as_ref().expect("pgbench cells need [pgbench]");
-            (
-                WorkloadArgs::Pgbench {
-                    scale: p.scale,
-                    clients: key.clients.unwrap_or(1) as usize,
-                    duration_s: p.duration_s,
-                    reps,
-                    vcpus,
-                },
-                p.cap_s,
-            )
-        }
-    };
+    let (workload, cap_s) = workload(spec, env.vcpus, key);
     // Under TCG the measured spin threshold (README "Spin threshold"); under
     // KVM the kernel's default, Linux's 2^15.
     let pvlock = PvlockArgs {
@@ -129,4 +104,38 @@ pub fn cell(spec: &MatrixSpec, env: &Env, key: &CellKey) -> Result<CellPlan, Run
             .filter(|_| key.migrated)
             .map(|m| (Duration::from_secs_f64(m.every_s), m.kind)),
     })
+}
+
+/// The bench guest's workload in cell `key` for guests of `vcpus`, and its cap
+/// per repetition in seconds: the same work whether a guest or the host
+/// (`pvbench calibrate`'s native runs) does it.
+pub fn workload(spec: &MatrixSpec, vcpus: u32, key: &CellKey) -> (WorkloadArgs, f64) {
+    let vcpus = vcpus as usize;
+    let reps = spec.boot_reps();
+    match key.workload {
+        Workload::Kernbench => {
+            let k = spec.kernbench.as_ref().expect("kernbench cells need [kernbench]");
+            (
+                WorkloadArgs::Kernbench {
+                    scale: k.scale,
+                    reps,
+                    vcpus,
+                },
+                k.cap_s,
+            )
+        }
+        Workload::Pgbench => {
+            let p = spec.pgbench.as_ref().expect("pgbench cells need [pgbench]");
+            (
+                WorkloadArgs::Pgbench {
+                    scale: p.scale,
+                    clients: key.clients.unwrap_or(1) as usize,
+                    duration_s: p.duration_s,
+                    reps,
+                    vcpus,
+                },
+                p.cap_s,
+            )
+        }
+    }
 }

@@ -389,6 +389,7 @@ fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
         quiet: true,
         target: None,
         shard: None,
+        dump_on_stall: false,
     };
     let plan = spec().plan();
     let mut fake = Fake {
@@ -503,6 +504,7 @@ fn rows_above_the_target_mde_get_repetitions_until_they_reach_it_or_the_limit() 
         quiet: true,
         target: Some(TargetMde { mde_pct, max_reps }),
         shard: None,
+        dump_on_stall: false,
     };
     // Times wobble by +/-0.2 s around 2.5 s: an MDE of tens of percent with 2
     // runs a side, a few percent with many.
@@ -559,6 +561,7 @@ fn a_shard_runs_its_groups_records_its_plan_and_resumes_only_as_itself() {
         quiet: true,
         target: None,
         shard: Some(Shard { index: k, count: 2 }),
+        dump_on_stall: false,
     };
     let mut all = Vec::new();
     for k in [1, 2] {

@@ -499,10 +499,6 @@ pub struct CellMigrations {
     pub downtime_ms: Vec<u64>,
     /// Metrics connections the guest opened again after a migration broke one.
     pub resumes: u32,
-    /// Each vCPU's instruction pointer and halt state when the guest was killed
-    /// at its cap or as stalled (QEMU's `info registers -a`, those lines).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vcpus_at_kill: Option<String>,
 }
 
 /// How a guest is migrated (the vm crate's `MigrationKind`, as results name it).
