@@ -4,8 +4,16 @@
 //! wanders in bursts that steal time does not show (measured here: a native
 //! pgbench-like 1-client run between 358k and 585k tps over 6 runs, steal ~0),
 //! so the reference is what tells a disturbed cell.
+//!
+//! The reference also runs on every host core at once ([`reference_parallel`]):
+//! these hosts have epochs in which a 2-vCPU guest's work takes ~1.7x as long
+//! while the one-thread reference and a 1-client pgbench-like do not move
+//! (results/noise, the fifth calibration), as if two busy threads got less
+//! than two cores' throughput; neither steal time nor one thread shows that.
 
 use std::hint::black_box;
+use std::sync::Barrier;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::results::HostNoise;
@@ -33,6 +41,36 @@ pub fn reference() -> Duration {
     started.elapsed()
 }
 
+/// Times the reference on `threads` threads started together: the wall time
+/// until the last one finishes. Close to [`reference`] alone when the host
+/// runs them side by side at full speed; up to `threads` times it when they
+/// share a core.
+pub fn reference_parallel(threads: usize) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    thread::scope(|s| {
+        let running: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    reference()
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        for r in running {
+            // A reference thread cannot panic; a failed join only loses a reading.
+            let _ = r.join();
+        }
+        started.elapsed()
+    })
+}
+
+/// One thread per host core.
+fn host_threads() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Steal time since boot summed over the host's CPUs, from /proc/stat
 /// (`None` where it is not reported).
 pub fn steal() -> Option<Duration> {
@@ -48,6 +86,7 @@ pub fn steal() -> Option<Duration> {
 pub struct Before {
     steal: Option<Duration>,
     reference: Duration,
+    parallel: Duration,
 }
 
 /// Reads the host before a cell.
@@ -55,6 +94,7 @@ pub fn before() -> Before {
     Before {
         steal: steal(),
         reference: reference(),
+        parallel: reference_parallel(host_threads()),
     }
 }
 
@@ -62,6 +102,7 @@ impl Before {
     /// The cell's host noise, read again after it.
     pub fn after(self) -> HostNoise {
         let reference_after = reference();
+        let parallel_after = reference_parallel(host_threads());
         let steal_s = match (self.steal, steal()) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
             _ => None,
@@ -70,6 +111,8 @@ impl Before {
             steal_s,
             reference_before_ms: self.reference.as_secs_f64() * 1e3,
             reference_after_ms: reference_after.as_secs_f64() * 1e3,
+            parallel_before_ms: Some(self.parallel.as_secs_f64() * 1e3),
+            parallel_after_ms: Some(parallel_after.as_secs_f64() * 1e3),
         }
     }
 }
@@ -81,6 +124,10 @@ mod tests {
     #[test]
     fn the_reference_takes_time_and_steal_reads() {
         assert!(reference() > Duration::ZERO);
+        // Every thread runs the whole loop: no faster than one alone can be
+        // measured to be, give or take the clock.
+        let one = reference();
+        assert!(reference_parallel(2) > one / 2, "{one:?}");
         // Linux reports steal; it only grows.
         let (a, b) = (steal().unwrap(), steal().unwrap());
         assert!(b >= a);
