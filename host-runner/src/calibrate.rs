@@ -430,10 +430,6 @@ pub struct Cuts {
     /// index in every cell).
     pub host_r2: Option<f64>,
     pub host_adjusted_cv_percent: Option<f64>,
-    /// The same for the all-cores index (the reference on every host core at
-    /// once), where every cell has it.
-    pub parallel_r2: Option<f64>,
-    pub parallel_adjusted_cv_percent: Option<f64>,
     /// The MDE of `pairs` vs `pairs` runs compared with the host index as a
     /// covariate (common slope), percent of the mean.
     pub host_adjusted_mde_percent: Option<f64>,
@@ -465,11 +461,6 @@ impl Cuts {
         let paired = paired_t_resolution(pairs, variance(&diffs).sqrt(), Confidence::P95)?;
         let host: Option<Vec<f64>> = cells.iter().map(|c| c.host.map(|h| h.speed_index_ms())).collect();
         let fit = host.as_ref().and_then(|h| linear_fit(h, &values));
-        let parallel: Option<Vec<f64>> = cells
-            .iter()
-            .map(|c| c.host.and_then(|h| h.parallel_index_ms()))
-            .collect();
-        let parallel_fit = parallel.as_ref().and_then(|p| linear_fit(p, &values));
         // Odd against even repetitions, as the A/A split: adjusted for the host.
         let split = |y: &[f64], h: &[f64]| {
             let odd = |v: &[f64]| v.iter().step_by(2).copied().collect::<Vec<f64>>();
@@ -494,8 +485,6 @@ impl Cuts {
             paired_mde_percent: paired.mde / mean.abs() * 100.0,
             host_r2: fit.map(|f| f.r2),
             host_adjusted_cv_percent: fit.map(|f| f.residual_sd / mean.abs() * 100.0),
-            parallel_r2: parallel_fit.map(|f| f.r2),
-            parallel_adjusted_cv_percent: parallel_fit.map(|f| f.residual_sd / mean.abs() * 100.0),
             host_adjusted_mde_percent: whole.map(|r| r.mde / mean.abs() * 100.0),
             host_adjusted_comparisons: comparisons,
             host_adjusted_false_positives: false_positives,
@@ -888,14 +877,14 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | all-cores index R^2 | CV without it |\n",
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
     for (g, k) in cuts {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} | {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} |",
             g.group,
             k.pairs,
             k.unpaired_mde_percent,
@@ -907,8 +896,6 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
             pct(k.host_adjusted_mde_percent),
             k.host_adjusted_false_positives,
             k.host_adjusted_comparisons,
-            k.parallel_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
-            pct(k.parallel_adjusted_cv_percent),
         );
     }
     out.push_str(
@@ -918,9 +905,7 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
          host index is the native reference timed just before and after each cell; its R^2 is the share \
          of the runs' variance a straight line in it explains. Host-adjusted: the same odd-against-even \
          comparisons with the host index as a covariate (one slope for both arms, fitted within them), \
-         the MDE of all pairs and the false positives of the A/A batches. The all-cores index is the same \
-         reference run on every host core at once (one thread each): a guest that keeps all its vCPUs busy \
-         needs the host's cores side by side, which one thread alone does not test.\n",
+         the MDE of all pairs and the false positives of the A/A batches.\n",
     );
 }
 
@@ -1086,38 +1071,6 @@ mod tests {
     }
 
     #[test]
-    fn epochs_only_the_all_cores_index_sees_are_explained_by_it() {
-        // One boot in five runs 1.7x slower; the one-thread reference does not
-        // move, the all-cores one takes 1.6x as long in just those cells.
-        let slow = |rep: u32| rep.is_multiple_of(5);
-        let own = [0.02, -0.03, 0.01, 0.0, -0.01, 0.03, -0.02, 0.01];
-        let mut r = results(20, |rep| {
-            (if slow(rep) { 17.0 } else { 10.0 }) + own[rep as usize % 8]
-        });
-        for c in &mut r.cells {
-            let wobble = own[(c.key.rep as usize + 3) % 8];
-            let all = if slow(c.key.rep) { 9.6 } else { 6.0 };
-            c.host = Some(crate::results::HostNoise {
-                steal_s: None,
-                reference_before_ms: 5.0 + wobble,
-                reference_after_ms: 5.0,
-                parallel_before_ms: Some(all + wobble),
-                parallel_after_ms: Some(all),
-            });
-        }
-        let c = analyze(&r, 5, reference(), reference(), Vec::new());
-        let k = c.groups[0].cuts.clone().unwrap();
-        assert!(k.host_r2.unwrap() < 0.2, "{k:?}");
-        assert!(k.parallel_r2.unwrap() > 0.95, "{k:?}");
-        let cv = c.groups[0].cv_percent.unwrap();
-        assert!(
-            k.parallel_adjusted_cv_percent.unwrap() < cv / 5.0,
-            "{k:?} cv {cv}"
-        );
-        assert!(markdown(&c).contains("all-cores index R^2"));
-    }
-
-    #[test]
     fn drift_shared_by_adjacent_runs_is_what_pairing_and_the_host_index_remove() {
         // The host drifts slowly (pairs of adjacent runs share it) and the
         // native reference sees it; on top, a little noise of the run's own.
@@ -1130,8 +1083,6 @@ mod tests {
                 steal_s: None,
                 reference_before_ms: ms,
                 reference_after_ms: ms,
-                parallel_before_ms: None,
-                parallel_after_ms: None,
             });
         }
         let c = analyze(&r, 5, reference(), reference(), Vec::new());
@@ -1154,8 +1105,6 @@ mod tests {
             (2, 0)
         );
         assert!(markdown(&c).contains("## Pairing and the host covariate"));
-        // No all-cores readings: nothing said about them.
-        assert_eq!((k.parallel_r2, k.parallel_adjusted_cv_percent), (None, None));
         // A censored cell: no cuts (its value is a bound).
         r.cells[3].status = CellStatus::Censored;
         assert!(analyze(&r, 5, reference(), reference(), Vec::new()).groups[0]

@@ -765,15 +765,6 @@ const DISTURBED_REFERENCE_RATIO: f64 = 1.25;
 /// ...or one during which the host stole more than this share of its wall time.
 const DISTURBED_STEAL_SHARE: f64 = 0.05;
 
-/// Every all-cores reference reading of `readings`.
-fn all_cores_readings(readings: &[(&CellResult, HostNoise)]) -> Vec<f64> {
-    readings
-        .iter()
-        .flat_map(|(_, h)| [h.parallel_before_ms, h.parallel_after_ms])
-        .flatten()
-        .collect()
-}
-
 /// The warning about cells measured on a disturbed host, if any were. Cells
 /// without host readings (results written before they were recorded) are
 /// not judged.
@@ -784,31 +775,16 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
         .iter()
         .flat_map(|(_, h)| [h.reference_before_ms, h.reference_after_ms])
         .collect();
-    // The reference on every core at once, where recorded: it sees epochs in
-    // which the host runs two busy threads slower while one alone is not.
-    let all_median = median(&all_cores_readings(&readings), MedianRule::MeanOfMiddle);
     let median = median(&refs, MedianRule::MeanOfMiddle)?;
     let disturbed: Vec<String> = readings
         .iter()
         .filter_map(|(c, h)| {
             let ratio = h.reference_before_ms.max(h.reference_after_ms) / median;
-            let all_ratio = all_median
-                .zip(h.parallel_before_ms.zip(h.parallel_after_ms))
-                .map(|(m, (b, a))| b.max(a) / m);
             let wall = c.guests.first().map_or(0.0, |g| g.wall_s);
             let steal = h.steal_s.unwrap_or(0.0);
             let stole = wall > 0.0 && steal > DISTURBED_STEAL_SHARE * wall;
-            let all_slow = all_ratio.is_some_and(|r| r > DISTURBED_REFERENCE_RATIO);
-            (ratio > DISTURBED_REFERENCE_RATIO || all_slow || stole).then(|| match all_ratio {
-                Some(r) => format!(
-                    "{} (reference {:.2}x, on all cores {:.2}x, steal {:.2} s)",
-                    c.key.id(),
-                    ratio,
-                    r,
-                    steal
-                ),
-                None => format!("{} (reference {:.2}x, steal {:.2} s)", c.key.id(), ratio, steal),
-            })
+            (ratio > DISTURBED_REFERENCE_RATIO || stole)
+                .then(|| format!("{} (reference {:.2}x, steal {:.2} s)", c.key.id(), ratio, steal))
         })
         .collect();
     if disturbed.is_empty() {
@@ -817,16 +793,11 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
     Some(Warning {
         kind: WarningKind::DisturbedHost,
         message: format!(
-            "{} of {} cells ran on a disturbed host (the native reference{} took over {DISTURBED_REFERENCE_RATIO}x \
+            "{} of {} cells ran on a disturbed host (the native reference took over {DISTURBED_REFERENCE_RATIO}x \
              the run's median of {median:.1} ms around them, or the host stole over {}% of their time): \
              {}; compare their figures with care",
             disturbed.len(),
             readings.len(),
-            if all_median.is_some() {
-                ", alone or on every core at once,"
-            } else {
-                ""
-            },
             DISTURBED_STEAL_SHARE * 100.0,
             disturbed.join(", ")
         ),
@@ -1308,8 +1279,6 @@ mod tests {
             steal_s: None,
             reference_before_ms: ms,
             reference_after_ms: ms,
-            parallel_before_ms: None,
-            parallel_after_ms: None,
         });
         c
     }

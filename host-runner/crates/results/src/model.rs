@@ -412,13 +412,6 @@ pub struct HostNoise {
     pub reference_before_ms: f64,
     /// ...and just after it: a host slower than usual takes longer.
     pub reference_after_ms: f64,
-    /// The reference on every host core at once (one thread each), just
-    /// before the cell (`None` in results made before it was measured)...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallel_before_ms: Option<f64>,
-    /// ...and just after it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parallel_after_ms: Option<f64>,
 }
 
 impl HostNoise {
@@ -426,12 +419,6 @@ impl HostNoise {
     /// around it (a slower host gives a larger index).
     pub fn speed_index_ms(&self) -> f64 {
         (self.reference_before_ms + self.reference_after_ms) / 2.0
-    }
-
-    /// The same with every host core running the reference at once, where
-    /// measured: what a guest keeping all its vCPUs busy can get.
-    pub fn parallel_index_ms(&self) -> Option<f64> {
-        Some((self.parallel_before_ms? + self.parallel_after_ms?) / 2.0)
     }
 }
 
@@ -829,8 +816,6 @@ mod tests {
                 steal_s: Some(0.0),
                 reference_before_ms: 9.5,
                 reference_after_ms: 10.5,
-                parallel_before_ms: None,
-                parallel_after_ms: None,
             }),
             runs: None,
             cell_wall_s: None,
