@@ -40,6 +40,26 @@ fn boot_migrating(
     (out.status.code(), text(&out.stdout), text(&out.stderr), pid)
 }
 
+/// A scratch directory `name`, and in it an executable `qemu` wrapper script
+/// made by `script` from the directory and the real QEMU's path.
+fn qemu_wrapper(
+    name: &str,
+    script: impl Fn(&str, &str) -> String,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("pvbench-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = Command::new("sh")
+        .args(["-c", "command -v qemu-system-x86_64"])
+        .output()
+        .unwrap();
+    let real = text(&real.stdout).trim().to_string();
+    let wrapper = dir.join("qemu");
+    std::fs::write(&wrapper, script(&dir.display().to_string(), &real)).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, wrapper)
+}
+
 /// Processes whose command line mentions this pvbench's migration sockets.
 fn leftovers(pid: u32) -> Vec<String> {
     let marker = format!("pvbench-mig-{pid}-");
@@ -101,22 +121,11 @@ fn a_guest_migrates_live_repeatedly_and_its_console_goes_on() {
 #[test]
 fn a_destination_that_cannot_start_fails_the_guest_and_leaves_nothing() {
     // A QEMU that refuses to be a migration destination.
-    let dir = std::env::temp_dir().join(format!("pvbench-test-qemu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("qemu");
-    let real = Command::new("sh")
-        .args(["-c", "command -v qemu-system-x86_64"])
-        .output()
-        .unwrap();
-    let real = text(&real.stdout).trim().to_string();
-    std::fs::write(
-        &wrapper,
+    let (dir, wrapper) = qemu_wrapper("qemu", |_, real| {
         format!(
             "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -incoming ] && {{ echo 'no room for a destination' >&2; exit 1; }}; done\nexec {real} \"$@\"\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        )
+    });
     let (code, _, stderr, pid) = boot_migrating(
         &[("PVBENCH_QEMU", wrapper.to_str().unwrap())],
         &[],
@@ -144,18 +153,7 @@ fn a_guest_that_ends_while_its_migration_is_set_up_is_its_own_exit() {
     // ends a second after QEMU itself, and the destination fails only once
     // the source's QEMU is gone: the migration fails while the source still
     // runs, and pvbench must report the guest's own exit status.
-    let dir = std::env::temp_dir().join(format!("pvbench-test-qemu-exit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("qemu");
-    let real = Command::new("sh")
-        .args(["-c", "command -v qemu-system-x86_64"])
-        .output()
-        .unwrap();
-    let real = text(&real.stdout).trim().to_string();
-    let d = dir.display();
-    std::fs::write(
-        &wrapper,
+    let (dir, wrapper) = qemu_wrapper("qemu-exit", |d, real| {
         format!(
             "#!/bin/sh
 for a in \"$@\"; do
@@ -172,10 +170,8 @@ touch {d}/source-exited
 sleep 1
 exit $status
 "
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        )
+    });
     // The first migration is due long before the guest has booted.
     let (code, _, stderr, pid) = boot_migrating(
         &[("PVBENCH_QEMU", wrapper.to_str().unwrap())],
