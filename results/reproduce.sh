@@ -9,11 +9,11 @@
 #   results/reproduce.sh [full-2] [full-4] [quick] [soak] [noise] [modes] [spin] [migration]
 #   (no argument: full-2 full-4 quick)
 #
-# Under TCG on 2 cores: full-2 48 min (two shards, 39 + 9 min), full-4 68 min
-# (all five modes), quick 3 min, soak (480
+# Under TCG on 2 cores: full-2 48 min (two shards, 39 + 9 min), full-4 54 min
+# (all five modes; 68 min before the guest-kernel fixes), quick 3 min, soak (480
 # overcommitted cells, every lock mode, guests of 2 and 4 vCPUs, half of them
 # migrated, into results/soak/after-fix) about 2 h, noise (pvbench calibrate: the noise floor, into
-# results/noise/calibration) about 20 min, modes (all five lock modes at 1x and
+# results/noise/calibration, with each 1x workload also run natively) about 23 min, modes (all five lock modes at 1x and
 # 3x, into results/locks/modes-3x-tcg) 8 min, spin (pv and pvqspin at 3x with
 # longer spin thresholds, into results/locks/spin-3x) 6 min, migration (every
 # lock mode's cost of a migration, results/migration/cost-1x-tcg, and the
