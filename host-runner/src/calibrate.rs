@@ -396,20 +396,19 @@ fn group_noise(
         .collect();
     let series = Series::of(&runs, group, aa_runs);
     let cuts = Cuts::of(&cells, aa_runs);
+    let native = native.map(NativeWork::mean_cv);
     GroupNoise {
         group,
         runs: runs.len(),
-        mean: series
-            .cv_percent
-            .map(|_| runs.iter().map(|r| r.value).sum::<f64>() / runs.len() as f64),
+        mean: series.mean,
         cv_percent: series.cv_percent,
         mde_percent: series.mde_percent,
         comparisons: series.comparisons,
         false_positives: series.false_positives,
         levels: Levels::of(&cells, group, aa_runs),
         cuts,
-        native_mean: native.map(|w| w.mean_cv().0),
-        native_cv_percent: native.map(|w| w.mean_cv().1).filter(|cv| cv.is_finite()),
+        native_mean: native.map(|(mean, _)| mean),
+        native_cv_percent: native.map(|(_, cv)| cv).filter(|cv| cv.is_finite()),
     }
 }
 
@@ -538,7 +537,8 @@ fn first_run_totals(groups: &[GroupNoise]) -> Option<(usize, usize)> {
 /// One series of per-cell values, as the report would judge it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {
-    /// Coefficient of variation, percent (`None` with censored runs).
+    /// Mean and coefficient of variation (percent; `None` with censored runs).
+    pub mean: Option<f64>,
     pub cv_percent: Option<f64>,
     /// The MDE of an `aa_runs` vs `aa_runs` comparison, percent of the mean.
     pub mde_percent: Option<f64>,
@@ -572,6 +572,7 @@ impl Series {
             }
         }
         Self {
+            mean: cv_percent.map(|_| mean),
             cv_percent,
             mde_percent,
             comparisons,
