@@ -283,6 +283,10 @@ pub struct SoakArgs {
     /// No progress bar; only the summary at the end.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Keep a stalled bench guest's memory in its cell (`bench.stall.core`, see
+    /// `pvbench run --dump-on-stall`): a soak is where a rare stall shows up.
+    #[arg(long)]
+    pub dump_on_stall: bool,
 }
 
 /// `--accel auto|tcg|kvm`, parsed into the VM crate's type.

@@ -105,6 +105,9 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
     });
     let mut stdout = std::io::stdout();
     let echo: Option<&mut (dyn Write + Send)> = if args.quiet { None } else { Some(&mut stdout) };
+    // Ctrl-C and SIGTERM kill the guest, and pvbench goes on to its report and
+    // removes the guest's sockets (their default action would leave them).
+    crate::vm::interrupt::install();
     let outcome = guest::run(&host.qemu, &host.boot_files(), &config, echo)?;
     report(&outcome, &config, args.quiet);
     if let Some(m) = &outcome.migrations {
@@ -152,6 +155,9 @@ pub fn boot(args: &BootArgs) -> Result<Exit, CommandError> {
                 eprintln!("pvbench: metrics: {error}");
             }
         }
+    }
+    if crate::vm::interrupt::interrupted() {
+        return Ok(Exit::Interrupted);
     }
     Ok(exit_status(&outcome))
 }
@@ -321,6 +327,7 @@ pub fn soak(args: &SoakArgs) -> Result<Exit, CommandError> {
             out: out.clone(),
             resume: args.resume,
             quiet: args.quiet,
+            dump_on_stall: args.dump_on_stall,
         },
     )?;
     print!("{}", soak::text(&summary));

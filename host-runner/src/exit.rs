@@ -35,6 +35,8 @@ pub enum Exit {
     GuestFailed,
     /// `pvbench boot`: the guest was killed after its timeout, or as stalled.
     TimedOut,
+    /// `pvbench boot`: Ctrl-C or SIGTERM; the guest was killed.
+    Interrupted,
 }
 
 impl Exit {
@@ -53,6 +55,8 @@ impl Exit {
             Exit::Guest(status) => status,
             // As timeout(1).
             Exit::TimedOut => 124,
+            // A shell's status for a command ended by SIGINT.
+            Exit::Interrupted => 130,
         }
     }
 }
@@ -139,6 +143,7 @@ mod tests {
         assert_eq!(Exit::Guest(7).code(), 7);
         assert_eq!(Exit::GuestFailed.code(), 1);
         assert_eq!(Exit::TimedOut.code(), 124);
+        assert_eq!(Exit::Interrupted.code(), 130);
         assert_eq!(Exit::CellsFailed.code(), 1);
         assert_eq!(Exit::OutputClosed.code(), 1);
         assert_eq!(Exit::Error.code(), 2);

@@ -30,6 +30,8 @@ pub struct SoakOptions {
     pub out: PathBuf,
     pub resume: bool,
     pub quiet: bool,
+    /// Write a stalled bench guest's memory into its cell.
+    pub dump_on_stall: bool,
 }
 
 /// One soak condition.
@@ -158,7 +160,7 @@ pub fn run(layout: &Layout, host: &Host, options: SoakOptions) -> Result<Summary
                 quiet: options.quiet,
                 target: None,
                 shard: None,
-                dump_on_stall: false,
+                dump_on_stall: options.dump_on_stall,
             },
         )
         .map_err(|error| match error {

@@ -110,6 +110,56 @@ fn hanging_guest_is_killed_and_leaves_no_qemu() {
 }
 
 #[test]
+fn ctrl_c_kills_the_guest_and_leaves_no_qemu_and_no_sockets() {
+    image();
+    let child = pvbench()
+        .args([
+            "boot",
+            "--accel",
+            "tcg",
+            "--quiet",
+            "--vcpus",
+            "2",
+            "--timeout",
+            "300",
+        ])
+        .args(["--", "workload=cpuhog", "threads=2", "vcpus=2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The guest's monitor socket: QEMU is up once it exists.
+    let socket = std::env::temp_dir()
+        .join(format!("pvbench-mon-{}-0", child.id()))
+        .join("qmp.sock");
+    let t = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            t.elapsed().as_secs() < 120,
+            "no QEMU monitor socket at {}",
+            socket.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        !socket.parent().unwrap().exists(),
+        "{} left behind",
+        socket.display()
+    );
+    let pid: u32 = between(&stderr, "QEMU (pid ", ")").unwrap_or_else(|| panic!("no QEMU pid in: {stderr}"));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !text(&cmdline).contains("workload=cpuhog"),
+        "QEMU {pid} still runs"
+    );
+}
+
+#[test]
 fn idle_guest_is_killed_as_stalled_before_its_timeout() {
     // mode=hang sleeps: every vCPU idles, as in a guest whose tasks all blocked.
     let core = std::env::temp_dir().join(format!("pvbench-test-{}.core", std::process::id()));

@@ -51,9 +51,14 @@ impl Hogs {
 
 impl Drop for Hogs {
     fn drop(&mut self) {
-        // SIGKILL to pvbench; its QEMU dies with it (PR_SET_PDEATHSIG).
+        // SIGTERM, not SIGKILL: pvbench kills its QEMU and removes the
+        // guest's socket directory (a SIGKILLed pvbench left one in /tmp per
+        // hog). Wait for all of them once every one has been told.
+        for hog in &self.0 {
+            // SAFETY: kill(2) on our own child, which has not been waited for.
+            unsafe { libc::kill(hog.id() as i32, libc::SIGTERM) };
+        }
         for hog in &mut self.0 {
-            let _ = hog.kill();
             let _ = hog.wait();
         }
     }
