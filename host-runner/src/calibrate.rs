@@ -436,6 +436,9 @@ pub struct Cuts {
     /// proven" (at 95 %): whether the adjustment keeps its error rate.
     pub host_adjusted_comparisons: usize,
     pub host_adjusted_false_positives: usize,
+    /// The share of the runs' variance the core-to-core index explains (R^2
+    /// of a linear fit; `None` without the index in every cell).
+    pub core_to_core_r2: Option<f64>,
 }
 
 impl Cuts {
@@ -467,6 +470,8 @@ impl Cuts {
             ancova((&odd(y), &odd(h)), (&even(y), &even(h)), Confidence::P95)
         };
         let whole = host.as_ref().and_then(|h| split(&values, h));
+        let core_to_core: Option<Vec<f64>> = cells.iter().map(|c| c.host?.core_to_core_ns()).collect();
+        let core_to_core_fit = core_to_core.as_ref().and_then(|x| linear_fit(x, &values));
         let (mut comparisons, mut false_positives) = (0, 0);
         if let Some(h) = &host {
             for (y, x) in values.chunks_exact(2 * aa_runs).zip(h.chunks_exact(2 * aa_runs)) {
@@ -487,6 +492,7 @@ impl Cuts {
             host_adjusted_mde_percent: whole.map(|r| r.mde / mean.abs() * 100.0),
             host_adjusted_comparisons: comparisons,
             host_adjusted_false_positives: false_positives,
+            core_to_core_r2: core_to_core_fit.map(|f| f.r2),
         })
     }
 }
@@ -878,14 +884,14 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted |\n",
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | core-to-core R^2 |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
     for (g, k) in cuts {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} |",
             g.group,
             k.pairs,
             k.unpaired_mde_percent,
@@ -897,6 +903,7 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
             pct(k.host_adjusted_mde_percent),
             k.host_adjusted_false_positives,
             k.host_adjusted_comparisons,
+            k.core_to_core_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
         );
     }
     out.push_str(
@@ -906,7 +913,9 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
          host index is the native reference timed just before and after each cell; its R^2 is the share \
          of the runs' variance a straight line in it explains. Host-adjusted: the same odd-against-even \
          comparisons with the host index as a covariate (one slope for both arms, fitted within them), \
-         the MDE of all pairs and the false positives of the A/A batches.\n",
+         the MDE of all pairs and the false positives of the A/A batches. Core-to-core R^2: the same for \
+         the round trip of a cache line between two host CPUs around each cell (the slow epochs of \
+         `results/noise/slow-epochs` are invisible to the one-core reference).\n",
     );
 }
 
@@ -1084,6 +1093,8 @@ mod tests {
                 steal_s: None,
                 reference_before_ms: ms,
                 reference_after_ms: ms,
+                core_to_core_before_ns: None,
+                core_to_core_after_ns: None,
             });
         }
         let c = analyze(&r, 5, reference(), reference(), Vec::new());

@@ -245,6 +245,13 @@ fn interrupted_matrix_resumes_and_leaves_no_qemu() {
             cell.key.id(),
             cell.status
         );
+        // The host around every cell: the one-core reference, and the
+        // core-to-core round trip where there are two CPUs to pin to.
+        let host = cell.host.expect("host readings");
+        assert!(host.reference_before_ms > 0.0 && host.reference_after_ms > 0.0);
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+            assert!(host.core_to_core_ns().is_some_and(|ns| ns > 0.0), "{host:?}");
+        }
     }
     assert_eq!(
         std::fs::read(&first).unwrap(),

@@ -993,6 +993,8 @@ fn cells_measured_on_a_disturbed_host_are_named() {
             reference_before_ms: 10.0,
             // One cell's host was 1.6x slower after it, another stole 40% of its time.
             reference_after_ms: if i == 3 { 16.0 } else { 10.0 },
+            core_to_core_before_ns: None,
+            core_to_core_after_ns: None,
         });
     }
     cells[5].host.as_mut().unwrap().steal_s = Some(0.4 * cells[5].guests[0].wall_s);

@@ -1279,6 +1279,8 @@ mod tests {
             steal_s: None,
             reference_before_ms: ms,
             reference_after_ms: ms,
+            core_to_core_before_ns: None,
+            core_to_core_after_ns: None,
         });
         c
     }

@@ -4,8 +4,16 @@
 //! wanders in bursts that steal time does not show (measured here: a native
 //! pgbench-like 1-client run between 358k and 585k tps over 6 runs, steal ~0),
 //! so the reference is what tells a disturbed cell.
+//!
+//! The reference runs on one core and does not see the slow epochs measured in
+//! `results/noise/slow-epochs` (work keeping both vCPUs busy 1.7x slower for
+//! minutes, one-vCPU work unchanged), so each cell also records how long one
+//! cache line takes to go between two host CPUs and back: if the host moves
+//! this VM's CPUs apart (another core complex, the other SMT thread of a busy
+//! core), every TCG vCPU thread sharing guest memory and QEMU's locks pays it.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::results::HostNoise;
@@ -33,6 +41,112 @@ pub fn reference() -> Duration {
     started.elapsed()
 }
 
+/// Round trips per batch of the core-to-core probe: ~0.2 ms at 40 ns.
+const CORE_TO_CORE_ROUNDS: u64 = 5_000;
+/// Batches; the fastest one is the reading (a batch that lost its CPU to
+/// another thread measures the scheduler, not the caches).
+const CORE_TO_CORE_BATCHES: u64 = 3;
+/// How long one round trip may take before the probe gives up.
+const CORE_TO_CORE_PATIENCE: Duration = Duration::from_millis(200);
+
+/// The round-trip time of one cache line between the first two CPUs this
+/// process may run on, in ns: two threads, each pinned to one of them, pass a
+/// counter back and forth. `None` with fewer than two CPUs, where pinning is
+/// refused, or if a thread did not answer within [`CORE_TO_CORE_PATIENCE`].
+pub fn core_to_core_ns() -> Option<f64> {
+    let cpus = allowed_cpus()?;
+    let (a, b) = (*cpus.first()?, *cpus.get(1)?);
+    let line = AtomicU64::new(0);
+    let gave_up = AtomicBool::new(false);
+    let total = CORE_TO_CORE_ROUNDS * CORE_TO_CORE_BATCHES;
+    // Waits until the line holds `value`; false if the other side gave up or
+    // this one ran out of patience (then it tells the other side).
+    let wait_for = |value: u64| {
+        let since = Instant::now();
+        let mut spins = 0u32;
+        // Acquire: pairs with the other thread's Release store; the value is
+        // the whole message, so this only keeps the handoff honest.
+        while line.load(Ordering::Acquire) != value {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            // Relaxed (both): a flag polled in a loop; it publishes nothing.
+            if spins.is_multiple_of(1024)
+                && (gave_up.load(Ordering::Relaxed) || since.elapsed() > CORE_TO_CORE_PATIENCE)
+            {
+                gave_up.store(true, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
+    };
+    std::thread::scope(|s| {
+        let responder = s.spawn(|| {
+            if !pin_to(b) {
+                // Relaxed: see wait_for.
+                gave_up.store(true, Ordering::Relaxed);
+                return;
+            }
+            for n in 0..total {
+                if !wait_for(2 * n + 1) {
+                    return;
+                }
+                // Release: pairs with the Acquire in the initiator's wait_for.
+                line.store(2 * n + 2, Ordering::Release);
+            }
+        });
+        let initiator = s.spawn(|| {
+            if !pin_to(a) {
+                // Relaxed: see wait_for.
+                gave_up.store(true, Ordering::Relaxed);
+                return None;
+            }
+            let mut best = f64::INFINITY;
+            for batch in 0..CORE_TO_CORE_BATCHES {
+                let started = Instant::now();
+                for n in batch * CORE_TO_CORE_ROUNDS..(batch + 1) * CORE_TO_CORE_ROUNDS {
+                    // Release: pairs with the Acquire in the responder's wait_for.
+                    line.store(2 * n + 1, Ordering::Release);
+                    if !wait_for(2 * n + 2) {
+                        return None;
+                    }
+                }
+                best = best.min(started.elapsed().as_secs_f64() * 1e9 / CORE_TO_CORE_ROUNDS as f64);
+            }
+            Some(best)
+        });
+        let reading = initiator.join().ok().flatten();
+        let _ = responder.join();
+        reading
+    })
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills at
+    // most size_of::<cpu_set_t>() bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        Some(
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                .collect(),
+        )
+    }
+}
+
+/// Pins the calling thread to `cpu`; false if the kernel refused.
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: as in allowed_cpus; pid 0 is the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 /// Steal time since boot summed over the host's CPUs, from /proc/stat
 /// (`None` where it is not reported).
 pub fn steal() -> Option<Duration> {
@@ -48,6 +162,7 @@ pub fn steal() -> Option<Duration> {
 pub struct Before {
     steal: Option<Duration>,
     reference: Duration,
+    core_to_core_ns: Option<f64>,
 }
 
 /// Reads the host before a cell.
@@ -55,6 +170,7 @@ pub fn before() -> Before {
     Before {
         steal: steal(),
         reference: reference(),
+        core_to_core_ns: core_to_core_ns(),
     }
 }
 
@@ -70,6 +186,8 @@ impl Before {
             steal_s,
             reference_before_ms: self.reference.as_secs_f64() * 1e3,
             reference_after_ms: reference_after.as_secs_f64() * 1e3,
+            core_to_core_before_ns: self.core_to_core_ns,
+            core_to_core_after_ns: core_to_core_ns(),
         }
     }
 }
@@ -84,5 +202,20 @@ mod tests {
         // Linux reports steal; it only grows.
         let (a, b) = (steal().unwrap(), steal().unwrap());
         assert!(b >= a);
+    }
+
+    #[test]
+    fn a_cache_line_goes_between_two_cpus_and_back() {
+        let cpus = allowed_cpus().expect("sched_getaffinity");
+        assert!(!cpus.is_empty());
+        let ns = core_to_core_ns();
+        if cpus.len() < 2 {
+            assert_eq!(ns, None);
+            return;
+        }
+        // A round trip crosses two caches: longer than nothing, and far
+        // shorter than the patience (which would have given None).
+        let ns = ns.expect("two CPUs answer");
+        assert!(ns > 0.0 && ns < CORE_TO_CORE_PATIENCE.as_secs_f64() * 1e9, "{ns}");
     }
 }

@@ -412,6 +412,14 @@ pub struct HostNoise {
     pub reference_before_ms: f64,
     /// ...and just after it: a host slower than usual takes longer.
     pub reference_after_ms: f64,
+    /// The round trip of one cache line between two host CPUs just before
+    /// the cell, ns (`None`: one CPU, pinning refused, or written before
+    /// pvbench recorded it)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_to_core_before_ns: Option<f64>,
+    /// ...and just after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_to_core_after_ns: Option<f64>,
 }
 
 impl HostNoise {
@@ -419,6 +427,11 @@ impl HostNoise {
     /// around it (a slower host gives a larger index).
     pub fn speed_index_ms(&self) -> f64 {
         (self.reference_before_ms + self.reference_after_ms) / 2.0
+    }
+
+    /// The core-to-core index of the cell: the mean of its two readings.
+    pub fn core_to_core_ns(&self) -> Option<f64> {
+        Some((self.core_to_core_before_ns? + self.core_to_core_after_ns?) / 2.0)
     }
 }
 
@@ -816,6 +829,8 @@ mod tests {
                 steal_s: Some(0.0),
                 reference_before_ms: 9.5,
                 reference_after_ms: 10.5,
+                core_to_core_before_ns: Some(40.0),
+                core_to_core_after_ns: Some(44.0),
             }),
             runs: None,
             cell_wall_s: None,
@@ -831,6 +846,22 @@ mod tests {
         assert!(json.contains(r#""kind":"kernel_panic""#), "{json}");
         let back: CellResult = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cell);
+    }
+
+    #[test]
+    fn host_readings_written_before_the_core_to_core_probe_load() {
+        let old = r#"{"steal_s": 0.0, "reference_before_ms": 6.2, "reference_after_ms": 6.0}"#;
+        let host: HostNoise = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (host.core_to_core_before_ns, host.core_to_core_ns()),
+            (None, None)
+        );
+        assert!((host.speed_index_ms() - 6.1).abs() < 1e-9);
+        // And they are written back as they were.
+        assert_eq!(
+            serde_json::to_string(&host).unwrap().replace(' ', ""),
+            old.replace(' ', "")
+        );
     }
 
     #[test]
