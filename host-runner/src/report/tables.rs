@@ -848,23 +848,38 @@ pub fn migration(report: &Report) -> Table {
         ]],
         Align::columns(3, 11),
     );
-    let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), g6);
+    // Four significant digits for the means, as the latency and CPU tables;
+    // percentages to one decimal: the intervals are points wide.
+    // (whole numbers from 1000 on, never an exponent).
+    let mean = |x: Option<f64>| {
+        x.map_or_else(
+            || "-".to_string(),
+            |x| {
+                if x.abs() >= 1000.0 {
+                    format!("{x:.0}")
+                } else {
+                    crate::ministat::cfmt::g(x, 4)
+                }
+            },
+        )
+    };
+    let pct = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
     for r in &report.migration {
         t.push(vec![
             short_group(&r.group),
             r.lock.to_string(),
             r.kind.map_or_else(|| "-".to_string(), |k| k.to_string()),
             format!("{}/{}", r.runs_still, r.runs_migrated),
-            opt(r.mean_still),
-            opt(r.mean_migrated),
+            mean(r.mean_still),
+            mean(r.mean_migrated),
             match r.cost_pct {
-                Some(c) => format!("{c:+.2}{}", if r.proven { "*" } else { "" }),
+                Some(c) => format!("{c:+.1}{}", if r.proven { "*" } else { "" }),
                 None => "-".into(),
             },
-            opt(r.ci_half_pct),
-            g6(r.migrations_per_cell),
-            opt(r.cost_per_migration_pct),
-            opt(r.downtime_ms_p50),
+            pct(r.ci_half_pct),
+            crate::ministat::cfmt::g(r.migrations_per_cell, 3),
+            pct(r.cost_per_migration_pct),
+            mean(r.downtime_ms_p50),
             r.downtime_ms_max
                 .map_or_else(|| "-".to_string(), |d| d.to_string()),
             r.resumes.to_string(),
@@ -875,7 +890,15 @@ pub fn migration(report: &Report) -> Table {
 }
 
 /// What the migration table's figures are.
-pub const MIGRATION_NOTE: &str = "Each lock mode's bench guests migrated to a fresh QEMU while they work      (the matrix's [migration]) against the same mode left alone, in the same run, the two groups      adjacent in time. still/migrated: the mean of each side's completed runs (runs: still/migrated);      cost: how much worse the migrated runs did, in percent of the unmigrated mean (slower builds,      fewer transactions), with the half-width of its confidence interval (* : the interval excludes      0); cost/migr: cost over the migrations a cell made. Under TCG a paused migration stops the      guest's clock too, so the cost is what the guest sees after each move (cold translation cache on      the new QEMU, cold host caches, locks held across the pause), not the downtime itself. resumed:      metrics connections the guests opened again (QEMU's user network drops them on migration).";
+pub const MIGRATION_NOTE: &str = "Each lock mode's bench guests migrated to a fresh QEMU while they work \
+     (the matrix's [migration]) against the same mode left alone, in the same run, the two groups \
+     adjacent in time. still/migrated: the mean of each side's completed runs (runs: still/migrated); \
+     cost: how much worse the migrated runs did, in percent of the unmigrated mean (slower builds, \
+     fewer transactions), with the half-width of its confidence interval (* : the interval excludes \
+     0); cost/migr: cost over the migrations a cell made. Under TCG a paused migration stops the \
+     guest's clock too, so the cost is what the guest sees after each move (cold translation cache on \
+     the new QEMU, cold host caches, locks held across the pause), not the downtime itself. resumed: \
+     metrics connections the guests opened again (QEMU's user network drops them on migration).";
 
 /// What the kick-to-wake table's figures are.
 pub const KICK_WAKE_NOTE: &str = "Microseconds from an unlocker's kick to the kicked waiter running again, \
@@ -924,4 +947,24 @@ pub fn failures(report: &Report) -> Table {
         ]);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_one_paragraph_of_single_spaces() {
+        // A string continued without `\` keeps the next line's indentation:
+        // the Markdown report printed it as runs of spaces.
+        for note in [
+            CPU_NOTE,
+            RUN_DELAY_NOTE,
+            MIGRATION_NOTE,
+            KICK_WAKE_NOTE,
+            LATENCY_NOTE,
+        ] {
+            assert!(!note.contains("  ") && !note.contains('\n'), "{note}");
+        }
+    }
 }
