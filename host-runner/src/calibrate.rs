@@ -395,7 +395,8 @@ fn group_noise(
         })
         .collect();
     let series = Series::of(&runs, group, aa_runs);
-    let cuts = Cuts::of(&cells, aa_runs);
+    let floor = crate::results::core_to_core_floor_ns(&results.cells);
+    let cuts = Cuts::of(&cells, aa_runs, floor);
     let native = native.map(NativeWork::mean_cv);
     GroupNoise {
         group,
@@ -439,13 +440,19 @@ pub struct Cuts {
     /// The share of the runs' variance the core-to-core index explains (R^2
     /// of a linear fit; `None` without the index in every cell).
     pub core_to_core_r2: Option<f64>,
+    /// Runs measured with the host's CPUs apart (see
+    /// [`crate::results::CPUS_APART_RATIO`]), and the CV of the others: what
+    /// rerunning those would leave (`None` without the readings, or with
+    /// fewer than two near runs).
+    pub apart: Option<usize>,
+    pub near_cv_percent: Option<f64>,
 }
 
 impl Cuts {
     /// From a group's completed cells in repetition order; `None` with
     /// censored or failed cells (their values are bounds or missing) or fewer
     /// than two pairs.
-    fn of(cells: &[&CellResult], aa_runs: usize) -> Option<Self> {
+    fn of(cells: &[&CellResult], aa_runs: usize, floor_ns: Option<f64>) -> Option<Self> {
         if cells.iter().any(|c| !matches!(c.status, CellStatus::Completed)) {
             return None;
         }
@@ -472,6 +479,19 @@ impl Cuts {
         let whole = host.as_ref().and_then(|h| split(&values, h));
         let core_to_core: Option<Vec<f64>> = cells.iter().map(|c| c.host?.core_to_core_ns()).collect();
         let core_to_core_fit = core_to_core.as_ref().and_then(|x| linear_fit(x, &values));
+        let apart: Option<Vec<bool>> = floor_ns.and_then(|f| cells.iter().map(|c| c.cpus_apart(f)).collect());
+        let near: Option<Vec<f64>> = apart.as_ref().map(|a| {
+            values
+                .iter()
+                .zip(a)
+                .filter(|(_, apart)| !**apart)
+                .map(|(v, _)| *v)
+                .collect()
+        });
+        let near_cv_percent = near.filter(|v| v.len() >= 2).map(|v| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            variance(&v).sqrt() / m.abs() * 100.0
+        });
         let (mut comparisons, mut false_positives) = (0, 0);
         if let Some(h) = &host {
             for (y, x) in values.chunks_exact(2 * aa_runs).zip(h.chunks_exact(2 * aa_runs)) {
@@ -493,6 +513,8 @@ impl Cuts {
             host_adjusted_comparisons: comparisons,
             host_adjusted_false_positives: false_positives,
             core_to_core_r2: core_to_core_fit.map(|f| f.r2),
+            apart: apart.map(|a| a.iter().filter(|x| **x).count()),
+            near_cv_percent,
         })
     }
 }
@@ -884,14 +906,14 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | core-to-core R^2 |\n",
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | core-to-core R^2 | runs with the CPUs apart | CV of the others |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
     for (g, k) in cuts {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} | {} | {} |",
             g.group,
             k.pairs,
             k.unpaired_mde_percent,
@@ -904,6 +926,8 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
             k.host_adjusted_false_positives,
             k.host_adjusted_comparisons,
             k.core_to_core_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
+            k.apart.map_or("-".to_string(), |n| n.to_string()),
+            pct(k.near_cv_percent),
         );
     }
     out.push_str(
@@ -915,7 +939,9 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
          comparisons with the host index as a covariate (one slope for both arms, fitted within them), \
          the MDE of all pairs and the false positives of the A/A batches. Core-to-core R^2: the same for \
          the round trip of a cache line between two host CPUs around each cell (the slow epochs of \
-         `results/noise/slow-epochs` are invisible to the one-core reference).\n",
+         `results/noise/slow-epochs` are invisible to the one-core reference). Runs with the CPUs apart: \
+         a round trip before or after the cell over 3x the run's fastest; CV of the others: the group's \
+         CV without them, what rerunning them would leave.\n",
     );
 }
 
@@ -1122,6 +1148,38 @@ mod tests {
         assert!(analyze(&r, 5, reference(), reference(), Vec::new()).groups[0]
             .cuts
             .is_none());
+    }
+
+    #[test]
+    fn runs_with_the_hosts_cpus_apart_are_counted_and_their_absence_shows_the_floor() {
+        // Epochs of CPUs apart (round trip 390 ns, not 40) make the runs
+        // 1.7x slower; the one-core reference is blind to them.
+        let apart = |rep: u32| matches!(rep, 3..=6 | 15);
+        let own = [0.02, -0.03, 0.01, 0.0, -0.01, 0.03, -0.02, 0.01];
+        let mut r = results(20, |rep| {
+            10.0 * if apart(rep) { 1.7 } else { 1.0 } + own[rep as usize % 8]
+        });
+        for c in &mut r.cells {
+            let ns = if apart(c.key.rep) { 390.0 } else { 40.0 };
+            c.host = Some(crate::results::HostNoise {
+                steal_s: None,
+                reference_before_ms: 6.0,
+                reference_after_ms: 6.0,
+                core_to_core_before_ns: Some(ns),
+                core_to_core_after_ns: Some(ns + 2.0),
+            });
+        }
+        let c = analyze(&r, 5, reference(), reference(), Vec::new());
+        let k = c.groups[0].cuts.clone().unwrap();
+        assert_eq!(k.apart, Some(5), "{k:?}");
+        assert!(k.core_to_core_r2.unwrap() > 0.95, "{k:?}");
+        assert!(
+            k.host_r2.is_none(),
+            "a constant reference explains nothing: {k:?}"
+        );
+        let cv = c.groups[0].cv_percent.unwrap();
+        assert!(cv > 20.0 && k.near_cv_percent.unwrap() < 0.5, "{cv} {k:?}");
+        assert!(markdown(&c).contains("| 5 | "), "{}", markdown(&c));
     }
 
     #[test]

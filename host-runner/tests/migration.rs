@@ -206,6 +206,15 @@ fn stress_across_migrations(mode: &str) {
     let (code, stdout, stderr, pid) = boot_migrating(&[], &[], 4, "0.5", 300, &words);
     assert_eq!(code, Some(0), "{mode}:\n{stdout}\n{stderr}");
     assert!(stdout.contains("counter=8000"), "{stdout}");
+    // Whole lines only: one the guest was writing when it moved comes out
+    // once, not as the source's half and the destination's (a run lost its
+    // `pvlock stats` line that way).
+    for line in stdout.lines() {
+        assert!(
+            line.starts_with("pvbench-guest: ") || line.starts_with('['),
+            "{line:?} in:\n{stdout}"
+        );
+    }
     let stats = stdout
         .lines()
         .find(|l| l.contains("pvlock stats"))

@@ -1014,6 +1014,69 @@ fn cells_measured_on_a_disturbed_host_are_named() {
     assert!(w.message.contains(&cells[5].key.id()), "{}", w.message);
 }
 
+#[test]
+fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
+    let (manifest, mut cells) = fixture();
+    // Near: 38-60 ns; cell 2 apart throughout, cell 4 moved apart during it
+    // (one reading of each); a near reading slowed 1.5x is not apart.
+    let readings = |i: usize| match i {
+        2 => (390.0, 402.0),
+        4 => (41.0, 371.0),
+        6 => (60.0, 57.0),
+        _ => (38.0 + i as f64 % 3.0, 40.0),
+    };
+    for (i, cell) in cells.iter_mut().enumerate() {
+        let (before, after) = readings(i);
+        cell.host = Some(pvbench::results::HostNoise {
+            steal_s: Some(0.0),
+            reference_before_ms: 10.0,
+            reference_after_ms: 10.0,
+            core_to_core_before_ns: Some(before),
+            core_to_core_after_ns: Some(after),
+        });
+    }
+    let r = report::render(
+        &in_memory(manifest.clone(), cells.clone()),
+        &RenderOptions::default(),
+    );
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::CpusApart)
+        .expect("a CPUs-apart warning");
+    assert!(
+        w.message.starts_with(&format!("2 of {} cells", cells.len())),
+        "{}",
+        w.message
+    );
+    assert!(
+        w.message.contains("fastest, 38 ns; up to 402 ns"),
+        "{}",
+        w.message
+    );
+    for (i, cell) in cells.iter().enumerate() {
+        assert_eq!(
+            w.message.contains(&cell.key.id()),
+            i == 2 || i == 4,
+            "{i}: {}",
+            w.message
+        );
+    }
+    let (a, b) = (cells[2].key.lock, cells[4].key.lock);
+    let per_mode = if a == b {
+        format!("{a} 2")
+    } else {
+        format!("{} 1", a.min(b))
+    };
+    assert!(w.message.contains(&per_mode), "{per_mode}: {}", w.message);
+    // Without readings nobody is judged.
+    for cell in &mut cells {
+        cell.host = None;
+    }
+    let quiet = report::render(&in_memory(manifest, cells), &RenderOptions::default());
+    assert!(!quiet.warnings.iter().any(|w| w.kind == WarningKind::CpusApart));
+}
+
 // ---------------------------------------------------------------------------
 // Five lock modes: every design against base.
 

@@ -508,6 +508,8 @@ pub enum WarningKind {
     Missing,
     /// Cells measured while the host was slower than usual or stole time.
     DisturbedHost,
+    /// Cells measured while the host had this VM's CPUs apart.
+    CpusApart,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -744,6 +746,9 @@ fn warnings(
     if let Some(w) = disturbed_host(results) {
         warnings.push(w);
     }
+    if let Some(w) = cpus_apart(results) {
+        warnings.push(w);
+    }
     if cells.missing > 0 {
         warnings.push(Warning {
             kind: WarningKind::Missing,
@@ -800,6 +805,50 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
             readings.len(),
             DISTURBED_STEAL_SHARE * 100.0,
             disturbed.join(", ")
+        ),
+    })
+}
+
+/// The warning about cells measured with the host's CPUs apart, if any were:
+/// which, and how many per lock mode (a comparison whose arms had unequal
+/// shares of them compares placements, not locks). Cells without core-to-core
+/// readings are not judged.
+fn cpus_apart(results: &Results) -> Option<Warning> {
+    let floor = crate::results::core_to_core_floor_ns(&results.cells)?;
+    let apart: Vec<&CellResult> = results
+        .cells
+        .iter()
+        .filter(|c| c.cpus_apart(floor) == Some(true))
+        .collect();
+    if apart.is_empty() {
+        return None;
+    }
+    let judged = results
+        .cells
+        .iter()
+        .filter(|c| c.cpus_apart(floor).is_some())
+        .count();
+    let slowest = apart
+        .iter()
+        .filter_map(|c| c.host?.core_to_core_max_ns())
+        .fold(0.0, f64::max);
+    let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
+    for c in &apart {
+        *per_mode.entry(c.key.lock).or_default() += 1;
+    }
+    let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    let ids: Vec<String> = apart.iter().map(|c| c.key.id()).collect();
+    Some(Warning {
+        kind: WarningKind::CpusApart,
+        message: format!(
+            "{} of {judged} cells ran with the host's CPUs apart (a cache line's round trip between them \
+             over {}x the run's fastest, {floor:.0} ns; up to {slowest:.0} ns), which made work keeping two \
+             vCPUs busy 1.6-1.8x slower on the host where it was measured (results/noise/slow-epochs); \
+             per lock mode: {}; cells: {}; compare their figures with care",
+            apart.len(),
+            crate::results::CPUS_APART_RATIO,
+            per_mode.join(", "),
+            ids.join(", ")
         ),
     })
 }

@@ -433,6 +433,43 @@ impl HostNoise {
     pub fn core_to_core_ns(&self) -> Option<f64> {
         Some((self.core_to_core_before_ns? + self.core_to_core_after_ns?) / 2.0)
     }
+
+    /// The slower of the two core-to-core readings: a cell during which the
+    /// host moved its CPUs apart (or together) has one of each.
+    pub fn core_to_core_max_ns(&self) -> Option<f64> {
+        Some(self.core_to_core_before_ns?.max(self.core_to_core_after_ns?))
+    }
+
+    /// The faster of the two core-to-core readings.
+    pub fn core_to_core_min_ns(&self) -> Option<f64> {
+        Some(self.core_to_core_before_ns?.min(self.core_to_core_after_ns?))
+    }
+}
+
+/// A cell ran with the host's CPUs apart when a cache line's round trip
+/// between them, before or after it, took over this many times the fastest
+/// round trip of its run. Measured on an AMD EPYC host: 36-71 ns near, 363-412
+/// ns apart (10x), and work keeping two TCG vCPUs busy 1.6-1.8x slower apart
+/// (`results/noise/slow-epochs`); the one-core reference does not move.
+pub const CPUS_APART_RATIO: f64 = 3.0;
+
+/// The fastest core-to-core reading of `cells` (the floor a near placement
+/// reaches; a round trip can be slowed, never sped up, by what else runs).
+pub fn core_to_core_floor_ns<'a>(cells: impl IntoIterator<Item = &'a CellResult>) -> Option<f64> {
+    cells
+        .into_iter()
+        .filter_map(|c| c.host?.core_to_core_min_ns())
+        .filter(|ns| *ns > 0.0)
+        .reduce(f64::min)
+}
+
+impl CellResult {
+    /// Whether this cell ran (at least in part) with the host's CPUs apart,
+    /// judged against `floor_ns` ([`core_to_core_floor_ns`] of its run);
+    /// `None` without readings.
+    pub fn cpus_apart(&self, floor_ns: f64) -> Option<bool> {
+        Some(self.host?.core_to_core_max_ns()? > CPUS_APART_RATIO * floor_ns)
+    }
 }
 
 /// A finished cell: `cells/<id>.json`.

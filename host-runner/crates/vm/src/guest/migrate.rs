@@ -182,13 +182,24 @@ impl Migration {
         )
     }
 
-    /// Waits until destination number `generation` listens on both sockets;
+    /// Waits until destination number `generation` accepts the migration;
     /// `exited` says whether its process is gone (then it never will).
+    ///
+    /// Both socket files existing is not enough: QEMU binds the incoming
+    /// socket (the file appears) before it listens on it, and a `migrate` in
+    /// between is refused (a soak run lost its guest to that: "Failed to
+    /// connect to '.../in-14.sock': Connection refused"). QEMU runs QMP
+    /// commands only from its main loop, which it enters after `-incoming`
+    /// listens: `qmp_capabilities` answered (in `Qmp::connect`) closes the
+    /// window.
     pub(super) fn wait_listening(&self, generation: u32, mut exited: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + DESTINATION_START;
         while Instant::now() < deadline {
             if self.qmp_socket(generation).exists() && self.incoming_socket(generation).exists() {
-                return true;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if Qmp::connect(&self.qmp_socket(generation), left.min(QMP_TIMEOUT)).is_ok() {
+                    return true;
+                }
             }
             if exited() {
                 return false;

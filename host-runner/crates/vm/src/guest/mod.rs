@@ -260,7 +260,7 @@ pub struct Running {
     started: Instant,
     timeout: Duration,
     lines: Receiver<(Duration, String)>,
-    reader: Option<JoinHandle<()>>,
+    reader: Option<JoinHandle<Vec<u8>>>,
     stderr: Option<JoinHandle<String>>,
     tail: VecDeque<String>,
     first_app_line: Option<Duration>,
@@ -294,16 +294,21 @@ struct StallWindow {
     ops_then: u64,
 }
 
-/// A started QEMU: the process, its console reader and its stderr reader.
-type Started = (Child, JoinHandle<()>, JoinHandle<String>);
+/// A started QEMU: the process, its console reader (which returns the
+/// console's last bytes if no newline ended them) and its stderr reader.
+type Started = (Child, JoinHandle<Vec<u8>>, JoinHandle<String>);
 
 /// Starts `cmd` as a guest's QEMU whose console lines go to `lines_tx`,
-/// stamped with the time since `started`.
+/// stamped with the time since `started`. A migration's destination gets
+/// `carry_in`: the source's unterminated last line, sent once the source has
+/// ended, which begins the destination's first line (a line the guest was
+/// writing when it moved is one line, not two halves).
 fn start(
     qemu: &Path,
     mut cmd: Command,
     started: Instant,
     lines_tx: mpsc::Sender<(Duration, String)>,
+    carry_in: Option<mpsc::Receiver<Vec<u8>>>,
 ) -> Result<Started, GuestError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -325,9 +330,16 @@ fn start(
     let stdout = child.stdout.take().expect("stdout is piped");
     let reader = thread::spawn(move || {
         let mut stdout = BufReader::new(stdout);
+        let mut carry_in = carry_in;
         let mut buf = Vec::new();
         // Serial output is bytes, not necessarily UTF-8 or newline-terminated.
-        while stdout.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+        while stdout.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) && buf.ends_with(b"\n") {
+            if let Some(carry) = carry_in.take() {
+                // An error: the migration was given up, and the source goes on.
+                let mut line = carry.recv().unwrap_or_default();
+                line.append(&mut buf);
+                buf = line;
+            }
             let line = String::from_utf8_lossy(&buf)
                 .trim_end_matches(['\n', '\r'])
                 .to_string();
@@ -336,6 +348,14 @@ fn start(
             }
             buf.clear();
         }
+        // End of output: bytes without a newline are the caller's (the next
+        // QEMU's first line begins with them, or they are the guest's last).
+        if let Some(carry) = carry_in.filter(|_| !buf.is_empty()) {
+            let mut line = carry.recv().unwrap_or_default();
+            line.append(&mut buf);
+            buf = line;
+        }
+        buf
     });
     let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
     let stderr = thread::spawn(move || {
@@ -376,7 +396,7 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
     };
     let started = Instant::now();
     let (lines_tx, lines) = mpsc::channel();
-    let (child, reader, stderr) = start(qemu, cmd, started, lines_tx.clone())?;
+    let (child, reader, stderr) = start(qemu, cmd, started, lines_tx.clone(), None)?;
     let pid = child.id();
     Ok(Running {
         child: Some(child),
@@ -574,11 +594,14 @@ impl Running {
         let wall = self.started.elapsed();
         self.child = None;
         // QEMU is gone, so the pipes close and the readers finish.
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+        let last = self.reader.take().and_then(|r| r.join().ok()).unwrap_or_default();
         while let Ok(line) = self.lines.try_recv() {
             self.take_line(line, &mut echo);
+        }
+        // The guest's last output, if no newline ended it.
+        if !last.is_empty() {
+            let line = String::from_utf8_lossy(&last).trim_end_matches('\r').to_string();
+            self.take_line((wall, line), &mut echo);
         }
         let mut qemu_stderr = std::mem::take(&mut self.earlier_stderr);
         qemu_stderr.push_str(&self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default());
@@ -755,15 +778,19 @@ impl Running {
             .arg(m.qmp_arg(next))
             .arg("-incoming")
             .arg(format!("unix:{}", m.incoming_socket(next).display()));
-        let (mut dest, dest_reader, dest_stderr) = start(&m.qemu, cmd, self.started, self.lines_tx.clone())
-            .map_err(|e| MigrateError::Destination(e.to_string()))?;
-        let give_up = |dest: &mut Child, reader: JoinHandle<()>, stderr: JoinHandle<String>| {
+        let (carry_tx, carry_rx) = mpsc::channel();
+        let (mut dest, dest_reader, dest_stderr) =
+            start(&m.qemu, cmd, self.started, self.lines_tx.clone(), Some(carry_rx))
+                .map_err(|e| MigrateError::Destination(e.to_string()))?;
+        let give_up = |dest: &mut Child, reader: JoinHandle<Vec<u8>>, stderr: JoinHandle<String>| {
             let _ = dest.kill();
             let _ = dest.wait();
             let _ = reader.join();
             stderr.join().unwrap_or_default()
         };
         if !m.wait_listening(next, || dest.try_wait().ok().flatten().is_some()) {
+            // First: a destination reader waiting for the carry then ends.
+            drop(carry_tx);
             let why = give_up(&mut dest, dest_reader, dest_stderr);
             m.abandon(next);
             return Err(MigrateError::Destination(if why.trim().is_empty() {
@@ -775,6 +802,7 @@ impl Running {
         let downtime = match m.transfer(next) {
             Ok(downtime) => downtime,
             Err(e) => {
+                drop(carry_tx);
                 give_up(&mut dest, dest_reader, dest_stderr);
                 m.abandon(next);
                 return Err(e);
@@ -785,9 +813,9 @@ impl Running {
         self.earlier_cpu_s = self.cpu_s;
         self.earlier_run_delays = self.vcpu_run_delays.clone().unwrap_or_default();
         let _ = self.kill_child();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+        // The source's unterminated last line goes to the destination's first.
+        let carry = self.reader.take().and_then(|r| r.join().ok()).unwrap_or_default();
+        let _ = carry_tx.send(carry);
         if let Some(stderr) = self.stderr.take() {
             self.earlier_stderr.push_str(&stderr.join().unwrap_or_default());
         }
