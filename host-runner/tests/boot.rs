@@ -111,19 +111,7 @@ fn hanging_guest_is_killed_and_leaves_no_qemu() {
 
 #[test]
 fn ctrl_c_kills_the_guest_and_leaves_no_qemu_and_no_sockets() {
-    image();
-    let child = pvbench()
-        .args([
-            "boot",
-            "--accel",
-            "tcg",
-            "--quiet",
-            "--vcpus",
-            "2",
-            "--timeout",
-            "300",
-        ])
-        .args(["--", "workload=cpuhog", "threads=2", "vcpus=2"])
+    let child = common::hog_command(2, 300)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

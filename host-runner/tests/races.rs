@@ -10,35 +10,17 @@ mod common;
 use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use common::{image, pvbench, text};
+use common::text;
 
 /// Hog guests (one cpuhog thread per vCPU) that live as long as this value.
 struct Hogs(Vec<Child>);
 
 impl Hogs {
     fn start(guests: usize, vcpus: u32) -> Hogs {
-        image();
-        let vcpus = vcpus.to_string();
         Hogs(
             (0..guests)
                 .map(|_| {
-                    pvbench()
-                        .args([
-                            "boot",
-                            "--accel",
-                            "tcg",
-                            "--quiet",
-                            "--vcpus",
-                            &vcpus,
-                            "--timeout",
-                            "900",
-                        ])
-                        .args([
-                            "--",
-                            "workload=cpuhog",
-                            &format!("threads={vcpus}"),
-                            &format!("vcpus={vcpus}"),
-                        ])
+                    common::hog_command(vcpus, 900)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()

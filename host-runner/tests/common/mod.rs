@@ -64,3 +64,18 @@ pub fn boot_networked(vcpus: u32, timeout_s: u32, guest_args: &[String]) -> Outp
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// `pvbench boot` of a cpuhog guest (one busy thread per vCPU) that runs
+/// until `timeout_s` or until it is stopped; the caller picks its stdio.
+pub fn hog_command(vcpus: u32, timeout_s: u32) -> Command {
+    image();
+    let mut cmd = pvbench();
+    cmd.args(["boot", "--accel", "tcg", "--quiet", "--vcpus", &vcpus.to_string()])
+        .args(["--timeout", &timeout_s.to_string(), "--"])
+        .args([
+            "workload=cpuhog",
+            &format!("threads={vcpus}"),
+            &format!("vcpus={vcpus}"),
+        ]);
+    cmd
+}
