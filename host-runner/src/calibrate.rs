@@ -488,10 +488,7 @@ impl Cuts {
                 .map(|(v, _)| *v)
                 .collect()
         });
-        let near_cv_percent = near.filter(|v| v.len() >= 2).map(|v| {
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            variance(&v).sqrt() / m.abs() * 100.0
-        });
+        let near_cv_percent = near.filter(|v| v.len() >= 2).map(|v| mean_cv(&v).1);
         let (mut comparisons, mut false_positives) = (0, 0);
         if let Some(h) = &host {
             for (y, x) in values.chunks_exact(2 * aa_runs).zip(h.chunks_exact(2 * aa_runs)) {

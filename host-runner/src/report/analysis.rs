@@ -815,19 +815,20 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
 /// readings are not judged.
 fn cpus_apart(results: &Results) -> Option<Warning> {
     let floor = crate::results::core_to_core_floor_ns(&results.cells)?;
-    let apart: Vec<&CellResult> = results
+    let judged: Vec<(&CellResult, bool)> = results
         .cells
         .iter()
-        .filter(|c| c.cpus_apart(floor) == Some(true))
+        .filter_map(|c| Some((c, c.cpus_apart(floor)?)))
+        .collect();
+    let apart: Vec<&CellResult> = judged
+        .iter()
+        .filter(|(_, apart)| *apart)
+        .map(|(c, _)| *c)
         .collect();
     if apart.is_empty() {
         return None;
     }
-    let judged = results
-        .cells
-        .iter()
-        .filter(|c| c.cpus_apart(floor).is_some())
-        .count();
+    let judged = judged.len();
     let slowest = apart
         .iter()
         .filter_map(|c| c.host?.core_to_core_max_ns())

@@ -848,9 +848,8 @@ pub fn migration(report: &Report) -> Table {
         ]],
         Align::columns(3, 11),
     );
-    // Four significant digits for the means, as the latency and CPU tables;
-    // percentages to one decimal: the intervals are points wide.
-    // (whole numbers from 1000 on, never an exponent).
+    // Means to four significant digits, whole numbers from 1000 on (never an
+    // exponent); percentages to one decimal: the intervals are points wide.
     let mean = |x: Option<f64>| {
         x.map_or_else(
             || "-".to_string(),

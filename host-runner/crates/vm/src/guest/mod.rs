@@ -294,6 +294,13 @@ struct StallWindow {
     ops_then: u64,
 }
 
+/// One console line from its bytes (lossy UTF-8, without its line ending).
+fn console_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches(['\n', '\r'])
+        .to_string()
+}
+
 /// A started QEMU: the process, its console reader (which returns the
 /// console's last bytes if no newline ended them) and its stderr reader.
 type Started = (Child, JoinHandle<Vec<u8>>, JoinHandle<String>);
@@ -331,19 +338,20 @@ fn start(
     let reader = thread::spawn(move || {
         let mut stdout = BufReader::new(stdout);
         let mut carry_in = carry_in;
+        // The source's bytes before ours (none if the migration was given up:
+        // then the source goes on and keeps them).
+        let prepend_carry = |carry: mpsc::Receiver<Vec<u8>>, buf: &mut Vec<u8>| {
+            let mut line = carry.recv().unwrap_or_default();
+            line.append(buf);
+            *buf = line;
+        };
         let mut buf = Vec::new();
         // Serial output is bytes, not necessarily UTF-8 or newline-terminated.
         while stdout.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) && buf.ends_with(b"\n") {
             if let Some(carry) = carry_in.take() {
-                // An error: the migration was given up, and the source goes on.
-                let mut line = carry.recv().unwrap_or_default();
-                line.append(&mut buf);
-                buf = line;
+                prepend_carry(carry, &mut buf);
             }
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches(['\n', '\r'])
-                .to_string();
-            if lines_tx.send((started.elapsed(), line)).is_err() {
+            if lines_tx.send((started.elapsed(), console_line(&buf))).is_err() {
                 break;
             }
             buf.clear();
@@ -351,9 +359,7 @@ fn start(
         // End of output: bytes without a newline are the caller's (the next
         // QEMU's first line begins with them, or they are the guest's last).
         if let Some(carry) = carry_in.filter(|_| !buf.is_empty()) {
-            let mut line = carry.recv().unwrap_or_default();
-            line.append(&mut buf);
-            buf = line;
+            prepend_carry(carry, &mut buf);
         }
         buf
     });
@@ -600,8 +606,7 @@ impl Running {
         }
         // The guest's last output, if no newline ended it.
         if !last.is_empty() {
-            let line = String::from_utf8_lossy(&last).trim_end_matches('\r').to_string();
-            self.take_line((wall, line), &mut echo);
+            self.take_line((wall, console_line(&last)), &mut echo);
         }
         let mut qemu_stderr = std::mem::take(&mut self.earlier_stderr);
         qemu_stderr.push_str(&self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default());
