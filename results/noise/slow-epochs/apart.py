@@ -3,7 +3,8 @@
 (host.core_to_core_{before,after}_ns, recorded since git cdc1908) and whether
 it ran with the host's CPUs apart (a reading over 3x the run's fastest, as
 pvbench's report judges), then per group the mean figure of near and apart
-cells and their ratio.
+cells and their ratio, and each arm's CV with and without its cells measured
+apart (the figures the README quotes).
 
     results/noise/slow-epochs/apart.py results/migration/cost-1x-tcg
 """
@@ -38,3 +39,24 @@ for g, (near, apart) in sorted(groups.items(), key=str):
     m = lambda xs: sum(xs) / len(xs) if xs else float("nan")
     print(*g, f"near {len(near)}: {m(near):.4g}", f"apart {len(apart)}: {m(apart):.4g}",
           f"ratio {m(apart) / m(near):.2f}")
+
+# The CV of each arm (group, lock mode, migrated or not) with and without its
+# cells measured apart, and of all unmigrated cells of a group together.
+def cv(xs):
+    if len(xs) < 2:
+        return float("nan")
+    m = sum(xs) / len(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / abs(m) * 100
+
+
+arms = defaultdict(lambda: ([], []))
+for k, v, b, a, _, _ in cells:
+    group = (k["workload"], k.get("clients"), k["overcommit"])
+    apart = max(b, a) > RATIO * floor
+    for key in [group + (k["lock"], bool(k.get("migrated")))] + ([group + ("all modes", False)] if not k.get("migrated") else []):
+        arms[key][0].append(v)
+        if not apart:
+            arms[key][1].append(v)
+print("\narm (workload clients overcommit lock migrated): CV % of all its cells, CV % without those apart (cells)")
+for key, (every, near) in sorted(arms.items(), key=str):
+    print(*key, f"{cv(every):.1f} ({len(every)})", f"{cv(near):.1f} ({len(near)})")
