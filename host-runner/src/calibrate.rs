@@ -446,6 +446,9 @@ pub struct Cuts {
     /// fewer than two near runs).
     pub apart: Option<usize>,
     pub near_cv_percent: Option<f64>,
+    /// Runs the matrix's `apart_reruns` rule measured again (their figures
+    /// here are of the last attempt).
+    pub rerun: usize,
 }
 
 impl Cuts {
@@ -512,6 +515,7 @@ impl Cuts {
             core_to_core_r2: core_to_core_fit.map(|f| f.r2),
             apart: apart.map(|a| a.iter().filter(|x| **x).count()),
             near_cv_percent,
+            rerun: cells.iter().filter(|c| c.reruns_apart > 0).count(),
         })
     }
 }
@@ -903,14 +907,14 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | core-to-core R^2 | runs with the CPUs apart | CV of the others |\n",
+        "\n## Pairing and the host covariate\n\n| group | pairs | MDE unpaired | MDE paired | paired / unpaired | host index R^2 | CV | CV without the host index | MDE host-adjusted | A/A false positives host-adjusted | core-to-core R^2 | runs measured again | runs with the CPUs apart | CV of the others |\n",
     );
-    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
+    out.push_str("| :-- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |\n");
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}%"));
     for (g, k) in cuts {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} | {} | {} |",
+            "| {} | {} | {:.1}% | {:.1}% | {:.2} | {} | {} | {} | {} | {} of {} | {} | {} | {} | {} |",
             g.group,
             k.pairs,
             k.unpaired_mde_percent,
@@ -923,6 +927,7 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
             k.host_adjusted_false_positives,
             k.host_adjusted_comparisons,
             k.core_to_core_r2.map_or("-".to_string(), |r| format!("{r:.2}")),
+            k.rerun,
             k.apart.map_or("-".to_string(), |n| n.to_string()),
             pct(k.near_cv_percent),
         );
@@ -936,9 +941,11 @@ fn cuts_markdown(c: &Calibration, out: &mut String) {
          comparisons with the host index as a covariate (one slope for both arms, fitted within them), \
          the MDE of all pairs and the false positives of the A/A batches. Core-to-core R^2: the same for \
          the round trip of a cache line between two host CPUs around each cell (the slow epochs of \
-         `results/noise/slow-epochs` are invisible to the one-core reference). Runs with the CPUs apart: \
-         a round trip before or after the cell over 3x the run's fastest; CV of the others: the group's \
-         CV without them, what rerunning them would leave.\n",
+         `results/noise/slow-epochs` are invisible to the one-core reference). Runs measured again: an \
+         earlier attempt ran with the CPUs apart and the matrix's `apart_reruns` rule set it aside (every \
+         figure here is of the last attempt). Runs with the CPUs apart: a round trip before or after the \
+         cell over 3x the run's fastest, after the reruns; CV of the others: the group's CV without \
+         them.\n",
     );
 }
 

@@ -210,6 +210,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     times: None,
                     migrations: None,
                     vcpus_at_cap: None,
+                    reruns_apart: 0,
                 };
                 match &kernbench_runs(oc, lock)[rep as usize - 1] {
                     Run::Done(v) => cells.push(cell(CellStatus::Completed, *v)),
@@ -257,6 +258,7 @@ pub fn fixture() -> (RunManifest, Vec<CellResult>) {
                     times: None,
                     migrations: None,
                     vcpus_at_cap: None,
+                    reruns_apart: 0,
                 };
                 match &pgbench_runs(clients, lock)[rep as usize - 1] {
                     Run::Done(tps) => cells.push(cell(CellStatus::Completed, 3.0, *tps)),
@@ -593,6 +595,7 @@ fn kernbench_cells(oc: Overcommit, lock: LockMode, values: &[f64], censored: boo
             times: None,
             migrations: None,
             vcpus_at_cap: None,
+            reruns_apart: 0,
         })
         .collect()
 }
@@ -1069,6 +1072,39 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
         format!("{} 1", a.min(b))
     };
     assert!(w.message.contains(&per_mode), "{per_mode}: {}", w.message);
+    assert!(!r.warnings.iter().any(|w| w.kind == WarningKind::RerunApart));
+    // Cells the rule measured again: counted, and those still apart told.
+    cells[4].reruns_apart = 2;
+    cells[1].reruns_apart = 1;
+    let r = report::render(
+        &in_memory(manifest.clone(), cells.clone()),
+        &RenderOptions::default(),
+    );
+    let rerun = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::RerunApart)
+        .expect("a rerun warning");
+    assert!(
+        rerun
+            .message
+            .starts_with(&format!("2 of {} cells were measured again", cells.len()))
+            && rerun.message.contains("3 attempts set aside"),
+        "{}",
+        rerun.message
+    );
+    let apart = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::CpusApart)
+        .unwrap();
+    assert!(
+        apart
+            .message
+            .contains("(1 of them still apart after their reruns)"),
+        "{}",
+        apart.message
+    );
     // Without readings nobody is judged.
     for cell in &mut cells {
         cell.host = None;

@@ -510,6 +510,8 @@ pub enum WarningKind {
     DisturbedHost,
     /// Cells measured while the host had this VM's CPUs apart.
     CpusApart,
+    /// Cells measured again because an earlier attempt ran with the CPUs apart.
+    RerunApart,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -746,6 +748,9 @@ fn warnings(
     if let Some(w) = disturbed_host(results) {
         warnings.push(w);
     }
+    if let Some(w) = rerun_apart(results) {
+        warnings.push(w);
+    }
     if let Some(w) = cpus_apart(results) {
         warnings.push(w);
     }
@@ -809,6 +814,35 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
     })
 }
 
+/// What the run's rule for cells measured apart (`apart_reruns`) did, if it
+/// did anything: how many cells were measured again, per lock mode, and how
+/// many attempts were set aside.
+fn rerun_apart(results: &Results) -> Option<Warning> {
+    let rerun: Vec<&CellResult> = results.cells.iter().filter(|c| c.reruns_apart > 0).collect();
+    if rerun.is_empty() {
+        return None;
+    }
+    let set_aside: u32 = rerun.iter().map(|c| c.reruns_apart).sum();
+    let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
+    for c in &rerun {
+        *per_mode.entry(c.key.lock).or_default() += 1;
+    }
+    let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    Some(Warning {
+        kind: WarningKind::RerunApart,
+        message: format!(
+            "{} of {} cells were measured again because an earlier attempt ran with the host's CPUs apart \
+             (the matrix's apart_reruns rule: chosen from the host's readings alone, every arm alike); \
+             per lock mode: {}; {set_aside} attempt{} set aside in {}/cells/<id>/apart-N/",
+            rerun.len(),
+            results.cells.len(),
+            per_mode.join(", "),
+            plural(set_aside as usize),
+            results.dir.display()
+        ),
+    })
+}
+
 /// The warning about cells measured with the host's CPUs apart, if any were:
 /// which, and how many per lock mode (a comparison whose arms had unequal
 /// shares of them compares placements, not locks). Cells without core-to-core
@@ -839,13 +873,19 @@ fn cpus_apart(results: &Results) -> Option<Warning> {
     }
     let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
     let ids: Vec<String> = apart.iter().map(|c| c.key.id()).collect();
+    let after_reruns = apart.iter().filter(|c| c.reruns_apart > 0).count();
+    let after_reruns = if after_reruns > 0 {
+        format!(" ({after_reruns} of them still apart after their reruns)")
+    } else {
+        String::new()
+    };
     Some(Warning {
         kind: WarningKind::CpusApart,
         message: format!(
-            "{} of {judged} cells ran with the host's CPUs apart (a cache line's round trip between them \
-             over {}x the run's fastest, {floor:.0} ns; up to {slowest:.0} ns), which made work keeping two \
-             vCPUs busy 1.6-1.8x slower on the host where it was measured (results/noise/slow-epochs); \
-             per lock mode: {}; cells: {}; compare their figures with care",
+            "{} of {judged} cells ran with the host's CPUs apart{after_reruns} (a cache line's round trip \
+             between them over {}x the run's fastest, {floor:.0} ns; up to {slowest:.0} ns), which made work \
+             keeping two vCPUs busy 1.6-1.8x slower on the host where it was measured \
+             (results/noise/slow-epochs); per lock mode: {}; cells: {}; compare their figures with care",
             apart.len(),
             crate::results::CPUS_APART_RATIO,
             per_mode.join(", "),

@@ -170,6 +170,7 @@ pub fn run_with(
     // A resumed run goes on with the cells it had, added repetitions included.
     manifest.cells = prepare_out(&options.out, &manifest, options.resume)?;
     run_cells(launcher, env, options, &manifest.cells)?;
+    rerun_apart(launcher, env, options)?;
     if let Some(target) = options.target {
         loop {
             let results = Results::load(&options.out)?;
@@ -180,9 +181,51 @@ pub fn run_with(
             manifest.cells.extend(&more);
             results::write_json_atomic(&options.out.join(results::MANIFEST_FILE), &manifest)?;
             run_cells(launcher, env, options, &manifest.cells)?;
+            rerun_apart(launcher, env, options)?;
         }
     }
     Ok(Results::load(&options.out)?)
+}
+
+/// The rule for cells measured with the host's CPUs apart (README "Noise
+/// floor"): after a pass, every completed or censored cell whose slower
+/// core-to-core reading is over [`results::CPUS_APART_RATIO`] times the
+/// fastest of the run so far is set aside (kept in `cells/<id>/apart-N/`)
+/// and measured again, in plan order, at most the matrix's `apart_reruns`
+/// times. The choice reads the host alone, never the cell's figure or arm,
+/// so every arm of a comparison is treated alike. A failed cell is never
+/// rerun: a guest failure stays in the record.
+fn rerun_apart(launcher: &mut impl Launcher, env: &Env, options: &RunOptions) -> Result<(), RunError> {
+    let limit = options.spec.apart_reruns();
+    loop {
+        let results = Results::load(&options.out)?;
+        let Some(floor) = results::core_to_core_floor_ns(&results.cells) else {
+            return Ok(());
+        };
+        let again: Vec<CellKey> = results
+            .cells
+            .iter()
+            .filter(|c| !matches!(c.status, CellStatus::Failed { .. }))
+            .filter(|c| c.reruns_apart < limit && c.cpus_apart(floor) == Some(true))
+            .map(|c| c.key)
+            .collect();
+        if again.is_empty() {
+            return Ok(());
+        }
+        if !options.quiet {
+            eprintln!(
+                "pvbench: measuring {} cell{} again: the host's CPUs were apart (a round trip over {}x the \
+                 run's fastest, {floor:.0} ns)",
+                again.len(),
+                if again.len() == 1 { "" } else { "s" },
+                results::CPUS_APART_RATIO
+            );
+        }
+        for key in &again {
+            results::set_aside(&options.out, key)?;
+        }
+        run_cells(launcher, env, options, &again)?;
+    }
 }
 
 /// Runs every cell of `plan` without a result, in order, writing each result
@@ -218,6 +261,7 @@ fn run_cells(
         };
         let mut result = outcome::cell_result(&cell, &run);
         result.cell_wall_s = Some(started.elapsed().as_secs_f64());
+        result.reruns_apart = results::set_aside_count(&options.out, key);
         results::write_json_atomic(&path, &result)?;
         progress.finish_cell(&result);
     }

@@ -202,6 +202,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
             resumes: metrics.map_or(0, |r| r.resumes),
         }),
         vcpus_at_cap: None,
+        reruns_apart: 0,
     };
     let ran = bench.outcome.wall.saturating_sub(bench.work_start);
     match classify(bench, ran, Boot::of(plan)) {

@@ -346,20 +346,30 @@ fn a_bench_word_that_repeats_the_hosts_fails_the_plan() {
 
 /// Scripted cells: how each ends, by id; interrupts before a given cell;
 /// with `spread`, completed runs' times vary by repetition.
+/// With `core_to_core`, every cell gets host readings: a cell's attempts
+/// read the listed round trips in turn (40 ns once the list is used up, or
+/// for unlisted cells), and each attempt leaves a log naming its number.
 #[derive(Default)]
 struct Fake {
     ends: BTreeMap<String, Ended>,
     interrupt_at: Option<String>,
+    /// Interrupt instead of running the cell of this call (from 0).
+    interrupt_at_call: Option<usize>,
     ran: RefCell<Vec<String>>,
     spread: f64,
+    core_to_core: Option<BTreeMap<String, Vec<f64>>>,
 }
 
 impl Launcher for Fake {
-    fn run_cell(&mut self, plan: &CellPlan, _dir: &Path) -> Result<Option<CellRun>, RunError> {
+    fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError> {
         let id = plan.key.id();
-        if self.interrupt_at.as_deref() == Some(id.as_str()) {
+        if self.interrupt_at.as_deref() == Some(id.as_str())
+            || self.interrupt_at_call == Some(self.ran.borrow().len())
+        {
+            self.interrupt_at_call = None;
             return Ok(None);
         }
+        let attempt = self.ran.borrow().iter().filter(|r| **r == id).count();
         self.ran.borrow_mut().push(id.clone());
         let ended = self.ends.get(&id).copied().unwrap_or(EXIT_0);
         let wobble = f64::from((plan.key.rep * 7 + plan.key.lock as u32) % 5) - 2.0;
@@ -367,7 +377,24 @@ impl Launcher for Fake {
             elapsed_s: FIGURES.elapsed_s + self.spread * wobble,
             ..FIGURES
         });
-        Ok(Some(CellRun::Bench(Box::new(bench(true, ended, &[], figures)))))
+        let mut run = bench(true, ended, &[], figures);
+        if let Some(readings) = &self.core_to_core {
+            let ns = readings
+                .get(&id)
+                .and_then(|r| r.get(attempt))
+                .copied()
+                .unwrap_or(40.0);
+            run.host = Some(crate::results::HostNoise {
+                steal_s: Some(0.0),
+                reference_before_ms: 10.0,
+                reference_after_ms: 10.0,
+                core_to_core_before_ns: Some(ns),
+                core_to_core_after_ns: Some(40.0),
+            });
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join("bench.serial.log"), format!("attempt {}\n", attempt + 1)).unwrap();
+        }
+        Ok(Some(CellRun::Bench(Box::new(run))))
     }
 }
 
@@ -621,4 +648,94 @@ fn a_shard_runs_its_groups_records_its_plan_and_resumes_only_as_itself() {
     for k in [1, 2] {
         let _ = fs::remove_dir_all(out(k));
     }
+}
+
+#[test]
+fn cells_measured_with_the_cpus_apart_are_set_aside_and_measured_again_up_to_the_limit() {
+    let out = scratch("apart");
+    let plan = spec().plan();
+    let options = |resume| RunOptions {
+        spec: spec(),
+        out: out.clone(),
+        resume,
+        quiet: true,
+        target: None,
+        shard: None,
+        dump_on_stall: false,
+    };
+    // Cell 2 is apart once (near on its rerun), cell 5 every time, cell 6
+    // is apart and fails (never rerun), cell 7 reads 100 ns: slower than the
+    // floor, but under 3x it.
+    let readings = BTreeMap::from([
+        (plan[2].id(), vec![400.0]),
+        (plan[5].id(), vec![400.0, 390.0, 410.0]),
+        (plan[6].id(), vec![400.0]),
+        (plan[7].id(), vec![100.0]),
+    ]);
+    let mut fake = Fake {
+        core_to_core: Some(readings.clone()),
+        ..Fake::default()
+    };
+    fake.ends
+        .insert(plan[6].id(), Ended::Exited(GuestExit::KernelFailure));
+    let results = run_with(&mut fake, &ENV, provenance(), &options(false)).unwrap();
+    let mut expected: Vec<String> = plan.iter().map(CellKey::id).collect();
+    // Both reruns in plan order after the pass, then the one still apart.
+    expected.extend([plan[2].id(), plan[5].id(), plan[5].id()]);
+    assert_eq!(*fake.ran.borrow(), expected);
+    let cell = |i: usize| results.cells.iter().find(|c| c.key == plan[i]).unwrap();
+    assert_eq!(cell(2).reruns_apart, 1);
+    assert_eq!(cell(2).host.unwrap().core_to_core_max_ns(), Some(40.0));
+    // At the limit (2 reruns) the last attempt stands, still apart.
+    assert_eq!(cell(5).reruns_apart, 2);
+    assert_eq!(cell(5).host.unwrap().core_to_core_max_ns(), Some(410.0));
+    assert_eq!(cell(6).reruns_apart, 0);
+    assert!(cell(6).status.failure().is_some());
+    assert_eq!(cell(7).reruns_apart, 0);
+    // The attempts set aside keep their result and their logs.
+    for (n, ns) in [(1, 400.0), (2, 390.0)] {
+        let kept = results::set_aside_dir(&out, &plan[5], n);
+        let earlier: CellResult = results::read_json(&kept.join(results::CELL_RESULT_FILE)).unwrap();
+        assert_eq!(earlier.host.unwrap().core_to_core_max_ns(), Some(ns));
+        assert_eq!(
+            fs::read_to_string(kept.join("bench.serial.log")).unwrap(),
+            format!("attempt {n}\n")
+        );
+    }
+    let latest = results::cell_dir(&out, &plan[5]).join("bench.serial.log");
+    assert_eq!(fs::read_to_string(latest).unwrap(), "attempt 3\n");
+    assert_eq!(results::set_aside_count(&out, &plan[2]), 1);
+    assert_eq!(results::set_aside_count(&out, &plan[7]), 0);
+
+    // Interrupted while a rerun is under way: resumed, the set-aside cell
+    // runs again and counts its earlier attempt.
+    let _ = fs::remove_dir_all(&out);
+    let mut fake = Fake {
+        core_to_core: Some(readings.clone()),
+        interrupt_at_call: Some(plan.len()),
+        ..Fake::default()
+    };
+    fake.ends
+        .insert(plan[6].id(), Ended::Exited(GuestExit::KernelFailure));
+    let err = run_with(&mut fake, &ENV, provenance(), &options(false)).unwrap_err();
+    assert!(matches!(err, RunError::Interrupted { .. }), "{err}");
+    let mut rest = Fake {
+        core_to_core: Some(BTreeMap::new()),
+        ..Fake::default()
+    };
+    let results = run_with(&mut rest, &ENV, provenance(), &options(true)).unwrap();
+    assert_eq!(*rest.ran.borrow(), [plan[2].id(), plan[5].id()]);
+    assert_eq!(results.cells.iter().map(|c| c.reruns_apart).sum::<u32>(), 2);
+
+    // `apart_reruns = 0` keeps every first attempt.
+    let _ = fs::remove_dir_all(&out);
+    let mut fake = Fake {
+        core_to_core: Some(readings),
+        ..Fake::default()
+    };
+    let mut keep = options(false);
+    keep.spec.apart_reruns = Some(0);
+    run_with(&mut fake, &ENV, provenance(), &keep).unwrap();
+    assert_eq!(fake.ran.borrow().len(), plan.len());
+    let _ = fs::remove_dir_all(out);
 }

@@ -536,6 +536,15 @@ pub struct CellResult {
     /// alike here (every vCPU in the same spin loop with interrupts off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpus_at_cap: Option<String>,
+    /// Earlier attempts of this cell set aside because they ran with the
+    /// host's CPUs apart (`apart_reruns` in the matrix); each is kept in
+    /// `cells/<id>/apart-N/` ([`set_aside_dir`]). 0 for a first attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reruns_apart: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What moving a cell's bench guest took.
@@ -641,6 +650,7 @@ impl CellResult {
             times: None,
             migrations: None,
             vcpus_at_cap: None,
+            reruns_apart: 0,
         }
     }
 
@@ -777,6 +787,52 @@ pub fn cell_dir(dir: &Path, key: &CellKey) -> PathBuf {
     dir.join(CELLS_DIR).join(key.id())
 }
 
+/// Where attempt `n` (from 1) of cell `key` set aside for running with the
+/// host's CPUs apart is kept: its result as `result.json` beside its logs
+/// and metrics files.
+pub fn set_aside_dir(dir: &Path, key: &CellKey, n: u32) -> PathBuf {
+    cell_dir(dir, key).join(format!("apart-{n}"))
+}
+
+/// How many attempts of cell `key` have been set aside (those whose result
+/// moved into [`set_aside_dir`]).
+pub fn set_aside_count(dir: &Path, key: &CellKey) -> u32 {
+    (1..)
+        .take_while(|&n| set_aside_dir(dir, key, n).join(CELL_RESULT_FILE).is_file())
+        .count() as u32
+}
+
+/// A set-aside attempt's result file, inside its [`set_aside_dir`].
+pub const CELL_RESULT_FILE: &str = "result.json";
+
+/// Sets the finished attempt of cell `key` aside so the cell can run again:
+/// its logs and metrics files, then its result (last: the rename that makes
+/// the cell unfinished, so an interruption anywhere leaves either a finished
+/// cell or a set-aside one, and doing it again finishes the move). Returns
+/// the attempt's number.
+pub fn set_aside(dir: &Path, key: &CellKey) -> Result<u32, ResultsError> {
+    let n = set_aside_count(dir, key) + 1;
+    let to = set_aside_dir(dir, key, n);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ResultsError::Io { path, source }
+    };
+    fs::create_dir_all(&to).map_err(io(&to))?;
+    let files = cell_dir(dir, key);
+    for entry in fs::read_dir(&files).map_err(io(&files))? {
+        let entry = entry.map_err(io(&files))?;
+        // Earlier attempts stay where they are.
+        if entry.file_type().map_err(io(&files))?.is_dir() {
+            continue;
+        }
+        let from = entry.path();
+        fs::rename(&from, to.join(entry.file_name())).map_err(io(&from))?;
+    }
+    let result = cell_path(dir, key);
+    fs::rename(&result, to.join(CELL_RESULT_FILE)).map_err(io(&result))?;
+    Ok(n)
+}
+
 /// Reads a JSON file into a `T`.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ResultsError> {
     let text = fs::read_to_string(path).map_err(|source| ResultsError::Io {
@@ -874,6 +930,7 @@ mod tests {
             times: None,
             migrations: None,
             vcpus_at_cap: Some("cpu0 RIP=00000000004f8ba2 RFL=00001046 HLT=0".to_string()),
+            reruns_apart: 0,
         };
         assert_eq!(cell.value(), Some((0.5, true)));
         cell.status = CellStatus::failed(FailureKind::KernelPanic, "crash");

@@ -12,6 +12,13 @@ use crate::{CellKey, LockMode, MigrationMode, Overcommit, Workload};
 pub const MAX_VCPUS: u32 = 64;
 /// Most repetitions (warm-up and measured) in one boot: the guest's own limit.
 pub const MAX_BOOT_REPS: u32 = 1000;
+/// Default for `apart_reruns`: on the host where apart epochs were measured
+/// they lasted minutes (a whole round of 10 cells), so a cell rerun at the end
+/// of its pass usually lands in another epoch; a third attempt is rarely
+/// needed and a fourth would mostly meet the same epoch again.
+pub const DEFAULT_APART_RERUNS: u32 = 2;
+/// Most reruns a cell measured apart may get.
+pub const MAX_APART_RERUNS: u32 = 10;
 /// What the budget check charges per guest start (measured: ~0.3 s under TCG).
 const START_COST_S: f64 = 1.0;
 
@@ -107,7 +114,9 @@ pub struct MatrixSpec {
     /// Memory per guest, 64 to 16384 MiB.
     pub memory_mib: u32,
     /// Refuse to start a matrix whose worst case (every run at its cap) exceeds
-    /// this many seconds.
+    /// this many seconds. Planned cells only: reruns of cells measured apart
+    /// (`apart_reruns`) and `--target-mde`'s repetitions come on top, each
+    /// bounded by its own limit.
     pub budget_s: Option<f64>,
     /// pv spin threshold under TCG; under KVM the kernel's default (2^15, Linux's)
     /// applies. See the README for the measurement behind the TCG value.
@@ -127,6 +136,12 @@ pub struct MatrixSpec {
     /// migrated, so the report gives each lock mode's cost of a migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationSpec>,
+    /// How many times a completed cell measured with the host's CPUs apart
+    /// (see [`crate::CPUS_APART_RATIO`]) is measured again, at the end of
+    /// its pass, whatever its arm (default [`DEFAULT_APART_RERUNS`]; 0 keeps
+    /// every first attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apart_reruns: Option<u32>,
 }
 
 /// The `[migration]` table.
@@ -264,6 +279,11 @@ impl MatrixSpec {
                 return bad("[migration] `every_s` must be above 0 and at most 3600");
             }
         }
+        if self.apart_reruns.is_some_and(|n| n > MAX_APART_RERUNS) {
+            return Err(SpecError::Invalid(format!(
+                "`apart_reruns` must be at most {MAX_APART_RERUNS}"
+            )));
+        }
         if let Some(budget_s) = self.budget_s {
             let worst_s = self.worst_case_s();
             if worst_s > budget_s {
@@ -282,6 +302,11 @@ impl MatrixSpec {
                     + START_COST_S * key.overcommit.factor() as f64
             })
             .sum()
+    }
+
+    /// Reruns a completed cell measured with the host's CPUs apart may get.
+    pub fn apart_reruns(&self) -> u32 {
+        self.apart_reruns.unwrap_or(DEFAULT_APART_RERUNS)
     }
 
     /// Measured runs per boot.
@@ -584,6 +609,11 @@ mod tests {
                 format!("bench_args = [\"novalue\"]\n{quick}"),
                 "`bench_args` word",
             ),
+            (
+                format!("apart_reruns = 11\n{quick}"),
+                "`apart_reruns` must be at most 10",
+            ),
+            (format!("apart_reruns = -1\n{quick}"), "apart_reruns"),
         ] {
             let err = MatrixSpec::parse(&edit, "test").unwrap_err().to_string();
             assert!(err.contains(expect), "{expect:?} not in {err:?}");
