@@ -1125,6 +1125,7 @@ mod tests {
                 reference_after_ms: ms,
                 core_to_core_before_ns: None,
                 core_to_core_after_ns: None,
+                waited_near_s: None,
             });
         }
         let c = analyze(&r, 5, reference(), reference(), Vec::new());
@@ -1171,6 +1172,7 @@ mod tests {
                 reference_after_ms: 6.0,
                 core_to_core_before_ns: Some(ns),
                 core_to_core_after_ns: Some(ns + 2.0),
+                waited_near_s: None,
             });
         }
         let c = analyze(&r, 5, reference(), reference(), Vec::new());

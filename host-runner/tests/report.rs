@@ -998,6 +998,7 @@ fn cells_measured_on_a_disturbed_host_are_named() {
             reference_after_ms: if i == 3 { 16.0 } else { 10.0 },
             core_to_core_before_ns: None,
             core_to_core_after_ns: None,
+            waited_near_s: None,
         });
     }
     cells[5].host.as_mut().unwrap().steal_s = Some(0.4 * cells[5].guests[0].wall_s);
@@ -1036,6 +1037,7 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
             reference_after_ms: 10.0,
             core_to_core_before_ns: Some(before),
             core_to_core_after_ns: Some(after),
+            waited_near_s: None,
         });
     }
     let r = report::render(
@@ -1088,7 +1090,7 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
     assert!(
         rerun
             .message
-            .starts_with(&format!("2 of {} cells were measured again", cells.len()))
+            .contains(&format!(": 2 of {} cells were measured again", cells.len()))
             && rerun.message.contains("3 attempts set aside"),
         "{}",
         rerun.message
@@ -1104,6 +1106,26 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
             .contains("(1 of them still apart after their reruns)"),
         "{}",
         apart.message
+    );
+    // Waits before cells are counted too (under a second is no wait).
+    for (cell, s) in cells.iter_mut().zip([30.5, 0.2, 12.0]) {
+        cell.host.as_mut().unwrap().waited_near_s = Some(s);
+    }
+    let r = report::render(
+        &in_memory(manifest.clone(), cells.clone()),
+        &RenderOptions::default(),
+    );
+    let rerun = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::RerunApart)
+        .unwrap();
+    assert!(
+        rerun.message.contains(
+            "before 2 cells the runner waited for the host's CPUs to come near (42 s in all); 2 of"
+        ),
+        "{}",
+        rerun.message
     );
     // Without readings nobody is judged.
     for cell in &mut cells {

@@ -814,31 +814,52 @@ fn disturbed_host(results: &Results) -> Option<Warning> {
     })
 }
 
-/// What the run's rule for cells measured apart (`apart_reruns`) did, if it
-/// did anything: how many cells were measured again, per lock mode, and how
-/// many attempts were set aside.
+/// What the run's rule for the host's CPUs apart (`apart_reruns`) did, if
+/// it did anything: how long it waited for them to come near before cells,
+/// and how many cells it measured again, per lock mode.
 fn rerun_apart(results: &Results) -> Option<Warning> {
+    let waits: Vec<f64> = results
+        .cells
+        .iter()
+        .filter_map(|c| c.host?.waited_near_s)
+        .filter(|s| *s >= 1.0)
+        .collect();
     let rerun: Vec<&CellResult> = results.cells.iter().filter(|c| c.reruns_apart > 0).collect();
-    if rerun.is_empty() {
+    if rerun.is_empty() && waits.is_empty() {
         return None;
     }
-    let set_aside: u32 = rerun.iter().map(|c| c.reruns_apart).sum();
-    let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
-    for c in &rerun {
-        *per_mode.entry(c.key.lock).or_default() += 1;
+    let mut parts = Vec::new();
+    if !waits.is_empty() {
+        parts.push(format!(
+            "before {} cell{} the runner waited for the host's CPUs to come near ({:.0} s in all)",
+            waits.len(),
+            plural(waits.len()),
+            waits.iter().sum::<f64>()
+        ));
     }
-    let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
-    Some(Warning {
-        kind: WarningKind::RerunApart,
-        message: format!(
-            "{} of {} cells were measured again because an earlier attempt ran with the host's CPUs apart \
-             (the matrix's apart_reruns rule: chosen from the host's readings alone, every arm alike); \
-             per lock mode: {}; {set_aside} attempt{} set aside in {}/cells/<id>/apart-N/",
+    if !rerun.is_empty() {
+        let set_aside: u32 = rerun.iter().map(|c| c.reruns_apart).sum();
+        let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
+        for c in &rerun {
+            *per_mode.entry(c.key.lock).or_default() += 1;
+        }
+        let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        parts.push(format!(
+            "{} of {} cells were measured again because an earlier attempt ran with the CPUs apart \
+             (per lock mode: {}; {set_aside} attempt{} set aside in {}/cells/<id>/apart-N/)",
             rerun.len(),
             results.cells.len(),
             per_mode.join(", "),
             plural(set_aside as usize),
             results.dir.display()
+        ));
+    }
+    Some(Warning {
+        kind: WarningKind::RerunApart,
+        message: format!(
+            "The matrix's rule for the host's CPUs apart (apart_reruns; decided from the host's \
+             readings alone, every arm alike): {}",
+            parts.join("; ")
         ),
     })
 }
@@ -1371,6 +1392,7 @@ mod tests {
             reference_after_ms: ms,
             core_to_core_before_ns: None,
             core_to_core_after_ns: None,
+            waited_near_s: None,
         });
         c
     }

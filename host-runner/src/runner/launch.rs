@@ -29,6 +29,17 @@ pub trait Launcher {
     /// Runs `plan`, keeping its logs in `dir`; `None` if pvbench was
     /// interrupted meanwhile (every guest of the cell is stopped then).
     fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError>;
+
+    /// Waits at most `patience` for the host's CPUs to come near (a
+    /// core-to-core round trip within `CPUS_APART_RATIO` times `floor_ns`,
+    /// [`noise::await_near`]). The default, for launchers that read no host,
+    /// does not wait.
+    fn await_near(&mut self, _floor_ns: f64, _patience: Duration) -> noise::NearWait {
+        noise::NearWait {
+            waited: Duration::ZERO,
+            near: true,
+        }
+    }
 }
 
 /// Real guests under QEMU.
@@ -45,6 +56,10 @@ pub const STALL_CORE: &str = "bench.stall.core";
 
 impl Launcher for Qemu<'_> {
     fn run_cell(&mut self, plan: &CellPlan, dir: &Path) -> Result<Option<CellRun>, RunError> {
+        // Interrupted while the runner waited for the CPUs: start nothing.
+        if interrupted() {
+            return Ok(None);
+        }
         fs::create_dir_all(dir).map_err(|source| RunError::Io {
             path: dir.to_path_buf(),
             source,
@@ -74,6 +89,10 @@ impl Launcher for Qemu<'_> {
             b.host = Some(noise.after());
             CellRun::Bench(Box::new(b))
         }))
+    }
+
+    fn await_near(&mut self, floor_ns: f64, patience: Duration) -> noise::NearWait {
+        noise::await_near(floor_ns, patience)
     }
 }
 

@@ -22,7 +22,7 @@ mod tests;
 use std::fs;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use launch::{Launcher, Qemu};
 pub use outcome::{cell_result, classify, BenchRun, Boot, CellRun, Verdict};
@@ -170,7 +170,7 @@ pub fn run_with(
     // A resumed run goes on with the cells it had, added repetitions included.
     manifest.cells = prepare_out(&options.out, &manifest, options.resume)?;
     run_cells(launcher, env, options, &manifest.cells)?;
-    rerun_apart(launcher, env, options)?;
+    rerun_apart(launcher, env, options, &manifest.cells)?;
     if let Some(target) = options.target {
         loop {
             let results = Results::load(&options.out)?;
@@ -181,7 +181,7 @@ pub fn run_with(
             manifest.cells.extend(&more);
             results::write_json_atomic(&options.out.join(results::MANIFEST_FILE), &manifest)?;
             run_cells(launcher, env, options, &manifest.cells)?;
-            rerun_apart(launcher, env, options)?;
+            rerun_apart(launcher, env, options, &manifest.cells)?;
         }
     }
     Ok(Results::load(&options.out)?)
@@ -194,8 +194,14 @@ pub fn run_with(
 /// and measured again, in plan order, at most the matrix's `apart_reruns`
 /// times. The choice reads the host alone, never the cell's figure or arm,
 /// so every arm of a comparison is treated alike. A failed cell is never
-/// rerun: a guest failure stays in the record.
-fn rerun_apart(launcher: &mut impl Launcher, env: &Env, options: &RunOptions) -> Result<(), RunError> {
+/// rerun: a guest failure stays in the record. An interruption counts the
+/// finished cells of the whole `plan`.
+fn rerun_apart(
+    launcher: &mut impl Launcher,
+    env: &Env,
+    options: &RunOptions,
+    plan: &[CellKey],
+) -> Result<(), RunError> {
     let limit = options.spec.apart_reruns();
     loop {
         let results = Results::load(&options.out)?;
@@ -224,7 +230,21 @@ fn rerun_apart(launcher: &mut impl Launcher, env: &Env, options: &RunOptions) ->
         for key in &again {
             results::set_aside(&options.out, key)?;
         }
-        run_cells(launcher, env, options, &again)?;
+        match run_cells(launcher, env, options, &again) {
+            Err(RunError::Interrupted { dir, shard, .. }) => {
+                let done = plan
+                    .iter()
+                    .filter(|k| results::cell_path(&options.out, k).is_file())
+                    .count();
+                return Err(RunError::Interrupted {
+                    done,
+                    total: plan.len(),
+                    dir,
+                    shard,
+                });
+            }
+            other => other?,
+        }
     }
 }
 
@@ -238,6 +258,16 @@ fn run_cells(
     plan: &[CellKey],
 ) -> Result<(), RunError> {
     let progress = Progress::new(plan.len(), options.quiet);
+    // The first half of the rule for the CPUs apart (the second is
+    // rerun_apart): before a cell, wait for them to come near, judged
+    // against the run's fastest reading so far. After a wait that ran out
+    // of patience, wait no more until a cell reads near again: a host that
+    // keeps them apart for long would otherwise cost a patience per cell.
+    let mut floor = match options.spec.apart_reruns() {
+        0 => None,
+        _ => results::core_to_core_floor_ns(&Results::load(&options.out)?.cells),
+    };
+    let mut patient = true;
     for (index, key) in plan.iter().enumerate() {
         let path = results::cell_path(&options.out, key);
         if path.is_file() {
@@ -246,6 +276,10 @@ fn run_cells(
         }
         progress.start(index, key);
         let cell = plan::cell(&options.spec, env, key)?;
+        let waited = floor
+            .filter(|_| patient)
+            .map(|f| launcher.await_near(f, NEAR_PATIENCE));
+        patient &= waited.is_none_or(|w| w.near);
         let started = Instant::now();
         let Some(run) = launcher.run_cell(&cell, &results::cell_dir(&options.out, key))? else {
             let done = plan
@@ -262,12 +296,26 @@ fn run_cells(
         let mut result = outcome::cell_result(&cell, &run);
         result.cell_wall_s = Some(started.elapsed().as_secs_f64());
         result.reruns_apart = results::set_aside_count(&options.out, key);
+        if let Some(host) = result.host.as_mut() {
+            host.waited_near_s = waited.map(|w| w.waited.as_secs_f64());
+        }
+        if options.spec.apart_reruns() > 0 {
+            floor = floor
+                .into_iter()
+                .chain(result.host.and_then(|h| h.core_to_core_min_ns()))
+                .reduce(f64::min);
+            patient |= floor.and_then(|f| result.cpus_apart(f)) == Some(false);
+        }
         results::write_json_atomic(&path, &result)?;
         progress.finish_cell(&result);
     }
     progress.done();
     Ok(())
 }
+
+/// The longest wait for the host's CPUs to come near before a cell: longer
+/// than the apart epochs measured on the project's AMD host (1-70 s).
+const NEAR_PATIENCE: Duration = Duration::from_secs(90);
 
 /// Adaptive repetitions (`pvbench run --target-mde`): rows whose minimum
 /// detectable effect is above the target get one more repetition of every

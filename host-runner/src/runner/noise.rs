@@ -16,7 +16,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::results::HostNoise;
+use crate::results::{HostNoise, CPUS_APART_RATIO};
+use crate::vm::interrupt::interrupted;
 
 /// Iterations of the reference loop: ~10 ms on the project's hosts.
 const REFERENCE_ITERATIONS: u64 = 4_000_000;
@@ -120,6 +121,36 @@ pub fn core_to_core_ns() -> Option<f64> {
     })
 }
 
+/// How often [`await_near`] reads the round trip while it waits.
+const NEAR_POLL: Duration = Duration::from_millis(500);
+
+/// What waiting for the host's CPUs to come near gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearWait {
+    pub waited: Duration,
+    /// The last reading was near (or none could be taken: nothing to wait for).
+    pub near: bool,
+}
+
+/// Waits until a core-to-core round trip is within
+/// [`CPUS_APART_RATIO`] times `floor_ns`, at most `patience`, or until
+/// pvbench is interrupted. Apart epochs measured on the project's AMD host
+/// lasted 1-70 s between near ones of 12-260 s (`results/noise/slow-epochs`),
+/// so a cell started after the wait is rarely measured apart.
+pub fn await_near(floor_ns: f64, patience: Duration) -> NearWait {
+    let started = Instant::now();
+    loop {
+        let near = core_to_core_ns().is_none_or(|ns| ns <= CPUS_APART_RATIO * floor_ns);
+        if near || started.elapsed() >= patience || interrupted() {
+            return NearWait {
+                waited: started.elapsed(),
+                near,
+            };
+        }
+        std::thread::sleep(NEAR_POLL);
+    }
+}
+
 /// The CPUs this process may run on, in order.
 fn allowed_cpus() -> Option<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills at
@@ -188,6 +219,7 @@ impl Before {
             reference_after_ms: reference_after.as_secs_f64() * 1e3,
             core_to_core_before_ns: self.core_to_core_ns,
             core_to_core_after_ns: core_to_core_ns(),
+            waited_near_s: None,
         }
     }
 }
@@ -202,6 +234,18 @@ mod tests {
         // Linux reports steal; it only grows.
         let (a, b) = (steal().unwrap(), steal().unwrap());
         assert!(b >= a);
+    }
+
+    #[test]
+    fn near_cpus_are_not_waited_for() {
+        // Any reading is within 3x of a floor of a whole second.
+        let wait = await_near(1e9, Duration::from_secs(60));
+        assert!(wait.near && wait.waited < Duration::from_secs(60), "{wait:?}");
+        // Nothing is near 3x a floor of 0 ns: the wait ends at its patience.
+        if allowed_cpus().is_some_and(|c| c.len() >= 2) {
+            let wait = await_near(0.0, Duration::ZERO);
+            assert!(!wait.near, "{wait:?}");
+        }
     }
 
     #[test]

@@ -358,6 +358,10 @@ struct Fake {
     ran: RefCell<Vec<String>>,
     spread: f64,
     core_to_core: Option<BTreeMap<String, Vec<f64>>>,
+    /// What each wait for near CPUs ends with, in turn (near once used up);
+    /// a wait that is not near took the whole patience.
+    near_waits: Vec<bool>,
+    awaited: usize,
 }
 
 impl Launcher for Fake {
@@ -390,11 +394,22 @@ impl Launcher for Fake {
                 reference_after_ms: 10.0,
                 core_to_core_before_ns: Some(ns),
                 core_to_core_after_ns: Some(40.0),
+                waited_near_s: None,
             });
             fs::create_dir_all(dir).unwrap();
             fs::write(dir.join("bench.serial.log"), format!("attempt {}\n", attempt + 1)).unwrap();
         }
         Ok(Some(CellRun::Bench(Box::new(run))))
+    }
+
+    fn await_near(&mut self, floor_ns: f64, patience: Duration) -> noise::NearWait {
+        assert!(floor_ns > 0.0 && patience > Duration::ZERO);
+        let near = self.near_waits.get(self.awaited).copied().unwrap_or(true);
+        self.awaited += 1;
+        noise::NearWait {
+            waited: if near { Duration::ZERO } else { patience },
+            near,
+        }
     }
 }
 
@@ -718,7 +733,18 @@ fn cells_measured_with_the_cpus_apart_are_set_aside_and_measured_again_up_to_the
     fake.ends
         .insert(plan[6].id(), Ended::Exited(GuestExit::KernelFailure));
     let err = run_with(&mut fake, &ENV, provenance(), &options(false)).unwrap_err();
-    assert!(matches!(err, RunError::Interrupted { .. }), "{err}");
+    // Counted over the whole plan: both cells to rerun were set aside.
+    assert!(
+        matches!(
+            err,
+            RunError::Interrupted {
+                done: 6,
+                total: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let mut rest = Fake {
         core_to_core: Some(BTreeMap::new()),
         ..Fake::default()
@@ -737,5 +763,66 @@ fn cells_measured_with_the_cpus_apart_are_set_aside_and_measured_again_up_to_the
     keep.spec.apart_reruns = Some(0);
     run_with(&mut fake, &ENV, provenance(), &keep).unwrap();
     assert_eq!(fake.ran.borrow().len(), plan.len());
+    let _ = fs::remove_dir_all(out);
+}
+
+#[test]
+fn before_a_cell_the_runner_waits_for_near_cpus_and_stops_waiting_after_a_wait_runs_out() {
+    let out = scratch("await");
+    let plan = spec().plan();
+    let options = RunOptions {
+        spec: spec(),
+        out: out.clone(),
+        resume: false,
+        quiet: true,
+        target: None,
+        shard: None,
+        dump_on_stall: false,
+    };
+    // The wait before cell 2 runs out, cells 2 and 3 read apart: no waits
+    // before cells 3 and 4; cell 4 reads near, so waits resume at cell 5.
+    let mut fake = Fake {
+        core_to_core: Some(BTreeMap::from([
+            (plan[2].id(), vec![400.0]),
+            (plan[3].id(), vec![400.0]),
+        ])),
+        near_waits: vec![true, false],
+        ..Fake::default()
+    };
+    let results = run_with(&mut fake, &ENV, provenance(), &options).unwrap();
+    let waited = |i: usize| {
+        let cell = results.cells.iter().find(|c| c.key == plan[i]).unwrap();
+        cell.host.unwrap().waited_near_s
+    };
+    // No floor before the first cell: nothing to wait for.
+    assert_eq!(waited(0), None);
+    assert_eq!(waited(1), Some(0.0));
+    let first: CellResult =
+        results::read_json(&results::set_aside_dir(&out, &plan[2], 1).join(results::CELL_RESULT_FILE))
+            .unwrap();
+    assert_eq!(
+        first.host.unwrap().waited_near_s,
+        Some(NEAR_PATIENCE.as_secs_f64())
+    );
+    assert_eq!(waited(4), None);
+    assert_eq!(waited(5), Some(0.0));
+    // Cells 1, 2, 5, 6, 7, then the reruns of 2 and 3 (a new pass waits again).
+    assert_eq!(fake.awaited, 7);
+    assert_eq!((waited(2), waited(3)), (Some(0.0), Some(0.0)));
+    let _ = fs::remove_dir_all(&out);
+
+    // A matrix without the rule never waits.
+    let mut fake = Fake {
+        core_to_core: Some(BTreeMap::new()),
+        ..Fake::default()
+    };
+    let mut keep = options;
+    keep.spec.apart_reruns = Some(0);
+    let results = run_with(&mut fake, &ENV, provenance(), &keep).unwrap();
+    assert_eq!(fake.awaited, 0);
+    assert!(results
+        .cells
+        .iter()
+        .all(|c| c.host.unwrap().waited_near_s.is_none()));
     let _ = fs::remove_dir_all(out);
 }

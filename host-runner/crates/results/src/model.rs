@@ -420,6 +420,11 @@ pub struct HostNoise {
     /// ...and just after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_to_core_after_ns: Option<f64>,
+    /// Seconds the runner waited before the cell for the host's CPUs to
+    /// come near (see `apart_reruns` in the matrix; `None`: it did not
+    /// look, 0: they were near).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_near_s: Option<f64>,
 }
 
 impl HostNoise {
@@ -924,6 +929,7 @@ mod tests {
                 reference_after_ms: 10.5,
                 core_to_core_before_ns: Some(40.0),
                 core_to_core_after_ns: Some(44.0),
+                waited_near_s: None,
             }),
             runs: None,
             cell_wall_s: None,

@@ -138,8 +138,9 @@ pub struct MatrixSpec {
     pub migration: Option<MigrationSpec>,
     /// How many times a completed cell measured with the host's CPUs apart
     /// (see [`crate::CPUS_APART_RATIO`]) is measured again, at the end of
-    /// its pass, whatever its arm (default [`DEFAULT_APART_RERUNS`]; 0 keeps
-    /// every first attempt).
+    /// its pass, whatever its arm (default [`DEFAULT_APART_RERUNS`]). Above
+    /// 0 the runner also waits, up to 90 s, for the CPUs to come near
+    /// before each cell; 0 turns both off (every first attempt is kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apart_reruns: Option<u32>,
 }
