@@ -11,6 +11,12 @@
 //! elapsed time is recorded as a lower bound with the work it completed. It is
 //! data, not a failure. A guest that crashes, or hangs before its workload starts,
 //! fails its cell; its serial log is kept and the matrix goes on.
+//!
+//! A host that moves this VM's two CPUs apart slows two-vCPU work 1.6-1.8x
+//! for seconds to minutes (README "Noise floor"). Unless the matrix says
+//! `apart_reruns = 0`, the runner waits for them to come near before each
+//! cell and measures again, after the pass, the cells that ran apart anyway
+//! ([`rerun_apart`]); both read the host alone, never a cell's figure or arm.
 
 mod launch;
 pub mod noise;

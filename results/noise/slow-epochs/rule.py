@@ -62,3 +62,33 @@ for arm, (firsts, finals, reruns, apart) in sorted(arms.items(), key=str):
     m = lambda xs: sum(xs) / len(xs)
     print(*arm, len(finals), reruns, apart, f"{cv(firsts):.1f}", f"{cv(finals):.1f}",
           f"{m(firsts):.4g}", f"{m(finals):.4g}")
+
+# The epochs: every attempt (kept or set aside) in time order, by when its
+# serial log was written (the end of the cell; a reading before it counts
+# one cell wall earlier), each reading near (.) or apart (A).
+attempts = []
+for path in glob.glob(os.path.join(sys.argv[1], "cells", "*.json")) + glob.glob(
+    os.path.join(sys.argv[1], "cells", "*", "apart-*", "result.json")
+):
+    c = json.load(open(path))
+    folder = os.path.dirname(path) if path.endswith("result.json") else path[: -len(".json")]
+    log = os.path.join(folder, "bench.serial.log")
+    b, a = readings(c)
+    if b is None or a is None or not os.path.isfile(log):
+        continue
+    end = os.path.getmtime(log)
+    attempts += [(end - (c.get("cell_wall_s") or 0.0), b), (end, a)]
+attempts.sort()
+if attempts:
+    print("\nreadings in time order (. near, A apart):")
+    print("".join("A" if ns > RATIO * floor else "." for _, ns in attempts))
+    spans = {True: [], False: []}
+    start, state = attempts[0][0], attempts[0][1] > RATIO * floor
+    for t, ns in attempts[1:]:
+        now = ns > RATIO * floor
+        if now != state:
+            spans[state].append(t - start)
+            start, state = t, now
+    fmt = lambda xs: ", ".join(f"{x:.0f}" for x in sorted(xs)) or "-"
+    print(f"apart epochs (s, ended within the run): {fmt(spans[True])}")
+    print(f"near epochs (s, ended within the run): {fmt(spans[False])}")
