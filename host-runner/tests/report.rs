@@ -1040,15 +1040,15 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
             waited_near_s: None,
         });
     }
-    let r = report::render(
-        &in_memory(manifest.clone(), cells.clone()),
-        &RenderOptions::default(),
-    );
-    let w = r
-        .warnings
-        .iter()
-        .find(|w| w.kind == WarningKind::CpusApart)
-        .expect("a CPUs-apart warning");
+    // The message of the warning of `kind` the report gives `cells`, if any.
+    let warning = |cells: &[CellResult], kind: WarningKind| {
+        let r = report::render(
+            &in_memory(manifest.clone(), cells.to_vec()),
+            &RenderOptions::default(),
+        );
+        r.warnings.into_iter().find(|w| w.kind == kind)
+    };
+    let w = warning(&cells, WarningKind::CpusApart).expect("a CPUs-apart warning");
     assert!(
         w.message.starts_with(&format!("2 of {} cells", cells.len())),
         "{}",
@@ -1074,19 +1074,11 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
         format!("{} 1", a.min(b))
     };
     assert!(w.message.contains(&per_mode), "{per_mode}: {}", w.message);
-    assert!(!r.warnings.iter().any(|w| w.kind == WarningKind::RerunApart));
+    assert!(warning(&cells, WarningKind::RerunApart).is_none());
     // Cells the rule measured again: counted, and those still apart told.
     cells[4].reruns_apart = 2;
     cells[1].reruns_apart = 1;
-    let r = report::render(
-        &in_memory(manifest.clone(), cells.clone()),
-        &RenderOptions::default(),
-    );
-    let rerun = r
-        .warnings
-        .iter()
-        .find(|w| w.kind == WarningKind::RerunApart)
-        .expect("a rerun warning");
+    let rerun = warning(&cells, WarningKind::RerunApart).expect("a rerun warning");
     assert!(
         rerun
             .message
@@ -1095,11 +1087,7 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
         "{}",
         rerun.message
     );
-    let apart = r
-        .warnings
-        .iter()
-        .find(|w| w.kind == WarningKind::CpusApart)
-        .unwrap();
+    let apart = warning(&cells, WarningKind::CpusApart).unwrap();
     assert!(
         apart
             .message
@@ -1111,15 +1099,7 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
     for (cell, s) in cells.iter_mut().zip([30.5, 0.2, 12.0]) {
         cell.host.as_mut().unwrap().waited_near_s = Some(s);
     }
-    let r = report::render(
-        &in_memory(manifest.clone(), cells.clone()),
-        &RenderOptions::default(),
-    );
-    let rerun = r
-        .warnings
-        .iter()
-        .find(|w| w.kind == WarningKind::RerunApart)
-        .unwrap();
+    let rerun = warning(&cells, WarningKind::RerunApart).unwrap();
     assert!(
         rerun.message.contains(
             "before 2 cells the runner waited for the host's CPUs to come near (42 s in all); 2 of"
@@ -1131,8 +1111,7 @@ fn cells_measured_with_the_hosts_cpus_apart_are_named_per_lock_mode() {
     for cell in &mut cells {
         cell.host = None;
     }
-    let quiet = report::render(&in_memory(manifest, cells), &RenderOptions::default());
-    assert!(!quiet.warnings.iter().any(|w| w.kind == WarningKind::CpusApart));
+    assert!(warning(&cells, WarningKind::CpusApart).is_none());
 }
 
 // ---------------------------------------------------------------------------

@@ -237,18 +237,7 @@ fn rerun_apart(
             results::set_aside(&options.out, key)?;
         }
         match run_cells(launcher, env, options, &again) {
-            Err(RunError::Interrupted { dir, shard, .. }) => {
-                let done = plan
-                    .iter()
-                    .filter(|k| results::cell_path(&options.out, k).is_file())
-                    .count();
-                return Err(RunError::Interrupted {
-                    done,
-                    total: plan.len(),
-                    dir,
-                    shard,
-                });
-            }
+            Err(RunError::Interrupted { .. }) => return Err(interrupted_in(options, plan)),
             other => other?,
         }
     }
@@ -288,16 +277,7 @@ fn run_cells(
         patient &= waited.is_none_or(|w| w.near);
         let started = Instant::now();
         let Some(run) = launcher.run_cell(&cell, &results::cell_dir(&options.out, key))? else {
-            let done = plan
-                .iter()
-                .filter(|k| results::cell_path(&options.out, k).is_file())
-                .count();
-            return Err(RunError::Interrupted {
-                done,
-                total: plan.len(),
-                dir: options.out.clone(),
-                shard: options.shard,
-            });
+            return Err(interrupted_in(options, plan));
         };
         let mut result = outcome::cell_result(&cell, &run);
         result.cell_wall_s = Some(started.elapsed().as_secs_f64());
@@ -317,6 +297,20 @@ fn run_cells(
     }
     progress.done();
     Ok(())
+}
+
+/// The interruption of a run of `plan`, with its finished cells counted.
+fn interrupted_in(options: &RunOptions, plan: &[CellKey]) -> RunError {
+    let done = plan
+        .iter()
+        .filter(|k| results::cell_path(&options.out, k).is_file())
+        .count();
+    RunError::Interrupted {
+        done,
+        total: plan.len(),
+        dir: options.out.clone(),
+        shard: options.shard,
+    }
 }
 
 /// The longest wait for the host's CPUs to come near before a cell: longer

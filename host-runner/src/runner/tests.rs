@@ -421,18 +421,23 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
-    let out = scratch("resume");
-    let options = |resume| RunOptions {
+/// The options of a whole-matrix run of `spec()` into `out`.
+fn whole_run(out: &Path, resume: bool) -> RunOptions {
+    RunOptions {
         spec: spec(),
-        out: out.clone(),
+        out: out.to_path_buf(),
         resume,
         quiet: true,
         target: None,
         shard: None,
         dump_on_stall: false,
-    };
+    }
+}
+
+#[test]
+fn every_cell_gets_its_result_and_an_interrupted_run_resumes() {
+    let out = scratch("resume");
+    let options = |resume| whole_run(&out, resume);
     let plan = spec().plan();
     let mut fake = Fake {
         interrupt_at: Some(plan[3].id()),
@@ -669,15 +674,7 @@ fn a_shard_runs_its_groups_records_its_plan_and_resumes_only_as_itself() {
 fn cells_measured_with_the_cpus_apart_are_set_aside_and_measured_again_up_to_the_limit() {
     let out = scratch("apart");
     let plan = spec().plan();
-    let options = |resume| RunOptions {
-        spec: spec(),
-        out: out.clone(),
-        resume,
-        quiet: true,
-        target: None,
-        shard: None,
-        dump_on_stall: false,
-    };
+    let options = |resume| whole_run(&out, resume);
     // Cell 2 is apart once (near on its rerun), cell 5 every time, cell 6
     // is apart and fails (never rerun), cell 7 reads 100 ns: slower than the
     // floor, but under 3x it.
@@ -770,15 +767,7 @@ fn cells_measured_with_the_cpus_apart_are_set_aside_and_measured_again_up_to_the
 fn before_a_cell_the_runner_waits_for_near_cpus_and_stops_waiting_after_a_wait_runs_out() {
     let out = scratch("await");
     let plan = spec().plan();
-    let options = RunOptions {
-        spec: spec(),
-        out: out.clone(),
-        resume: false,
-        quiet: true,
-        target: None,
-        shard: None,
-        dump_on_stall: false,
-    };
+    let options = whole_run(&out, false);
     // The wait before cell 2 runs out, cells 2 and 3 read apart: no waits
     // before cells 3 and 4; cell 4 reads near, so waits resume at cell 5.
     let mut fake = Fake {
