@@ -839,17 +839,12 @@ fn rerun_apart(results: &Results) -> Option<Warning> {
     }
     if !rerun.is_empty() {
         let set_aside: u32 = rerun.iter().map(|c| c.reruns_apart).sum();
-        let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
-        for c in &rerun {
-            *per_mode.entry(c.key.lock).or_default() += 1;
-        }
-        let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
         parts.push(format!(
             "{} of {} cells were measured again because an earlier attempt ran with the CPUs apart \
              (per lock mode: {}; {set_aside} attempt{} set aside in {}/cells/<id>/apart-N/)",
             rerun.len(),
             results.cells.len(),
-            per_mode.join(", "),
+            per_lock_mode(&rerun),
             plural(set_aside as usize),
             results.dir.display()
         ));
@@ -862,6 +857,16 @@ fn rerun_apart(results: &Results) -> Option<Warning> {
             parts.join("; ")
         ),
     })
+}
+
+/// How many of `cells` each lock mode has, in mode order: "base 3, pv 1".
+fn per_lock_mode(cells: &[&CellResult]) -> String {
+    let mut counts: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
+    for c in cells {
+        *counts.entry(c.key.lock).or_default() += 1;
+    }
+    let counts: Vec<String> = counts.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    counts.join(", ")
 }
 
 /// The warning about cells measured with the host's CPUs apart, if any were:
@@ -888,11 +893,6 @@ fn cpus_apart(results: &Results) -> Option<Warning> {
         .iter()
         .filter_map(|c| c.host?.core_to_core_max_ns())
         .fold(0.0, f64::max);
-    let mut per_mode: std::collections::BTreeMap<LockMode, usize> = std::collections::BTreeMap::new();
-    for c in &apart {
-        *per_mode.entry(c.key.lock).or_default() += 1;
-    }
-    let per_mode: Vec<String> = per_mode.iter().map(|(m, n)| format!("{m} {n}")).collect();
     let ids: Vec<String> = apart.iter().map(|c| c.key.id()).collect();
     let after_reruns = apart.iter().filter(|c| c.reruns_apart > 0).count();
     let after_reruns = if after_reruns > 0 {
@@ -909,7 +909,7 @@ fn cpus_apart(results: &Results) -> Option<Warning> {
              (results/noise/slow-epochs); per lock mode: {}; cells: {}; compare their figures with care",
             apart.len(),
             crate::results::CPUS_APART_RATIO,
-            per_mode.join(", "),
+            per_lock_mode(&apart),
             ids.join(", ")
         ),
     })

@@ -258,9 +258,11 @@ fn run_cells(
     // against the run's fastest reading so far. After a wait that ran out
     // of patience, wait no more until a cell reads near again: a host that
     // keeps them apart for long would otherwise cost a patience per cell.
-    let mut floor = match options.spec.apart_reruns() {
-        0 => None,
-        _ => results::core_to_core_floor_ns(&Results::load(&options.out)?.cells),
+    let rule = options.spec.apart_reruns() > 0;
+    let mut floor = if rule {
+        results::core_to_core_floor_ns(&Results::load(&options.out)?.cells)
+    } else {
+        None
     };
     let mut patient = true;
     for (index, key) in plan.iter().enumerate() {
@@ -285,7 +287,7 @@ fn run_cells(
         if let Some(host) = result.host.as_mut() {
             host.waited_near_s = waited.map(|w| w.waited.as_secs_f64());
         }
-        if options.spec.apart_reruns() > 0 {
+        if rule {
             floor = floor
                 .into_iter()
                 .chain(result.host.and_then(|h| h.core_to_core_min_ns()))
