@@ -116,6 +116,25 @@ fn tiny_matrix_runs_every_cell() {
                 assert_eq!(pv.taken_slow, 0, "{id}");
             }
         }
+        // The guests' CPU is counted over the repetitions the guest marked:
+        // inside its work (which also writes and removes its data), and about
+        // its measured time (the host reads each mark a little after the
+        // guest prints it: a loose bound, this is no timing test).
+        if cell.status == CellStatus::Completed {
+            let times = cell.times.expect("phase times");
+            let marked = times.marked_s.expect("the guest marked its repetitions");
+            assert!(marked > 0.0 && marked < times.work_s, "{id}: {times:?}");
+            assert!(
+                marked >= cell.elapsed_s * 0.9,
+                "{id}: {marked} < {}",
+                cell.elapsed_s
+            );
+            assert!(
+                cell.guests.iter().all(|g| g.wall_s == marked),
+                "{id}: {:?}",
+                cell.guests
+            );
+        }
         // Every guest's vCPU threads were found by name and their run delays
         // read over the measured work.
         for g in &cell.guests {

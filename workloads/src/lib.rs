@@ -34,7 +34,7 @@ pub use params::{
     WorkloadConfig, WorkloadKind, KEYS,
 };
 pub use pgbench::PgbenchSummary;
-pub use report::{IntervalReport, LatencySummary, MeanSd, NullObserver, Observer};
+pub use report::{IntervalReport, LatencySummary, MeanSd, MeasureEdge, NullObserver, Observer};
 
 /// The result of any workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

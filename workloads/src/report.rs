@@ -73,11 +73,23 @@ pub trait Observer: Send {
     /// Called once, on the calling thread, when the run succeeded.
     fn done(&mut self, _summary: &RunSummary) {}
 
+    /// Called just before repetition `rep`'s timed work begins and, on the reporting thread, as
+    /// soon as it has ended (before its final interval): what lies between is what was measured.
+    /// The guest marks both on its console, so the host reads CPU over the measured work only.
+    fn measure(&mut self, _edge: MeasureEdge, _rep: u32) {}
+
     /// Polled after each interval; returning true ends time-bound work early (cpuhog, pgbench
     /// with a duration). Counted work (kernbench, pgbench `transactions`) always completes.
     fn should_stop(&mut self) -> bool {
         false
     }
+}
+
+/// Which end of a repetition's timed work [`Observer::measure`] is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeasureEdge {
+    Begins,
+    Ends,
 }
 
 /// An observer that ignores everything.
@@ -270,6 +282,9 @@ pub(crate) fn run_reported<R>(
     let template = new_latency_histogram()?;
     let slots = Slots::new(ctx.recorders, &template);
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Before the reporter takes the observer; the thread spawn is the only unmeasured work left
+    // inside the bracket.
+    ctx.observer.measure(MeasureEdge::Begins, ctx.rep);
     thread::scope(|s| {
         let slots = &slots;
         let template = &template;
@@ -315,6 +330,10 @@ fn reporter_loop(
         total_ops += ops;
         for (t, n) in total_per_thread.iter_mut().zip(&per_thread_ops) {
             *t += n;
+        }
+        if finished {
+            // First, before the final interval's (network) work.
+            ctx.observer.measure(MeasureEdge::Ends, ctx.rep);
         }
         ctx.observer.interval(IntervalReport {
             workload: ctx.kind,

@@ -6,16 +6,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pvbench_wire::console::WORKLOAD_STARTED;
+use pvbench_wire::console::{MEASURE_BEGINS, MEASURE_ENDS, WORKLOAD_STARTED};
 
 use super::noise;
-use super::outcome::{BenchRun, CellRun};
+use super::outcome::{BenchRun, CellRun, Reading, SpannedCpu};
 use super::plan::CellPlan;
 use super::RunError;
 use crate::collect::{self, Collector};
 use crate::results::MigrationMode;
 use crate::vm::accel::Accel;
-use crate::vm::guest::{self, GuestConfig, MigratePlan, MigrationKind, Running, StallWatch};
+use crate::vm::guest::{self, GuestConfig, MigratePlan, MigrationKind, Outcome, Running, StallWatch};
 use crate::vm::interrupt::interrupted;
 use crate::vm::BootFiles;
 
@@ -151,30 +151,39 @@ impl Qemu<'_> {
         let mut bench = guest::spawn(self.qemu, &self.files, &config)?;
         let started = bench.wait_for_line(WORKLOAD_STARTED, plan.start_timeout, None);
         let work_start = bench.elapsed();
-        // CPU counts from the start of the measured work: boot and setup are
-        // not what the fair share is about.
-        let cpu_at_start = bench.cpu_seconds();
-        let hog_cpu_before: Vec<f64> = hogs.iter_mut().map(Running::cpu_seconds).collect();
-        // Run delays over the same interval as the CPU.
-        let run_delay_at_start = bench.vcpu_run_delays();
-        let hog_delay_before: Vec<_> = hogs.iter_mut().map(Running::vcpu_run_delays).collect();
+        // CPU counts over the measured work only: boot, setup and teardown are
+        // not what the fair share is about. The guest marks each repetition's
+        // timed work; every guest is read at each mark.
+        let at_start = read_guests(&mut bench, hogs);
+        let mut cpu = SpannedCpu::default();
         let outcome = if started {
             // The cap counts from the start of the measured work.
             bench.set_deadline_from_now(plan.cap);
-            bench.wait(None)?
+            let mut open: Option<Reading> = None;
+            while let Some(mark) = bench.wait_for_any(&[MEASURE_BEGINS, MEASURE_ENDS], None)? {
+                let now = read_guests(&mut bench, hogs);
+                match (mark, open.take()) {
+                    (0, _) => open = Some(now),
+                    (_, Some(begin)) => cpu.add(&begin, &now),
+                    // An end without a begin: nothing to count.
+                    (_, None) => {}
+                }
+                cpu.marked = true;
+            }
+            let outcome = bench.wait(None)?;
+            // A repetition cut short (cap, stall, crash) counts to the guest's end.
+            if let Some(begin) = open {
+                cpu.add(&begin, &read_ended(&outcome, hogs));
+            }
+            outcome
         } else {
             bench.kill()?
         };
-        let hog_cpu_s = hogs
-            .iter_mut()
-            .zip(&hog_cpu_before)
-            .map(|(hog, before)| hog.cpu_seconds() - before)
-            .collect();
-        let hog_run_delay_s = hogs
-            .iter_mut()
-            .zip(&hog_delay_before)
-            .map(|(hog, before)| guest::delay_between(before.as_deref(), hog.vcpu_run_delays().as_deref()))
-            .collect();
+        if cpu.spans == 0 {
+            // Nothing marked: from the start line to the guest's end.
+            cpu = SpannedCpu::default();
+            cpu.add(&at_start, &read_ended(&outcome, hogs));
+        }
         for hog in hogs.drain(..) {
             hog.kill()?;
         }
@@ -191,14 +200,34 @@ impl Qemu<'_> {
             started,
             hogs_ready,
             work_start,
-            cpu_at_start,
-            run_delay_at_start,
             outcome,
-            hog_cpu_s,
-            hog_run_delay_s,
+            cpu,
             metrics,
             host: None,
         }))
+    }
+}
+
+/// Every guest's CPU and run delays now.
+fn read_guests(bench: &mut Running, hogs: &mut [Running]) -> Reading {
+    Reading {
+        at: bench.elapsed(),
+        bench_cpu_s: bench.cpu_seconds(),
+        bench_delays: bench.vcpu_run_delays(),
+        hog_cpu_s: hogs.iter_mut().map(Running::cpu_seconds).collect(),
+        hog_delays: hogs.iter_mut().map(Running::vcpu_run_delays).collect(),
+    }
+}
+
+/// Every guest's CPU and run delays as the bench guest ended: its own from
+/// its last readings, the hogs' now.
+fn read_ended(outcome: &Outcome, hogs: &mut [Running]) -> Reading {
+    Reading {
+        at: outcome.wall,
+        bench_cpu_s: outcome.cpu_s,
+        bench_delays: outcome.vcpu_run_delays.clone(),
+        hog_cpu_s: hogs.iter_mut().map(Running::cpu_seconds).collect(),
+        hog_delays: hogs.iter_mut().map(Running::vcpu_run_delays).collect(),
     }
 }
 

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use launch::{Launcher, Qemu};
-pub use outcome::{cell_result, classify, BenchRun, Boot, CellRun, Verdict};
+pub use outcome::{cell_result, classify, BenchRun, Boot, CellRun, Reading, SpannedCpu, Verdict};
 pub use plan::{workload, CellPlan, Env};
 use pvbench_wire::cmdline::CmdlineError;
 

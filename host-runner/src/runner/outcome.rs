@@ -36,20 +36,80 @@ pub struct BenchRun {
     pub hogs_ready: Duration,
     /// From QEMU's start to the start line (or to the kill, if it never came).
     pub work_start: Duration,
-    /// The bench guest's CPU seconds at the start line.
-    pub cpu_at_start: f64,
-    /// Its vCPU threads' run delays at the start line (`None` unknown).
-    pub run_delay_at_start: Option<Vec<Duration>>,
     pub outcome: Outcome,
-    /// CPU seconds each hog guest used while the bench guest ran.
-    pub hog_cpu_s: Vec<f64>,
-    /// Seconds each hog guest's vCPUs waited for a host CPU meanwhile, per
-    /// vCPU (`None` unknown).
-    pub hog_run_delay_s: Vec<Option<Vec<f64>>>,
+    /// Every guest's CPU over the measured work.
+    pub cpu: SpannedCpu,
     /// What its metrics stream delivered (`None`: the collector knew no such run).
     pub metrics: Option<RunResult>,
     /// The host around the cell, if it was read.
     pub host: Option<HostNoise>,
+}
+
+/// What the host read of every guest of a cell at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Since the bench guest's QEMU started.
+    pub at: Duration,
+    pub bench_cpu_s: f64,
+    /// The bench guest's vCPU threads' run delays so far (`None` unknown).
+    pub bench_delays: Option<Vec<Duration>>,
+    /// Each hog guest's, likewise.
+    pub hog_cpu_s: Vec<f64>,
+    pub hog_delays: Vec<Option<Vec<Duration>>>,
+}
+
+/// Every guest's CPU and run delays summed over spans of the bench guest's
+/// run: the repetitions' timed work it marked on its console, or (where it
+/// marked none) the one span from its start line to its end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpannedCpu {
+    /// Spans summed; `marked` tells whether the guest marked them.
+    pub spans: u32,
+    pub marked: bool,
+    /// Wall seconds over all spans.
+    pub wall_s: f64,
+    pub bench_cpu_s: f64,
+    /// Per vCPU; `None` where any span's reading was unknown.
+    pub bench_delay_s: Option<Vec<f64>>,
+    pub hog_cpu_s: Vec<f64>,
+    pub hog_delay_s: Vec<Option<Vec<f64>>>,
+}
+
+impl SpannedCpu {
+    /// Adds the span from `begin` to `end`.
+    pub fn add(&mut self, begin: &Reading, end: &Reading) {
+        fn sum(total: Option<Vec<f64>>, span: Option<Vec<f64>>, first: bool) -> Option<Vec<f64>> {
+            match (total, span) {
+                (_, Some(span)) if first => Some(span),
+                (Some(total), Some(span)) if total.len() == span.len() => {
+                    Some(total.iter().zip(&span).map(|(a, b)| a + b).collect())
+                }
+                _ => None,
+            }
+        }
+        let first = self.spans == 0;
+        if first {
+            self.hog_cpu_s = vec![0.0; begin.hog_cpu_s.len()];
+            self.hog_delay_s = vec![None; begin.hog_cpu_s.len()];
+        }
+        self.spans += 1;
+        self.wall_s += end.at.saturating_sub(begin.at).as_secs_f64();
+        self.bench_cpu_s += (end.bench_cpu_s - begin.bench_cpu_s).max(0.0);
+        let delays = delay_between(begin.bench_delays.as_deref(), end.bench_delays.as_deref());
+        self.bench_delay_s = sum(self.bench_delay_s.take(), delays, first);
+        for (i, total) in self.hog_cpu_s.iter_mut().enumerate() {
+            let (Some(b), Some(e)) = (begin.hog_cpu_s.get(i), end.hog_cpu_s.get(i)) else {
+                continue;
+            };
+            *total += (e - b).max(0.0);
+            let (b, e) = (
+                begin.hog_delays.get(i).cloned().flatten(),
+                end.hog_delays.get(i).cloned().flatten(),
+            );
+            let delays = delay_between(b.as_deref(), e.as_deref());
+            self.hog_delay_s[i] = sum(self.hog_delay_s[i].take(), delays, first);
+        }
+    }
 }
 
 /// What a bench guest's run amounts to.
@@ -129,6 +189,7 @@ fn times(bench: &BenchRun) -> CellTimes {
         boot_s: boot.as_secs_f64(),
         setup_s: bench.work_start.saturating_sub(boot).as_secs_f64(),
         work_s: bench.outcome.wall.saturating_sub(bench.work_start).as_secs_f64(),
+        marked_s: bench.cpu.marked.then_some(bench.cpu.wall_s),
     }
 }
 
@@ -142,8 +203,7 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         }
         CellRun::Bench(bench) => bench,
     };
-    // Over the measured work: from the start line to the guest's end.
-    let wall_s = bench.outcome.wall.saturating_sub(bench.work_start).as_secs_f64();
+    let cpu = &bench.cpu;
     let with_delays = |cpu: GuestCpu, per_vcpu: Option<Vec<f64>>| match per_vcpu {
         Some(per_vcpu) => GuestCpu {
             run_delay_s: Some(per_vcpu.iter().sum()),
@@ -152,19 +212,14 @@ pub fn cell_result(plan: &CellPlan, run: &CellRun) -> CellResult {
         },
         None => cpu,
     };
-    let bench_cpu_s = (bench.outcome.cpu_s - bench.cpu_at_start).max(0.0);
-    let bench_delays = delay_between(
-        bench.run_delay_at_start.as_deref(),
-        bench.outcome.vcpu_run_delays.as_deref(),
-    );
     let mut guests = vec![with_delays(
-        GuestCpu::new(GuestRole::Bench, plan.vcpus, bench_cpu_s, wall_s),
-        bench_delays,
+        GuestCpu::new(GuestRole::Bench, plan.vcpus, cpu.bench_cpu_s, cpu.wall_s),
+        cpu.bench_delay_s.clone(),
     )];
-    guests.extend(bench.hog_cpu_s.iter().enumerate().map(|(i, &cpu_s)| {
+    guests.extend(cpu.hog_cpu_s.iter().enumerate().map(|(i, &cpu_s)| {
         with_delays(
-            GuestCpu::new(GuestRole::Hog, plan.vcpus, cpu_s, wall_s),
-            bench.hog_run_delay_s.get(i).cloned().flatten(),
+            GuestCpu::new(GuestRole::Hog, plan.vcpus, cpu_s, cpu.wall_s),
+            cpu.hog_delay_s.get(i).cloned().flatten(),
         )
     }));
     let done = bench.metrics.as_ref().and_then(|m| m.done.as_ref());

@@ -107,14 +107,72 @@ fn bench(started: bool, ended: Ended, tail: &[&str], figures: Option<Figures>) -
         started,
         hogs_ready: Duration::from_millis(700),
         work_start: Duration::from_secs(4),
-        cpu_at_start: 0.5,
-        run_delay_at_start: Some(vec![Duration::from_millis(500), Duration::from_millis(500)]),
         outcome: outcome(ended, tail),
-        hog_cpu_s: vec![9.0],
-        hog_run_delay_s: vec![Some(vec![0.25, 0.5])],
+        cpu: spanned(&[(
+            reading(4.0, 0.5, Some([500, 500]), 1.0, Some([0, 0])),
+            reading(20.0, 1.0, Some([1500, 2500]), 10.0, Some([250, 500])),
+        )]),
         metrics: Some(metrics(figures)),
         host: None,
     }
+}
+
+/// What the launcher reads of a bench guest and one hog at `at_s`; delays in ms.
+fn reading(
+    at_s: f64,
+    cpu_s: f64,
+    delays: Option<[u64; 2]>,
+    hog_cpu_s: f64,
+    hog_delays: Option<[u64; 2]>,
+) -> Reading {
+    let ms = |d: Option<[u64; 2]>| d.map(|d| d.iter().map(|&ms| Duration::from_millis(ms)).collect());
+    Reading {
+        at: Duration::from_secs_f64(at_s),
+        bench_cpu_s: cpu_s,
+        bench_delays: ms(delays),
+        hog_cpu_s: vec![hog_cpu_s],
+        hog_delays: vec![ms(hog_delays)],
+    }
+}
+
+fn spanned(spans: &[(Reading, Reading)]) -> SpannedCpu {
+    let mut cpu = SpannedCpu::default();
+    spans.iter().for_each(|(begin, end)| cpu.add(begin, end));
+    cpu
+}
+
+#[test]
+fn cpu_is_summed_over_the_marked_spans_only() {
+    // Two repetitions, with 1 s of unmarked work (its CPU and delays) between them.
+    let cpu = spanned(&[
+        (
+            reading(1.0, 0.5, Some([100, 100]), 2.0, Some([0, 0])),
+            reading(3.0, 4.5, Some([300, 200]), 4.0, Some([500, 0])),
+        ),
+        (
+            reading(4.0, 6.5, Some([900, 900]), 5.0, Some([900, 900])),
+            reading(5.5, 9.5, Some([1000, 1000]), 6.5, Some([1400, 1000])),
+        ),
+    ]);
+    assert_eq!(cpu.spans, 2);
+    assert!((cpu.wall_s - 3.5).abs() < 1e-9, "{cpu:?}");
+    assert!((cpu.bench_cpu_s - 7.0).abs() < 1e-9, "{cpu:?}");
+    assert_eq!(cpu.bench_delay_s, Some(vec![0.30000000000000004, 0.2]));
+    assert!((cpu.hog_cpu_s[0] - 3.5).abs() < 1e-9, "{cpu:?}");
+    assert_eq!(cpu.hog_delay_s, vec![Some(vec![1.0, 0.1])]);
+    // One span's delays unknown: the sum is unknown, not the known spans'.
+    let cpu = spanned(&[
+        (
+            reading(1.0, 0.5, Some([100, 100]), 2.0, None),
+            reading(3.0, 4.5, Some([300, 200]), 4.0, None),
+        ),
+        (
+            reading(4.0, 6.5, None, 5.0, Some([0, 0])),
+            reading(5.5, 9.5, None, 6.5, Some([1, 1])),
+        ),
+    ]);
+    assert_eq!((&cpu.bench_delay_s, &cpu.hog_delay_s), (&None, &vec![None]));
+    assert!((cpu.hog_cpu_s[0] - 3.5).abs() < 1e-9, "{cpu:?}");
 }
 
 fn failure(v: &Verdict) -> Option<FailureKind> {
@@ -507,8 +565,10 @@ fn a_cell_keeps_every_lock_counter_the_kick_latency_and_each_guests_run_delay() 
     assert_eq!(hog.run_delay_s, Some(0.75));
     // Unknown at the start line: unknown, not the whole life's.
     let mut b = bench(true, EXIT_0, &[], Some(FIGURES));
-    b.run_delay_at_start = None;
-    b.hog_run_delay_s = vec![None];
+    b.cpu = spanned(&[(
+        reading(4.0, 0.5, None, 1.0, None),
+        reading(20.0, 1.0, Some([1500, 2500]), 10.0, Some([250, 500])),
+    )]);
     let result = cell_result(&plan, &CellRun::Bench(Box::new(b)));
     assert!(result
         .guests

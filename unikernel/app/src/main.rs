@@ -21,10 +21,11 @@ mod selftest;
 use std::process::ExitCode;
 
 use pvbench_wire::cmdline;
-use pvbench_wire::console::WORKLOAD_STARTED;
+use pvbench_wire::console::{MEASURE_BEGINS, MEASURE_ENDS, WORKLOAD_STARTED};
 use pvbench_wire::exit::{DEBUG_EXIT_PORT, Status, port_value};
 use pvbench_wire::frames::Figures;
 use pvbench_workloads as workloads;
+use workloads::{MeasureEdge, Observer};
 
 // std on Hermit calls the C math functions; this crate defines them.
 use pvbench_cmath as _;
@@ -130,8 +131,8 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         inject_stall();
     }
     let result = match sink.as_mut() {
-        Some(sink) => workloads::run(&config, sink),
-        None => workloads::run(&config, &mut workloads::NullObserver),
+        Some(sink) => workloads::run(&config, &mut Marked(sink)),
+        None => workloads::run(&config, &mut Marked(&mut workloads::NullObserver)),
     };
     let (status, outcome) = match &result {
         Ok(summary) => {
@@ -159,6 +160,33 @@ fn workload(args: &[String], line: &str, pv_config: &::pvlock::report::Config) -
         }
     }
     status.code()
+}
+
+/// Marks each repetition's timed work on the console for the host (see
+/// `pvbench_wire::console`) and passes everything else on.
+struct Marked<'a, O: Observer>(&'a mut O);
+
+impl<O: Observer> Observer for Marked<'_, O> {
+    fn interval(&mut self, report: workloads::IntervalReport) {
+        self.0.interval(report);
+    }
+
+    fn done(&mut self, summary: &workloads::RunSummary) {
+        self.0.done(summary);
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.0.should_stop()
+    }
+
+    fn measure(&mut self, edge: MeasureEdge, rep: u32) {
+        let marker = match edge {
+            MeasureEdge::Begins => MEASURE_BEGINS,
+            MeasureEdge::Ends => MEASURE_ENDS,
+        };
+        println!("{marker} rep={rep}");
+        self.0.measure(edge, rep);
+    }
 }
 
 /// `mode=lostkick`: the stall a lost kick leaves, on purpose. This vCPU halts

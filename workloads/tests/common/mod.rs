@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pvbench_workloads::{IntervalReport, Observer, RunSummary};
+use pvbench_workloads::{IntervalReport, MeasureEdge, Observer, RunSummary};
 
 /// A per-test root directory, removed when dropped.
 pub struct TestRoot(PathBuf);
@@ -40,6 +40,8 @@ impl Drop for TestRoot {
 #[derive(Default)]
 pub struct Recording {
     pub intervals: Vec<Seen>,
+    /// Measure edges and intervals (`None`: an interval of the rep), in the order told.
+    pub order: Vec<(u32, Option<MeasureEdge>)>,
     pub done: Option<RunSummary>,
     /// Ask to stop after this many intervals.
     pub stop_after: Option<usize>,
@@ -57,6 +59,7 @@ pub struct Seen {
 
 impl Observer for Recording {
     fn interval(&mut self, r: IntervalReport) {
+        self.order.push((r.rep, None));
         self.intervals.push(Seen {
             rep: r.rep,
             seq: r.seq,
@@ -70,6 +73,10 @@ impl Observer for Recording {
 
     fn done(&mut self, summary: &RunSummary) {
         self.done = Some(summary.clone());
+    }
+
+    fn measure(&mut self, edge: MeasureEdge, rep: u32) {
+        self.order.push((rep, Some(edge)));
     }
 
     fn should_stop(&mut self) -> bool {
@@ -86,8 +93,18 @@ impl Recording {
             .sum()
     }
 
-    /// Each repetition's reports are numbered 0.. and end with exactly one `last`.
+    /// Each repetition's reports are numbered 0.. and end with exactly one `last`; its measure
+    /// edges bracket its reports, the end coming just before the last one.
     pub fn assert_well_formed(&self, reps: u32) {
+        let mut expected = Vec::new();
+        for rep in 1..=reps {
+            let n = self.intervals.iter().filter(|i| i.rep == rep).count();
+            expected.push((rep, Some(MeasureEdge::Begins)));
+            expected.extend(std::iter::repeat_n((rep, None), n.saturating_sub(1)));
+            expected.push((rep, Some(MeasureEdge::Ends)));
+            expected.push((rep, None));
+        }
+        assert_eq!(self.order, expected, "measure edges and intervals out of order");
         for rep in 1..=reps {
             let of_rep: Vec<&Seen> = self.intervals.iter().filter(|i| i.rep == rep).collect();
             assert!(!of_rep.is_empty(), "no reports for rep {rep}");

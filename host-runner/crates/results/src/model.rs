@@ -356,9 +356,11 @@ pub enum GuestRole {
 }
 
 /// Host CPU one guest's QEMU process got during the cell: since results of
-/// 2026-11-29 (those with `host`), over the measured work only, from the
-/// bench guest's start line to its end; before, over the bench guest's whole
-/// life (boot, setup and teardown included).
+/// 2026-12-01 (those with `times.marked_s`), over the repetitions' timed work
+/// as the bench guest marked it on its console; from 2026-11-29 (those with
+/// `host`), from the bench guest's start line to its end (its data written and
+/// removed, its exit included); before, over the bench guest's whole life
+/// (boot, setup and teardown included).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestCpu {
     /// Bench or hog.
@@ -598,6 +600,12 @@ pub struct CellTimes {
     /// The workload's start line to the guest's end: its data written, warm-up
     /// and measured repetitions, cleanup.
     pub work_s: f64,
+    /// Of `work_s`, the repetitions' timed work as the guest marked it (warm-up
+    /// included): what the guests' CPU figures are counted over. Absent where
+    /// the guest marked none (results before 2026-12-01, a guest that failed
+    /// before its first repetition): their CPU is over `work_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_s: Option<f64>,
 }
 
 impl CellTimes {

@@ -283,6 +283,15 @@ pub struct Running {
     earlier_cpu_s: f64,
     earlier_run_delays: Vec<Duration>,
     earlier_stderr: String,
+    /// How the guest ended, once [`Running::wait_for_any`] saw it end.
+    ended: Option<Ended>,
+}
+
+/// What one round of [`Running::watch`] saw.
+enum Watched {
+    /// A line starting with the prefix of this index.
+    Line(usize),
+    Ended(Ended),
 }
 
 /// A [`StallWatch`] and where its current window began.
@@ -435,6 +444,7 @@ pub fn spawn(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<Run
         earlier_cpu_s: 0.0,
         earlier_run_delays: Vec::new(),
         earlier_stderr: String::new(),
+        ended: None,
     })
 }
 
@@ -503,19 +513,60 @@ impl Running {
 
     /// Waits for the guest to end (or kills it at its timeout).
     pub fn wait(mut self, mut echo: Echo<'_>) -> Result<Outcome, GuestError> {
-        let ended = loop {
+        let ended = match self.ended.take() {
+            Some(ended) => ended,
+            None => loop {
+                if let Watched::Ended(ended) = self.watch(&[], &mut echo)? {
+                    break ended;
+                }
+            },
+        };
+        Ok(self.finish(ended, echo))
+    }
+
+    /// Watches the guest as [`Running::wait`] does (its cap, stall watch and
+    /// migrations included) until a serial line starts with one of
+    /// `prefixes`: `Some(index)` of the prefix, or `None` once the guest has
+    /// ended (then `wait` returns its outcome at once).
+    pub fn wait_for_any(
+        &mut self,
+        prefixes: &[&str],
+        mut echo: Echo<'_>,
+    ) -> Result<Option<usize>, GuestError> {
+        if self.ended.is_some() {
+            return Ok(None);
+        }
+        match self.watch(prefixes, &mut echo)? {
+            Watched::Line(index) => Ok(Some(index)),
+            Watched::Ended(ended) => {
+                self.ended = Some(ended);
+                Ok(None)
+            }
+        }
+    }
+
+    /// One round of watching: the next serial line (if it matches a prefix),
+    /// the guest's end, or nothing yet.
+    fn watch(&mut self, prefixes: &[&str], echo: &mut Echo<'_>) -> Result<Watched, GuestError> {
+        loop {
             match self.lines.recv_timeout(Duration::from_millis(5)) {
-                Ok(line) => self.take_line(line, &mut echo),
+                Ok(line) => {
+                    let hit = prefixes.iter().position(|p| line.1.starts_with(p));
+                    self.take_line(line, echo);
+                    if let Some(index) = hit {
+                        return Ok(Watched::Line(index));
+                    }
+                }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             self.sample_cpu_every(CPU_SAMPLE_EVERY);
             if let Some(ended) = self.exited()? {
-                break ended;
+                return Ok(Watched::Ended(ended));
             }
             if self.started.elapsed() >= self.timeout {
                 self.note_vcpu_states(CAP_SAMPLES);
                 self.kill_child()?;
-                break Ended::TimedOut;
+                return Ok(Watched::Ended(Ended::TimedOut));
             }
             if let Some(stalled) = self.check_stall() {
                 self.note_vcpu_states(1);
@@ -523,7 +574,7 @@ impl Running {
                 self.dump_memory();
                 self.nmi_probe = self.probe_with_nmi();
                 self.kill_child()?;
-                break stalled;
+                return Ok(Watched::Ended(stalled));
             }
             if self.migration.as_ref().is_some_and(migrate::Migration::due) {
                 if let Err(e) = self.migrate() {
@@ -535,21 +586,20 @@ impl Running {
                     // core: seen in the soak as "Connection reset by peer" on
                     // a guest that had printed its exit status.
                     if let Some(ended) = self.exited_within(EXIT_GRACE)? {
-                        break ended;
+                        return Ok(Watched::Ended(ended));
                     }
                     if let Some(m) = self.migration.as_mut() {
                         m.report.error = Some(e.to_string());
                     }
                     self.kill_child()?;
-                    break Ended::MigrationFailed;
+                    return Ok(Watched::Ended(Ended::MigrationFailed));
                 }
             }
             if interrupted() {
                 self.kill_child()?;
-                break Ended::Killed;
+                return Ok(Watched::Ended(Ended::Killed));
             }
-        };
-        Ok(self.finish(ended, echo))
+        }
     }
 
     /// Stops the guest now.
