@@ -736,9 +736,10 @@ pub fn cpu(report: &Report) -> Table {
 /// How the CPU table's columns are defined.
 pub const CPU_NOTE: &str =
     "Share of a host core per vCPU: a guest's QEMU CPU seconds / wall seconds / its vCPUs \
-     (mean over runs), counted over the measured work (results recorded since host readings exist; \
-     older ones count the bench guest's whole life, boot and setup included). With G guests of V \
-     vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
+     (mean over runs), counted over the repetitions' timed work as the bench guest marks it \
+     (results since 2026-12-01; earlier ones from its start line to its end, its data written and \
+     removed; before host readings existed, over its whole life, boot and setup included). With G \
+     guests of V vCPUs on C host cores, the fair share is min(1, C / (G x V)).";
 
 /// How the run-delay columns are defined (shown with them).
 pub const RUN_DELAY_NOTE: &str =

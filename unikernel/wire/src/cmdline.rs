@@ -139,6 +139,15 @@ mod builder {
             Ok(self)
         }
 
+        /// Tells the kernel its TSC rate in MHz (Hermit's `-freq`) instead of
+        /// letting it measure one.
+        pub fn tsc_mhz(&mut self, mhz: u16) -> &mut Self {
+            // Both words are plain ASCII: nothing to check.
+            self.kernel.push("-freq".into());
+            self.kernel.push(mhz.to_string());
+            self
+        }
+
         /// Adds the application word `key=value`.
         pub fn push(&mut self, key: &str, value: impl Display) -> Result<&mut Self, CmdlineError> {
             self.push_word(&std::format!("{key}={value}"))

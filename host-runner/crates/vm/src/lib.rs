@@ -2,7 +2,8 @@
 //! guest shares ([`qemu`]), choosing the accelerator ([`accel`]), the guest
 //! process with its console, CPU sampling, timeout, stall watch and panic
 //! reading ([`guest`]), migration (live or paused) to a fresh QEMU through QMP ([`qmp`],
-//! `guest::migrate`), and Ctrl-C ([`interrupt`]).
+//! `guest::migrate`), Ctrl-C ([`interrupt`]), and the host's TSC rate every
+//! guest is told at boot ([`tsc`]).
 //!
 //! No QEMU outlives pvbench: a running guest kills its QEMU when dropped, and
 //! every QEMU gets SIGKILL from the kernel if pvbench itself dies.
@@ -14,6 +15,7 @@ pub mod guest;
 pub mod interrupt;
 pub mod qemu;
 pub mod qmp;
+pub mod tsc;
 
 use std::path::PathBuf;
 

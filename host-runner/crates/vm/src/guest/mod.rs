@@ -19,7 +19,7 @@ use pvbench_wire::exit::{GuestExit, Status};
 
 use crate::accel::Accel;
 use crate::interrupt::interrupted;
-use crate::{qemu, BootFiles};
+use crate::{qemu, tsc, BootFiles};
 
 mod migrate;
 mod monitor;
@@ -240,13 +240,19 @@ pub fn command(qemu: &Path, image: &BootFiles, config: &GuestConfig) -> Result<C
     if config.vcpus == 0 || config.vcpus > MAX_VCPUS {
         return Err(GuestError::BadVcpus(config.vcpus));
     }
+    let mut cmdline = config.cmdline.clone();
+    // The guest's clock from the host's, not from PIT ticks that QEMU delivers
+    // late under overcommit (see `tsc`).
+    if let Some(mhz) = tsc::host_mhz() {
+        cmdline.tsc_mhz(mhz);
+    }
     let mut cmd = Command::new(qemu);
     cmd.args(config.accel.qemu_args())
         .args(qemu::common_args(config.vcpus, config.memory_mib, &image.loader))
         .arg("-initrd")
         .arg(&image.app)
         .arg("-append")
-        .arg(config.cmdline.to_append());
+        .arg(cmdline.to_append());
     if config.network {
         cmd.args(qemu::network_args());
     }
