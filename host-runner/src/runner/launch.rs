@@ -210,22 +210,31 @@ impl Qemu<'_> {
 
 /// Every guest's CPU and run delays now.
 fn read_guests(bench: &mut Running, hogs: &mut [Running]) -> Reading {
-    Reading {
-        at: bench.elapsed(),
-        bench_cpu_s: bench.cpu_seconds(),
-        bench_delays: bench.vcpu_run_delays(),
-        hog_cpu_s: hogs.iter_mut().map(Running::cpu_seconds).collect(),
-        hog_delays: hogs.iter_mut().map(Running::vcpu_run_delays).collect(),
-    }
+    reading(
+        bench.elapsed(),
+        bench.cpu_seconds(),
+        bench.vcpu_run_delays(),
+        hogs,
+    )
 }
 
 /// Every guest's CPU and run delays as the bench guest ended: its own from
 /// its last readings, the hogs' now.
 fn read_ended(outcome: &Outcome, hogs: &mut [Running]) -> Reading {
+    reading(outcome.wall, outcome.cpu_s, outcome.vcpu_run_delays.clone(), hogs)
+}
+
+/// The bench guest's figures as given, with the hogs' read now.
+fn reading(
+    at: Duration,
+    bench_cpu_s: f64,
+    bench_delays: Option<Vec<Duration>>,
+    hogs: &mut [Running],
+) -> Reading {
     Reading {
-        at: outcome.wall,
-        bench_cpu_s: outcome.cpu_s,
-        bench_delays: outcome.vcpu_run_delays.clone(),
+        at,
+        bench_cpu_s,
+        bench_delays,
         hog_cpu_s: hogs.iter_mut().map(Running::cpu_seconds).collect(),
         hog_delays: hogs.iter_mut().map(Running::vcpu_run_delays).collect(),
     }
