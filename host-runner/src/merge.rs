@@ -308,6 +308,7 @@ fn merged_manifest(shards: &[Loaded]) -> Result<RunManifest, MergeError> {
                     host_cores: p.host_cores,
                     git_revision: p.git_revision.clone(),
                     started_unix: p.started_unix,
+                    guest_tsc_mhz: p.guest_tsc_mhz,
                 }
             })
             .collect(),
@@ -321,6 +322,14 @@ fn merged_manifest(shards: &[Loaded]) -> Result<RunManifest, MergeError> {
         .expect("at least one shard");
     let hosts = record.hosts();
     provenance.hostname = (hosts.len() == 1).then(|| hosts[0].to_string());
+    // Absent when any shard's guests calibrated their own clocks, so the
+    // report warns; each shard's own rate stays in its origin record.
+    if shards
+        .iter()
+        .any(|s| s.results.manifest.provenance.guest_tsc_mhz.is_none())
+    {
+        provenance.guest_tsc_mhz = None;
+    }
     Ok(RunManifest {
         provenance,
         matrix: first.matrix.clone(),

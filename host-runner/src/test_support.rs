@@ -16,5 +16,6 @@ pub fn provenance() -> Provenance {
         pvbench_version: "v".into(),
         started_unix: 0,
         hostname: None,
+        guest_tsc_mhz: None,
     }
 }

@@ -162,6 +162,11 @@ fn tiny_matrix_runs_every_cell() {
             "{id}: host {host_mhz} MHz\n{log}"
         );
     }
+    // ...and the run records the rate it gave them.
+    assert_eq!(
+        results.manifest.provenance.guest_tsc_mhz,
+        pvbench::vm::tsc::host_mhz()
+    );
     // `pvbench run` ends with the report, written beside the results.
     assert!(
         text(&output.stdout).contains("kernbench-like"),

@@ -55,6 +55,7 @@ fn provenance() -> Provenance {
         pvbench_version: "0.1.0".into(),
         started_unix: 1_795_600_800,
         hostname: None,
+        guest_tsc_mhz: Some(2596),
     }
 }
 

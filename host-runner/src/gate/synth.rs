@@ -210,6 +210,7 @@ impl Synth {
             pvbench_version: "synthetic".into(),
             started_unix: 1_700_000_000,
             hostname: None,
+            guest_tsc_mhz: None,
         }
     }
 }

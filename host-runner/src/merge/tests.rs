@@ -156,6 +156,31 @@ fn one_host_needs_no_hosts_line() {
     let _ = fs::remove_dir_all(root);
 }
 
+#[test]
+fn a_shard_whose_guests_calibrated_their_own_clocks_is_not_hidden() {
+    let root = scratch("clock");
+    let told = |m: &mut RunManifest| m.provenance.guest_tsc_mhz = Some(2596);
+    let dirs = vec![
+        shard_dir(&root, "s1", 1, 2, "alpha", told, 0),
+        shard_dir(&root, "s2", 2, 2, "alpha", told, 0),
+    ];
+    let merged = merge_into(dirs, &root.join("merged")).unwrap();
+    assert_eq!(merged.manifest.provenance.guest_tsc_mhz, Some(2596));
+    // Shard 2 from before the rate was passed: the merged run says so.
+    let dirs = vec![
+        shard_dir(&root, "t1", 1, 2, "alpha", told, 0),
+        shard_dir(&root, "t2", 2, 2, "alpha", |_| {}, 0),
+    ];
+    let merged = merge_into(dirs, &root.join("merged2")).unwrap();
+    assert_eq!(merged.manifest.provenance.guest_tsc_mhz, None);
+    let Some(Sharding::Merged(record)) = &merged.manifest.sharding else {
+        panic!("a merge record")
+    };
+    let rates: Vec<Option<u16>> = record.shards.iter().map(|s| s.guest_tsc_mhz).collect();
+    assert_eq!(rates, [Some(2596), None]);
+    let _ = fs::remove_dir_all(root);
+}
+
 /// `merge` fails with `check`'s error, names `dir` in its message, and
 /// leaves no `out` nor temporary behind.
 fn refused(root: &Path, dirs: Vec<PathBuf>, expect: &str, names: &Path) -> MergeError {

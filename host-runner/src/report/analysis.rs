@@ -13,7 +13,7 @@ use super::censored::{self, Bounded, Dominance};
 use crate::ministat::{self, AnalysisOptions, DataSet, TextOptions};
 use crate::results::{
     ArmKey, CellKey, CellResult, CellStatus, CellTimes, FailureKind, GroupKey, GuestRole, HostNoise,
-    LockMode, LockStats, Metric, Provenance, Results, Workload,
+    LockMode, LockStats, Metric, Overcommit, Provenance, Results, Workload,
 };
 use crate::stats::{
     ancova, compare, median, CompareOptions, Confidence, MedianRule, PercentInterval, Sample,
@@ -512,6 +512,8 @@ pub enum WarningKind {
     CpusApart,
     /// Cells measured again because an earlier attempt ran with the CPUs apart.
     RerunApart,
+    /// Overcommitted cells whose guests calibrated their own clocks.
+    GuestClock,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -754,6 +756,9 @@ fn warnings(
     if let Some(w) = cpus_apart(results) {
         warnings.push(w);
     }
+    if let Some(w) = guest_clock(results) {
+        warnings.push(w);
+    }
     if cells.missing > 0 {
         warnings.push(Warning {
             kind: WarningKind::Missing,
@@ -867,6 +872,29 @@ fn per_lock_mode(cells: &[&CellResult]) -> String {
     }
     let counts: Vec<String> = counts.iter().map(|(m, n)| format!("{m} {n}")).collect();
     counts.join(", ")
+}
+
+/// The warning about overcommitted cells timed by guests that calibrated
+/// their own TSC rate (no host rate in the provenance). At 1x the guests'
+/// own calibration is right to 0.2%, so those cells are not named.
+fn guest_clock(results: &Results) -> Option<Warning> {
+    if results.manifest.provenance.guest_tsc_mhz.is_some() {
+        return None;
+    }
+    let overcommitted = results
+        .cells
+        .iter()
+        .filter(|c| c.key.overcommit != Overcommit::X1)
+        .count();
+    (overcommitted > 0).then(|| Warning {
+        kind: WarningKind::GuestClock,
+        message: format!(
+            "the guests were not told the host's TSC rate and calibrated their clocks against three PIT \
+             ticks, which QEMU delivers late while its threads wait for a host CPU: the times of the \
+             {overcommitted} overcommitted cell{} can be tens of percent off (results/noise/guest-clock)",
+            plural(overcommitted)
+        ),
+    })
 }
 
 /// The warning about cells measured with the host's CPUs apart, if any were:
@@ -1424,5 +1452,36 @@ mod tests {
         cells[0].host = None;
         let refs: Vec<&CellResult> = cells.iter().collect();
         assert_eq!(host_adjusted(&refs, LockMode::Pv, Confidence::P95), None);
+    }
+
+    #[test]
+    fn overcommitted_cells_timed_by_the_guests_own_clock_are_warned_about() {
+        let mut cells = vec![
+            cell(LockMode::Base, 1, 1.0, 10.0),
+            cell(LockMode::Pv, 1, 1.0, 10.0),
+        ];
+        let mut results = Results {
+            dir: PathBuf::from("r"),
+            manifest: crate::results::RunManifest {
+                provenance: crate::test_support::provenance(),
+                matrix: serde_json::Value::Null,
+                cells: cells.iter().map(|c| c.key).collect(),
+                target_mde_pct: None,
+                sharding: None,
+            },
+            cells: cells.clone(),
+        };
+        // At 1x the guests' own calibration is right: nothing to say.
+        assert!(guest_clock(&results).is_none());
+        cells[1].key.overcommit = Overcommit::X3;
+        results.cells = cells;
+        let w = guest_clock(&results).expect("an overcommitted cell without the host's rate");
+        assert!(
+            w.message.contains("the times of the 1 overcommitted cell can"),
+            "{}",
+            w.message
+        );
+        results.manifest.provenance.guest_tsc_mhz = Some(2596);
+        assert!(guest_clock(&results).is_none());
     }
 }

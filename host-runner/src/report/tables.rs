@@ -30,6 +30,13 @@ pub fn provenance(report: &Report) -> Table {
         ("QEMU", format!("{}, accel {}", p.qemu, p.accel)),
         ("guest image", p.image_id.clone()),
         ("git revision", p.git_revision.clone()),
+        (
+            "guest clock",
+            p.guest_tsc_mhz.map_or_else(
+                || "calibrated by each guest (no host TSC rate recorded)".to_string(),
+                |mhz| format!("host TSC rate, {mhz} MHz, given to every guest"),
+            ),
+        ),
         ("matrix", p.matrix_hash.clone()),
         ("pvbench", p.pvbench_version.clone()),
         (

@@ -472,6 +472,8 @@ fn provenance(qemu: &Path, image: &Image, accel: Accel, spec: &MatrixSpec, layou
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         hostname: hostname(),
+        // What `vm::guest::command` passes to every guest of this run.
+        guest_tsc_mhz: crate::vm::tsc::host_mhz(),
     }
 }
 

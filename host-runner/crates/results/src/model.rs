@@ -708,6 +708,14 @@ pub struct Provenance {
     /// which machine of a fleet ran a shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The TSC rate (MHz) every guest was told (Hermit's `-freq`), measured on
+    /// the host. Absent: the guests calibrated their clocks themselves against
+    /// three PIT ticks, which QEMU delivers late when its threads wait for a
+    /// host CPU, so under overcommit their timings can be tens of percent off
+    /// (results written before the rate was passed, or a host without a
+    /// steady TSC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_tsc_mhz: Option<u16>,
 }
 
 /// `run.json`: the matrix as planned and where it ran.

@@ -342,6 +342,10 @@ pub struct ShardOrigin {
     pub git_revision: String,
     /// When it started, in seconds since the Unix epoch.
     pub started_unix: u64,
+    /// The TSC rate its guests were told, if they were
+    /// ([`Provenance::guest_tsc_mhz`](crate::Provenance::guest_tsc_mhz)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_tsc_mhz: Option<u16>,
 }
 
 /// The host a comparison group ran on.
